@@ -1,0 +1,44 @@
+import { Code } from "@connectrpc/connect";
+import type { RequestHandler } from "./listener.js";
+
+type Request = Parameters<RequestHandler>[0];
+type Response = Parameters<RequestHandler>[1];
+
+/**
+ * Answer a request for a path no route serves, in the caller's protocol.
+ *
+ * gRPC clients expect `unimplemented` as HTTP 200 with `grpc-status: 12` in a
+ * trailers-only response (gRPC over HTTP/2 spec), not a bare 404 they would
+ * report as `UNIMPLEMENTED` only by guesswork; gRPC-Web likewise carries the
+ * status in headers. Everything else gets 404, with a Connect error body for
+ * Connect clients and plain text for people.
+ */
+export function notFound(req: Request, res: Response): void {
+  const contentType = req.headers["content-type"] ?? "";
+  const message = `unknown procedure ${sanitizePath(req.url ?? "")}`;
+  if (/^application\/grpc(-web(-text)?)?([+;]|$)/i.test(contentType)) {
+    res.writeHead(200, {
+      "content-type": contentType,
+      "grpc-status": String(Code.Unimplemented),
+      "grpc-message": encodeURIComponent(message),
+    });
+    res.end();
+    return;
+  }
+  if (
+    req.method === "POST" &&
+    /^application\/(connect\+)?(json|proto)/i.test(contentType)
+  ) {
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ code: "unimplemented", message }));
+    return;
+  }
+  res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+  res.end("404 Not Found\n");
+}
+
+/** Keep what a client sent from being echoed back verbatim at length. */
+function sanitizePath(path: string): string {
+  const p = path.split("?")[0] ?? "";
+  return p.length > 200 ? `${p.slice(0, 200)}…` : p;
+}
