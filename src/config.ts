@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 
 /** Every setting of the server, typed and validated. */
@@ -11,7 +12,43 @@ export interface Config {
   tls: { cert: Buffer; key: Buffer } | undefined;
   /** Pause between two StreamHello replies, in milliseconds. @default 1000 */
   streamIntervalMs: number;
+  /** How long calls in flight may run on after a shutdown signal, in milliseconds. @default 10000 */
+  shutdownGraceMs: number;
+  /** Least severe log level written: fatal, error, warn, info, debug, trace or silent. @default "info" */
+  logLevel: LogLevel;
+  /** Origins allowed to call cross-origin from a browser; empty allows none, "*" any. @default [] */
+  corsOrigins: string[];
+  /** Largest message read, in bytes (after decompression); larger ones fail with RESOURCE_EXHAUSTED. @default 4194304 */
+  maxMessageBytes: number;
+  /** Smallest response message that is compressed when the client accepts it, in bytes. @default 1024 */
+  compressMinBytes: number;
+  /** Most HTTP/2 streams (calls) a client may have open at once on one connection. @default 1000 */
+  maxConcurrentStreams: number;
+  /** Largest request header block accepted, in bytes, on HTTP/2 and HTTP/1.1. @default 16384 */
+  maxHeaderBytes: number;
+  /** How long a client may take to send a connection's first bytes or a request's headers, in milliseconds. @default 10000 */
+  headersTimeoutMs: number;
+  /** How long an HTTP/1.1 request may take to arrive in full, in milliseconds (0: no limit). @default 300000 */
+  requestTimeoutMs: number;
+  /** How long a connection with no call in flight stays open, in milliseconds. @default 300000 */
+  idleTimeoutMs: number;
+  /** Worker processes sharing the port (node:cluster); 1 runs no cluster. @default 1 */
+  workers: number;
 }
+
+/** The log levels, most severe first. */
+export const logLevels = [
+  "fatal",
+  "error",
+  "warn",
+  "info",
+  "debug",
+  "trace",
+  "silent",
+] as const;
+
+/** A log level. */
+export type LogLevel = (typeof logLevels)[number];
 
 /** A configuration value that cannot be used; its message is one line for the operator. */
 export class ConfigError extends Error {
@@ -61,6 +98,72 @@ export const settings = {
     default: "1000",
     doc: "pause between StreamHello replies in ms (0 allowed)",
   },
+  shutdownGraceMs: {
+    flag: "shutdown-grace-ms",
+    env: "SHUTDOWN_GRACE_MS",
+    default: "10000",
+    doc: "how long calls in flight may finish after SIGTERM/SIGINT, in ms",
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "LOG_LEVEL",
+    default: "info",
+    doc: `least severe log level written (${logLevels.join(", ")})`,
+  },
+  corsOrigins: {
+    flag: "cors-origins",
+    env: "CORS_ORIGINS",
+    default: "",
+    doc: 'comma-separated origins allowed cross-origin from browsers ("*": any)',
+  },
+  maxMessageBytes: {
+    flag: "max-message-bytes",
+    env: "MAX_MESSAGE_BYTES",
+    default: "4194304",
+    doc: "largest message read, in bytes (larger: RESOURCE_EXHAUSTED)",
+  },
+  compressMinBytes: {
+    flag: "compress-min-bytes",
+    env: "COMPRESS_MIN_BYTES",
+    default: "1024",
+    doc: "smallest response message compressed (gzip, br), in bytes",
+  },
+  maxConcurrentStreams: {
+    flag: "max-concurrent-streams",
+    env: "MAX_CONCURRENT_STREAMS",
+    default: "1000",
+    doc: "most calls open at once on one HTTP/2 connection",
+  },
+  maxHeaderBytes: {
+    flag: "max-header-bytes",
+    env: "MAX_HEADER_BYTES",
+    default: "16384",
+    doc: "largest request header block, in bytes",
+  },
+  headersTimeoutMs: {
+    flag: "headers-timeout-ms",
+    env: "HEADERS_TIMEOUT_MS",
+    default: "10000",
+    doc: "time for a new connection's first bytes and a request's headers, in ms",
+  },
+  requestTimeoutMs: {
+    flag: "request-timeout-ms",
+    env: "REQUEST_TIMEOUT_MS",
+    default: "300000",
+    doc: "time for a whole HTTP/1.1 request to arrive, in ms (0: no limit)",
+  },
+  idleTimeoutMs: {
+    flag: "idle-timeout-ms",
+    env: "IDLE_TIMEOUT_MS",
+    default: "300000",
+    doc: "how long a connection with no call in flight stays open, in ms",
+  },
+  workers: {
+    flag: "workers",
+    env: "WORKERS",
+    default: "1",
+    doc: 'worker processes sharing the port ("auto": one per CPU)',
+  },
 } as const satisfies Record<string, Setting>;
 
 type Raw = Record<keyof typeof settings, string>;
@@ -95,9 +198,63 @@ export function loadConfig(
       raw.streamIntervalMs,
       settings.streamIntervalMs,
       0,
-      3_600_000,
+      hour,
     ),
+    shutdownGraceMs: integer(
+      raw.shutdownGraceMs,
+      settings.shutdownGraceMs,
+      0,
+      hour,
+    ),
+    logLevel: oneOf(raw.logLevel, settings.logLevel, logLevels),
+    corsOrigins: origins(raw.corsOrigins, settings.corsOrigins),
+    maxMessageBytes: integer(
+      raw.maxMessageBytes,
+      settings.maxMessageBytes,
+      1,
+      2 ** 31 - 1,
+    ),
+    compressMinBytes: integer(
+      raw.compressMinBytes,
+      settings.compressMinBytes,
+      0,
+      2 ** 31 - 1,
+    ),
+    maxConcurrentStreams: integer(
+      raw.maxConcurrentStreams,
+      settings.maxConcurrentStreams,
+      1,
+      2 ** 31 - 1,
+    ),
+    maxHeaderBytes: integer(
+      raw.maxHeaderBytes,
+      settings.maxHeaderBytes,
+      1024,
+      2 ** 24,
+    ),
+    headersTimeoutMs: integer(
+      raw.headersTimeoutMs,
+      settings.headersTimeoutMs,
+      1,
+      hour,
+    ),
+    requestTimeoutMs: integer(
+      raw.requestTimeoutMs,
+      settings.requestTimeoutMs,
+      0,
+      hour,
+    ),
+    idleTimeoutMs: integer(raw.idleTimeoutMs, settings.idleTimeoutMs, 1, hour),
+    workers:
+      raw.workers.trim() === "auto"
+        ? availableParallelism()
+        : integer(raw.workers, settings.workers, 1, 256),
   };
+}
+
+/** The configuration a server gets when nothing is set: every setting's default. */
+export function defaultConfig(): Config {
+  return loadConfig([], {});
 }
 
 /** The text of `--help`: every flag, its variable and its default. */
@@ -138,6 +295,37 @@ function readRaw(argv: readonly string[], env: NodeJS.ProcessEnv): Raw {
     raw[key] = (typeof flag === "string" ? flag : env[s.env]) ?? s.default;
   }
   return raw;
+}
+
+const hour = 3_600_000;
+
+function oneOf<T extends string>(
+  text: string,
+  s: Setting,
+  allowed: readonly T[],
+): T {
+  const value = text.trim().toLowerCase();
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(
+      `${s.env} (--${s.flag}) must be one of ${allowed.join(", ")}, got "${text}"`,
+    );
+  }
+  return value as T;
+}
+
+function origins(text: string, s: Setting): string[] {
+  const list = text
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  for (const origin of list) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(
+        `${s.env} (--${s.flag}) must list origins such as https://example.com (scheme and host, no path), got "${origin}"`,
+      );
+    }
+  }
+  return list;
 }
 
 function integer(text: string, s: Setting, min: number, max: number): number {

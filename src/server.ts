@@ -1,22 +1,27 @@
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { Config } from "./config.js";
+import { type Config, defaultConfig } from "./config.js";
 import { notFound } from "./fallback.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
 import { routes } from "./routes.js";
+import { ServingStatus } from "./serving-status.js";
 
-/** What a server needs to start: the configuration, or the part of it that tests set. */
+/** What a server needs to start: any part of the configuration; the rest takes its defaults. */
 export type ServerOptions = Partial<Config>;
 
 /** A running server. */
 export interface RunningServer {
+  /** The configuration it runs with, defaults filled in. */
+  readonly config: Config;
   /** The port it listens on (the real one when 0 was asked for). */
   readonly port: number;
   /** A URL clients on this machine can use, such as http://localhost:50051. */
   readonly url: string;
   /** Calls in flight. */
   readonly inflight: InflightCalls;
+  /** Whether the server takes new work; health checks report it. */
+  readonly status: ServingStatus;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
@@ -27,34 +32,37 @@ export interface RunningServer {
 export async function startServer(
   options: ServerOptions = {},
 ): Promise<RunningServer> {
+  const config: Config = { ...defaultConfig(), ...options };
   const inflight = new InflightCalls();
+  const status = new ServingStatus();
   const handler = connectNodeAdapter({
-    routes: routes({
-      greeter: { streamIntervalMs: options.streamIntervalMs ?? 1000 },
-    }),
+    routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
     interceptors: [inflight.interceptor],
     fallback: notFound,
   });
-  const listener = createListener(handler, { tls: options.tls });
+  const listener = createListener(handler, {
+    tls: config.tls,
+    firstBytesTimeoutMs: config.headersTimeoutMs,
+  });
   const { server } = listener;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    const host = options.host ? options.host : undefined;
-    server.listen(options.port ?? 50051, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
+    server.listen(
+      config.port,
+      config.host === "" ? undefined : config.host,
+      () => {
+        server.off("error", reject);
+        resolve();
+      },
+    );
   });
   const port = (server.address() as AddressInfo).port;
-  const scheme = options.tls ? "https" : "http";
-  const hostForUrl =
-    !options.host || options.host === "::" || options.host === "0.0.0.0"
-      ? "localhost"
-      : options.host;
   return {
+    config,
     port,
-    url: `${scheme}://${hostForUrl.includes(":") ? `[${hostForUrl}]` : hostForUrl}:${port}`,
+    url: urlOf(config, port),
     inflight,
+    status,
     listener,
     close() {
       return new Promise<void>((resolve) => {
@@ -63,4 +71,12 @@ export async function startServer(
       });
     },
   };
+}
+
+/** The URL a client on this machine would use: a wildcard address becomes localhost. */
+function urlOf(config: Config, port: number): string {
+  const wildcard =
+    config.host === "" || config.host === "::" || config.host === "0.0.0.0";
+  const host = wildcard ? "localhost" : config.host;
+  return `${config.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }

@@ -2,13 +2,14 @@
 # Installs the Debian packages the tests talk to, when they are missing, so that
 # `npm test` works the same on a fresh machine as on one that has run it before:
 #   chromium         the real browser of the browser page test (driven by playwright-core)
-#   python3-grpcio   Python's gRPC, the tutorial's own client (interop test)
+#   python3-grpcio, python3-grpc-tools   Python gRPC and its protoc: the tutorial's own client (interop test)
 #   nghttp2-client   h2load, which also speaks raw HTTP/2 for the protocol tests
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
-/usr/bin/python3 -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
+/usr/bin/python3 -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)
+/usr/bin/python3 -c "import grpc_tools" 2>/dev/null || missing+=(python3-grpc-tools)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
