@@ -39,6 +39,7 @@ export async function startServer(
     routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
     interceptors: [inflight.interceptor],
     fallback: notFound,
+    readMaxBytes: config.maxMessageBytes,
   });
   const listener = createListener(handler, {
     tls: config.tls,
