@@ -80,7 +80,11 @@ export function withPage(next: Handler, options: PageOptions = {}): Handler {
 function send(req: Request, res: Response, asset: Asset): void {
   const { etag, "cache-control": cacheControl } = asset.headers;
   if (etag !== undefined && matches(req.headers["if-none-match"], etag)) {
-    res.writeHead(304, { etag, "cache-control": cacheControl ?? "no-cache" });
+    res.writeHead(304, {
+      etag,
+      "cache-control": cacheControl ?? "no-cache",
+      "x-content-type-options": "nosniff",
+    });
     res.end();
     return;
   }
@@ -102,28 +106,31 @@ function end(req: Request, res: Response, body: Buffer): void {
   else res.end(body);
 }
 
-/** Read the built page, or undefined while it has not been built. */
+/**
+ * Read the built page, or undefined while it has not been built. The build
+ * writes index.html last, so once it is there the assets are complete; any
+ * read error (such as a build running now) means "not built yet", never a crash.
+ */
 function load(root: string): Map<string, Asset> | undefined {
-  let index: Buffer;
-  let names: string[];
   try {
-    index = readFileSync(join(root, "index.html"));
-    names = readdirSync(join(root, "assets"));
+    const assets = new Map<string, Asset>();
+    assets.set(
+      "/",
+      asset(readFileSync(join(root, "index.html")), ".html", "no-cache"),
+    );
+    for (const name of readdirSync(join(root, "assets"))) {
+      const type = extname(name);
+      if (!(type in contentTypes)) continue;
+      const body = readFileSync(join(root, "assets", name));
+      assets.set(
+        `/assets/${name}`,
+        asset(body, type, "public, max-age=31536000, immutable"),
+      );
+    }
+    return assets;
   } catch {
     return undefined;
   }
-  const assets = new Map<string, Asset>();
-  assets.set("/", asset(index, ".html", "no-cache"));
-  for (const name of names) {
-    const type = extname(name);
-    if (!(type in contentTypes)) continue;
-    const body = readFileSync(join(root, "assets", name));
-    assets.set(
-      `/assets/${name}`,
-      asset(body, type, "public, max-age=31536000, immutable"),
-    );
-  }
-  return assets;
 }
 
 function asset(body: Buffer, type: string, cacheControl: string): Asset {

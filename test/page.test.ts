@@ -162,6 +162,7 @@ test("a request with a matching If-None-Match gets 304 Not Modified and no body"
   });
   assert.equal(again.status, 304);
   assert.equal(again.headers.etag, etag);
+  assert.equal(again.headers["cache-control"], "no-cache");
   assert.equal(again.body.length, 0);
   const changed = await request(base, "/", {
     headers: { "if-none-match": 'W/"other"' },
