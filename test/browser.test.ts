@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { streamHelloCount } from "../src/greeter.js";
+import type { RunningServer } from "../src/server.js";
 import { launchChromium, withBrowserPage } from "./support/browser.js";
 import { startTestServer } from "./support/server.js";
 
@@ -120,6 +121,22 @@ async function call(
     state: state?.kind === "state" ? state.state : "",
     contentType,
   };
+}
+
+/**
+ * Resolve once the server has no call running, or fail after `boundMs`:
+ * shorter than the stream interval, so a handler that slept on would fail it.
+ */
+function stopsWithin(server: RunningServer, boundMs: number): Promise<void> {
+  return Promise.race([
+    server.inflight.whenIdle(),
+    new Promise<never>((_, reject) =>
+      setTimeout(
+        () => reject(new Error("the stream's handler kept running")),
+        boundMs,
+      ).unref(),
+    ),
+  ]);
 }
 
 function replies(seen: Seen[]) {
@@ -262,15 +279,42 @@ test("Cancel stops a running StreamHello, on the page and on the server", async 
     );
     // The browser closes the HTTP/1.1 connection; the handler must stop at once,
     // not sleep on until its next reply.
-    await Promise.race([
-      server.inflight.whenIdle(),
-      new Promise((_, reject) =>
-        setTimeout(
-          () => reject(new Error("the handler kept running after Cancel")),
-          intervalMs / 2,
-        ).unref(),
-      ),
-    ]);
+    await stopsWithin(server, intervalMs / 2);
+  });
+});
+
+test("a new call while a stream runs cancels the stream, and only the new call is shown", async (t) => {
+  const intervalMs = 10_000;
+  const server = await startTestServer(t, { streamIntervalMs: intervalMs });
+  await withBrowserPage(t, browser, async (page) => {
+    await open(page, server.url);
+    await page.getByLabel("Name").fill("Ada");
+    await page.getByRole("button", { name: "StreamHello" }).click();
+    await page.locator("#replies li").first().waitFor();
+    const { seen, state } = await call(page, {
+      name: "Bo",
+      protocol: "gRPC-Web",
+      method: "SayHello",
+    });
+    assert.equal(state, "done");
+    assert.deepEqual(
+      replies(seen).map((r) => r.text),
+      ["Hello, Bo!"],
+    );
+    await stopsWithin(server, intervalMs / 2);
+    // The stream's end must not overwrite what the newer call shows.
+    assert.deepEqual(
+      await page.locator("#replies .message").allTextContents(),
+      ["Hello, Bo!"],
+    );
+    assert.match(
+      (await page.getByRole("status").textContent()) ?? "",
+      /^SayHello over gRPC-Web: 1 reply in /,
+    );
+    assert.equal(
+      await page.getByRole("button", { name: "Cancel" }).isDisabled(),
+      true,
+    );
   });
 });
 

@@ -78,34 +78,54 @@ async function call(
         { name },
         { signal: abort.signal },
       )) {
+        if (running !== abort) break;
         addReply(reply.message, performance.now() - start);
         count++;
         statusLine.textContent = `${label}: ${plural(count, "reply", "replies")} so far, streaming…`;
       }
     }
-    statusLine.textContent = `${label}: ${plural(count, "reply", "replies")} in ${seconds(performance.now() - start)}.`;
-    setState(abort, "done", button);
+    finish(
+      abort,
+      button,
+      "done",
+      `${label}: ${plural(count, "reply", "replies")} in ${seconds(performance.now() - start)}.`,
+    );
   } catch (e) {
     const err = ConnectError.from(e);
     if (err.code === Code.Canceled && abort.signal.aborted) {
-      statusLine.textContent = `${label}: cancelled after ${plural(count, "reply", "replies")}.`;
-      setState(abort, "cancelled", button);
+      finish(
+        abort,
+        button,
+        "cancelled",
+        `${label}: cancelled after ${plural(count, "reply", "replies")}.`,
+      );
       return;
     }
-    statusLine.textContent = `${label} failed after ${seconds(performance.now() - start)}.`;
-    showError(err);
-    setState(abort, "error", button);
+    finish(
+      abort,
+      button,
+      "error",
+      `${label} failed after ${seconds(performance.now() - start)}.`,
+      err,
+    );
   }
 }
 
-/** Record how a call ended, unless a newer call has taken over the page. */
-function setState(
+/**
+ * Show how a call ended, unless a newer call has taken over the page (the
+ * older one then ends as cancelled, and must not overwrite the newer one).
+ */
+function finish(
   abort: AbortController,
-  state: "done" | "cancelled" | "error",
   button: HTMLButtonElement,
+  state: "done" | "cancelled" | "error",
+  status: string,
+  err?: ConnectError,
 ): void {
   if (running !== abort) return;
   running = undefined;
+  statusLine.textContent = status;
+  if (err !== undefined) showError(err);
   // A disabled button drops keyboard focus; hand it back to the button that started the call.
   if (document.activeElement === cancelButton) button.focus();
   cancelButton.disabled = true;
