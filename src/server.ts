@@ -4,6 +4,7 @@ import { type Config, defaultConfig } from "./config.js";
 import { notFound } from "./fallback.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
+import { withPage } from "./page.js";
 import { routes } from "./routes.js";
 import { ServingStatus } from "./serving-status.js";
 
@@ -38,7 +39,7 @@ export async function startServer(
   const handler = connectNodeAdapter({
     routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
     interceptors: [inflight.interceptor],
-    fallback: notFound,
+    fallback: withPage(notFound),
     readMaxBytes: config.maxMessageBytes,
   });
   const listener = createListener(handler, {

@@ -1,0 +1,58 @@
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+/** Where the page's sources live: this folder. */
+const sourceDir = dirname(fileURLToPath(import.meta.url));
+
+/** Where the bundle goes by default, and where src/page.ts serves it from. */
+export const defaultOutDir = join(sourceDir, "..", "dist", "web");
+
+/**
+ * Bundle the browser page into `outDir`: `index.html` and content-hashed
+ * `assets/main-<hash>.js` and `assets/style-<hash>.css`. The hashes let the
+ * server cache assets forever; only index.html must be revalidated.
+ */
+export async function buildWeb(outDir: string = defaultOutDir): Promise<void> {
+  const assetsDir = join(outDir, "assets");
+  await rm(outDir, { recursive: true, force: true });
+  await mkdir(assetsDir, { recursive: true });
+  const result = await build({
+    entryPoints: [join(sourceDir, "main.ts"), join(sourceDir, "style.css")],
+    outdir: assetsDir,
+    entryNames: "[name]-[hash]",
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: ["es2022", "chrome100", "firefox100", "safari15"],
+    minify: true,
+    sourcemap: "linked",
+    metafile: true,
+    logLevel: "warning",
+  });
+  const assetOf = (entry: string): string => {
+    for (const [out, meta] of Object.entries(result.metafile.outputs)) {
+      if (
+        meta.entryPoint !== undefined &&
+        basename(meta.entryPoint) === entry
+      ) {
+        return `/assets/${basename(out)}`;
+      }
+    }
+    throw new Error(`esbuild produced no output for ${entry}`);
+  };
+  const template = await readFile(join(sourceDir, "index.html"), "utf8");
+  const html = template
+    .replace("/assets/main.js", assetOf("main.ts"))
+    .replace("/assets/style.css", assetOf("style.css"));
+  await writeFile(join(outDir, "index.html"), html);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await buildWeb();
+  // stderr, so that `npm start` still prints the server's line first on stdout.
+  console.error(
+    `built the browser page into ${relative(process.cwd(), defaultOutDir) || "."}`,
+  );
+}
