@@ -16,6 +16,8 @@ export interface RawResponse {
   trailers: Record<string, string | string[] | undefined>;
   /** HTTP/2 RST_STREAM code the stream closed with (0: a clean end). */
   rstCode: number;
+  /** Whether the response HEADERS frame ended the stream (a gRPC trailers-only response). */
+  headersEndStream: boolean;
 }
 
 /** Options of a raw HTTP/2 request. */
@@ -53,11 +55,14 @@ export async function rawH2(
         body: Buffer.alloc(0),
         trailers: {},
         rstCode: 0,
+        headersEndStream: false,
       };
       const chunks: Buffer[] = [];
-      stream.on("response", (headers) => {
+      stream.on("response", (headers, flags) => {
         res.status = Number(headers[":status"]);
         res.headers = headers;
+        res.headersEndStream =
+          (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
         options.onResponse?.(stream);
       });
       stream.on("trailers", (trailers) => {
@@ -94,7 +99,7 @@ export function rawH1(
     headers?: http.OutgoingHttpHeaders;
     body?: Uint8Array;
   },
-): Promise<Omit<RawResponse, "rstCode">> {
+): Promise<Omit<RawResponse, "rstCode" | "headersEndStream">> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.request(
