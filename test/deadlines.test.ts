@@ -37,6 +37,15 @@ async function connectErrorOf(p: Promise<unknown>): Promise<ConnectError> {
   assert.fail("expected the call to fail");
 }
 
+/**
+ * A call cut by its deadline got the first StreamHello reply or, on a machine
+ * so loaded that the deadline passed first, none; never a second one, which
+ * comes only after the long interval.
+ */
+function assertAtMostFirst(replies: string[], first: string): void {
+  assert.deepEqual(replies, [first].slice(0, replies.length));
+}
+
 async function longStreamServer(t: TestContext) {
   return startTestServer(t, { streamIntervalMs: longInterval });
 }
@@ -92,7 +101,7 @@ for (const protocol of protocols) {
           })(),
         );
         assert.equal(err.code, Code.DeadlineExceeded);
-        assert.deepEqual(replies, ["Hello Bob, message 0"]);
+        assertAtMostFirst(replies, "Hello Bob, message 0");
         await server.inflight.whenIdle();
       },
     );
@@ -149,9 +158,9 @@ test(
     });
     assert.equal(res.status, 200);
     assert.equal(res.rstCode, 0);
-    assert.deepEqual(
+    assertAtMostFirst(
       envelopes(res.body).map((m) => helloReply(m.data).message),
-      ["Hello Alice, message 0"],
+      "Hello Alice, message 0",
     );
     assert.equal(res.trailers["grpc-status"], String(Code.DeadlineExceeded));
     await server.inflight.whenIdle();
@@ -237,7 +246,7 @@ test(
     // Connect streaming responses are HTTP 200; the error is in the last message.
     assert.equal(res.status, 200);
     const { replies, end } = connectEndStream(res.body);
-    assert.deepEqual(replies, ["Hello Alice, message 0"]);
+    assertAtMostFirst(replies, "Hello Alice, message 0");
     assert.equal(end.error?.code, "deadline_exceeded");
     await server.inflight.whenIdle();
   },

@@ -184,7 +184,11 @@ test("grpc-js StreamHello with a deadline gets DEADLINE_EXCEEDED, and the server
     deadline: Date.now() + 300,
   });
   const { messages, error } = await readAll(call);
-  assert.deepEqual(messages, ["Hello Dave, message 0"]);
+  // The first reply, unless the deadline passed even before it; never a second.
+  assert.deepEqual(
+    messages,
+    ["Hello Dave, message 0"].slice(0, messages.length),
+  );
   assert.equal(error?.code, grpc.status.DEADLINE_EXCEEDED);
   await server.inflight.whenIdle();
 });
