@@ -163,6 +163,40 @@ test("StreamHello's pause between replies ends with CANCELED as soon as the clie
   assert.equal(ConnectError.from(outcome).code, Code.Canceled);
 });
 
+test("CollectGreetings stops waiting for names at the call's deadline, with DEADLINE_EXCEEDED", {
+  timeout: 10_000,
+}, async (t) => {
+  const greeter = createGreeter({ streamIntervalMs: 0 });
+  let handlerEnded!: (outcome: unknown) => void;
+  const handlerOutcome = new Promise<unknown>((r) => {
+    handlerEnded = r;
+  });
+  const client = inMemoryClient({
+    ...greeter,
+    async collectGreetings(reqs, ctx) {
+      try {
+        const res = await greeter.collectGreetings(reqs, ctx);
+        handlerEnded("completed");
+        return res;
+      } catch (e) {
+        handlerEnded(e);
+        throw e;
+      }
+    },
+  });
+  // One name, then a client that neither sends another nor finishes.
+  const requests = pushable<{ name: string }>();
+  t.after(() => requests.close());
+  requests.push({ name: "Alice" });
+  const err = await connectErrorOf(
+    client.collectGreetings(requests, { timeoutMs: 200 }),
+  );
+  assert.equal(err.code, Code.DeadlineExceeded);
+  const outcome = await handlerOutcome;
+  assert.notEqual(outcome, "completed");
+  assert.equal(ConnectError.from(outcome).code, Code.DeadlineExceeded);
+});
+
 test("CollectGreetings greets every name it was sent, in order, once the client finishes", async () => {
   const res = await inMemoryClient().collectGreetings(
     names("Alice", "Bob", "Carol"),
