@@ -17,11 +17,14 @@ export function notFound(req: Request, res: Response): void {
   const contentType = req.headers["content-type"] ?? "";
   const message = `unknown procedure ${sanitizePath(req.url ?? "")}`;
   if (/^application\/grpc(-web(-text)?)?([+;]|$)/i.test(contentType)) {
-    res.writeHead(200, {
-      "content-type": contentType,
-      "grpc-status": String(Code.Unimplemented),
-      "grpc-message": encodeURIComponent(message),
-    });
+    // Headers set before end(), not writeHead(): on HTTP/2, writeHead sends its
+    // HEADERS frame at once and end() follows with an empty DATA frame, which
+    // gRPC clients read as a call without status (grpc-js: INTERNAL). This way
+    // the status goes out in one HEADERS frame with END_STREAM.
+    res.statusCode = 200;
+    res.setHeader("content-type", contentType);
+    res.setHeader("grpc-status", String(Code.Unimplemented));
+    res.setHeader("grpc-message", encodeURIComponent(message));
     res.end();
     return;
   }

@@ -4,6 +4,7 @@
 #   chromium         the real browser of the browser page test (driven by playwright-core)
 #   python3-grpcio, python3-grpc-tools   Python gRPC and its protoc: the tutorial's own client (interop test)
 #   nghttp2-client   h2load, which also speaks raw HTTP/2 for the protocol tests
+#   openssl          makes the throwaway self-signed certificate of the TLS tests
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,7 @@ missing=()
 /usr/bin/python3 -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)
 /usr/bin/python3 -c "import grpc_tools" 2>/dev/null || missing+=(python3-grpc-tools)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,313 @@
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Greeter } from "../gen/helloworld_pb.js";
+import { pushable } from "./support/pushable.js";
+import {
+  envelope,
+  envelopes,
+  helloReply,
+  helloRequest,
+  rawH2,
+} from "./support/raw.js";
+import { startTestServer } from "./support/server.js";
+import {
+  type HttpVersion,
+  httpVersions,
+  type Protocol,
+  protocols,
+  testTransport,
+} from "./support/transports.js";
+
+/**
+ * Ten minutes between StreamHello replies: a handler that ignored its signal
+ * would outlive every test below, whose timeouts bound each wait instead.
+ */
+const longInterval = 600_000;
+const bound = { timeout: 20_000 };
+
+/** The ConnectError a promise rejects with; fails the test if it resolves or rejects with anything else. */
+async function connectErrorOf(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ConnectError, `expected a ConnectError, got ${e}`);
+    return e;
+  }
+  assert.fail("expected the call to fail");
+}
+
+/**
+ * A call cut by its deadline got the first StreamHello reply or, on a machine
+ * so loaded that the deadline passed first, none; never a second one, which
+ * comes only after the long interval.
+ */
+function assertAtMostFirst(replies: string[], first: string): void {
+  assert.deepEqual(replies, [first].slice(0, replies.length));
+}
+
+async function longStreamServer(t: TestContext) {
+  return startTestServer(t, { streamIntervalMs: longInterval });
+}
+
+for (const protocol of protocols) {
+  for (const httpVersion of httpVersions) {
+    test(
+      `a ${protocol} client on HTTP/${httpVersion} that cancels StreamHello after the first reply sees CANCELED, and the server handler stops`,
+      bound,
+      async (t) => {
+        const server = await longStreamServer(t);
+        const client = createClient(
+          Greeter,
+          testTransport(protocol, httpVersion, server.url),
+        );
+        const abort = new AbortController();
+        const replies: string[] = [];
+        const err = await connectErrorOf(
+          (async () => {
+            for await (const r of client.streamHello(
+              { name: "Alice" },
+              { signal: abort.signal },
+            )) {
+              replies.push(r.message);
+              assert.equal(server.inflight.count, 1);
+              abort.abort();
+            }
+          })(),
+        );
+        assert.equal(err.code, Code.Canceled);
+        assert.deepEqual(replies, ["Hello Alice, message 0"]);
+        await server.inflight.whenIdle();
+      },
+    );
+
+    test(
+      `a ${protocol} client on HTTP/${httpVersion} whose deadline passes during StreamHello sees DEADLINE_EXCEEDED, and the server handler stops`,
+      bound,
+      async (t) => {
+        const server = await longStreamServer(t);
+        const client = createClient(
+          Greeter,
+          testTransport(protocol, httpVersion, server.url),
+        );
+        const replies: string[] = [];
+        const err = await connectErrorOf(
+          (async () => {
+            for await (const r of client.streamHello(
+              { name: "Bob" },
+              { timeoutMs: 300 },
+            ))
+              replies.push(r.message);
+          })(),
+        );
+        assert.equal(err.code, Code.DeadlineExceeded);
+        assertAtMostFirst(replies, "Hello Bob, message 0");
+        await server.inflight.whenIdle();
+      },
+    );
+  }
+}
+
+for (const protocol of protocols) {
+  const httpVersion: HttpVersion = "2";
+  test(
+    `a ${protocol} client that cancels Chat after the first reply sees CANCELED, and the server handler stops`,
+    bound,
+    async (t) => {
+      const server = await startTestServer(t);
+      const client = createClient(
+        Greeter,
+        testTransport(protocol satisfies Protocol, httpVersion, server.url),
+      );
+      const abort = new AbortController();
+      const requests = pushable<{ name: string }>();
+      t.after(() => requests.close());
+      const replies = client
+        .chat(requests, { signal: abort.signal })
+        [Symbol.asyncIterator]();
+      requests.push({ name: "Carol" });
+      const first = await replies.next();
+      assert.equal(first.value?.message, "Hello, Carol!");
+      // The request stream is still open: the handler waits for the next name.
+      assert.equal(server.inflight.count, 1);
+      abort.abort();
+      const err = await connectErrorOf(replies.next());
+      assert.equal(err.code, Code.Canceled);
+      await server.inflight.whenIdle();
+    },
+  );
+}
+
+const grpcHeaders = {
+  "content-type": "application/grpc",
+  te: "trailers",
+};
+
+test(
+  "the server ends a gRPC StreamHello at the grpc-timeout a client sent, with grpc-status 4 in the trailers",
+  bound,
+  async (t) => {
+    const server = await longStreamServer(t);
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/StreamHello",
+        ...grpcHeaders,
+        "grpc-timeout": "200m",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.rstCode, 0);
+    assertAtMostFirst(
+      envelopes(res.body).map((m) => helloReply(m.data).message),
+      "Hello Alice, message 0",
+    );
+    assert.equal(res.trailers["grpc-status"], String(Code.DeadlineExceeded));
+    await server.inflight.whenIdle();
+  },
+);
+
+test(
+  "the server ends a gRPC CollectGreetings whose client never finishes at its grpc-timeout, with grpc-status 4",
+  bound,
+  async (t) => {
+    const server = await startTestServer(t);
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/CollectGreetings",
+        ...grpcHeaders,
+        "grpc-timeout": "200m",
+      },
+      body: [envelope(helloRequest("Alice"))],
+      end: false,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(
+      res.trailers["grpc-status"] ?? res.headers["grpc-status"],
+      String(Code.DeadlineExceeded),
+    );
+    await server.inflight.whenIdle();
+  },
+);
+
+test(
+  "the server ends a gRPC Chat whose client goes quiet at its grpc-timeout, with grpc-status 4 after the replies so far",
+  bound,
+  async (t) => {
+    const server = await startTestServer(t);
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/Chat",
+        ...grpcHeaders,
+        "grpc-timeout": "200m",
+      },
+      body: [envelope(helloRequest("Alice"))],
+      end: false,
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(
+      envelopes(res.body).map((m) => helloReply(m.data).message),
+      ["Hello, Alice!"],
+    );
+    assert.equal(res.trailers["grpc-status"], String(Code.DeadlineExceeded));
+    await server.inflight.whenIdle();
+  },
+);
+
+/** The end-of-stream message of a Connect streaming response (flag 0x02), parsed. */
+function connectEndStream(body: Buffer): {
+  replies: string[];
+  end: { error?: { code: string; message?: string } };
+} {
+  const msgs = envelopes(body);
+  const last = msgs.at(-1);
+  assert.ok(last, "no messages");
+  assert.equal(last.flags, 0x02, "the last message is not end-of-stream");
+  return {
+    replies: msgs.slice(0, -1).map((m) => helloReply(m.data).message),
+    end: JSON.parse(last.data.toString("utf8")),
+  };
+}
+
+test(
+  "the server ends a Connect StreamHello at the connect-timeout-ms a client sent, with deadline_exceeded in the end-of-stream message",
+  bound,
+  async (t) => {
+    const server = await longStreamServer(t);
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/StreamHello",
+        "content-type": "application/connect+proto",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": "200",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    });
+    // Connect streaming responses are HTTP 200; the error is in the last message.
+    assert.equal(res.status, 200);
+    const { replies, end } = connectEndStream(res.body);
+    assertAtMostFirst(replies, "Hello Alice, message 0");
+    assert.equal(end.error?.code, "deadline_exceeded");
+    await server.inflight.whenIdle();
+  },
+);
+
+test(
+  "the server ends a Connect CollectGreetings whose client never finishes at its connect-timeout-ms, with deadline_exceeded",
+  bound,
+  async (t) => {
+    const server = await startTestServer(t);
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/CollectGreetings",
+        "content-type": "application/connect+proto",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": "200",
+      },
+      body: [envelope(helloRequest("Alice"))],
+      end: false,
+    });
+    assert.equal(res.status, 200);
+    const { replies, end } = connectEndStream(res.body);
+    assert.deepEqual(replies, []);
+    assert.equal(end.error?.code, "deadline_exceeded");
+    await server.inflight.whenIdle();
+  },
+);
+
+test(
+  "a gRPC timeout the server cannot parse fails with INVALID_ARGUMENT",
+  bound,
+  async (t) => {
+    const server = await startTestServer(t);
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-timeout": "soon",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.trailers["grpc-status"], String(Code.InvalidArgument));
+  },
+);
+
+test(
+  "a Connect timeout the server cannot parse fails with HTTP 400 invalid_argument",
+  bound,
+  async (t) => {
+    const server = await startTestServer(t);
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": "soon",
+      },
+      body: [helloRequest("Alice")],
+    });
+    assert.equal(res.status, 400);
+    assert.equal(JSON.parse(res.body.toString()).code, "invalid_argument");
+  },
+);

@@ -1,0 +1,164 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  type HelloReply,
+  HelloReplySchema,
+  HelloRequestSchema,
+} from "../../gen/helloworld_pb.js";
+
+/** What a raw HTTP request got back, byte for byte. */
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** HTTP/2 trailers (empty for a trailers-only response, which has only headers). */
+  trailers: Record<string, string | string[] | undefined>;
+  /** HTTP/2 RST_STREAM code the stream closed with (0: a clean end). */
+  rstCode: number;
+  /** Whether the response HEADERS frame ended the stream (a gRPC trailers-only response). */
+  headersEndStream: boolean;
+}
+
+/** Options of a raw HTTP/2 request. */
+export interface RawH2Options {
+  /** Request headers, :path included; :method defaults to POST. */
+  headers: http2.OutgoingHttpHeaders;
+  /** Body chunks, written in order. */
+  body?: Uint8Array[];
+  /** End the request stream after the body. @default true */
+  end?: boolean;
+  /** Called with the stream once the response headers arrived (for example to cancel it). */
+  onResponse?: (stream: http2.ClientHttp2Stream) => void;
+}
+
+/**
+ * Send one request over a fresh HTTP/2 prior-knowledge (h2c) session with
+ * node:http2, a client that adds nothing and enforces nothing (no deadline of
+ * its own), and collect everything the server sends until the stream closes.
+ */
+export async function rawH2(
+  url: string,
+  options: RawH2Options,
+): Promise<RawResponse> {
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  try {
+    return await new Promise<RawResponse>((resolve, reject) => {
+      const stream = session.request(
+        { ":method": "POST", ...options.headers },
+        { endStream: false },
+      );
+      const res: RawResponse = {
+        status: 0,
+        headers: {},
+        body: Buffer.alloc(0),
+        trailers: {},
+        rstCode: 0,
+        headersEndStream: false,
+      };
+      const chunks: Buffer[] = [];
+      stream.on("response", (headers, flags) => {
+        res.status = Number(headers[":status"]);
+        res.headers = headers;
+        res.headersEndStream =
+          (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+        options.onResponse?.(stream);
+      });
+      stream.on("trailers", (trailers) => {
+        res.trailers = trailers;
+      });
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("error", () => {});
+      // The response is complete at its end (after any trailers), even while
+      // the request side is still open: the server need not reset it
+      // (RFC 9113, 8.1), and gRPC clients take the trailers as the end of the call.
+      const finish = () => {
+        res.body = Buffer.concat(chunks);
+        res.rstCode = stream.rstCode ?? 0;
+        if (res.status === 0)
+          reject(new Error(`no response (RST ${res.rstCode})`));
+        else resolve(res);
+      };
+      stream.on("end", finish);
+      stream.on("close", finish);
+      for (const chunk of options.body ?? []) stream.write(chunk);
+      if (options.end ?? true) stream.end();
+    });
+  } finally {
+    session.close();
+  }
+}
+
+/** Send one HTTP/1.1 request with node:http and collect the response. */
+export function rawH1(
+  url: string,
+  options: {
+    path: string;
+    method?: string;
+    headers?: http.OutgoingHttpHeaders;
+    body?: Uint8Array;
+  },
+): Promise<Omit<RawResponse, "rstCode" | "headersEndStream">> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: hostname,
+        port,
+        path: options.path,
+        method: options.method ?? "POST",
+        headers: options.headers,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            trailers: res.trailers,
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(options.body ?? Buffer.alloc(0));
+  });
+}
+
+/** A HelloRequest in the protobuf binary encoding. */
+export function helloRequest(name: string): Uint8Array {
+  return toBinary(HelloRequestSchema, create(HelloRequestSchema, { name }));
+}
+
+/** One length-prefixed message (gRPC, gRPC-Web and Connect streaming framing): flags, 4-byte big-endian length, payload. */
+export function envelope(payload: Uint8Array, flags = 0): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt8(flags, 0);
+  head.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([head, payload]);
+}
+
+/** Split a body into its length-prefixed messages; fails on a truncated one. */
+export function envelopes(body: Buffer): { flags: number; data: Buffer }[] {
+  const out: { flags: number; data: Buffer }[] = [];
+  let i = 0;
+  while (i < body.length) {
+    if (body.length - i < 5) throw new Error("truncated envelope header");
+    const flags = body.readUInt8(i);
+    const len = body.readUInt32BE(i + 1);
+    if (body.length - i - 5 < len) throw new Error("truncated envelope");
+    out.push({ flags, data: body.subarray(i + 5, i + 5 + len) });
+    i += 5 + len;
+  }
+  return out;
+}
+
+/** Decode a HelloReply from the protobuf binary encoding. */
+export function helloReply(data: Uint8Array): HelloReply {
+  return fromBinary(HelloReplySchema, data);
+}
