@@ -1,7 +1,6 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Greeter } from "../gen/helloworld_pb.js";
 import { sleep } from "./sleep.js";
-import { untilAborted } from "./until-aborted.js";
 
 /** Options of the Greeter service implementation. */
 export interface GreeterOptions {
@@ -38,10 +37,9 @@ export function createGreeter(
         yield { message: `Hello ${name}, message ${i}` };
       }
     },
-    async collectGreetings(reqs, ctx) {
+    async collectGreetings(reqs) {
       const names: string[] = [];
-      for await (const req of untilAborted(reqs, ctx.signal))
-        names.push(validName(req.name));
+      for await (const req of reqs) names.push(validName(req.name));
       if (names.length === 0) {
         throw new ConnectError(
           "at least one name is required",
@@ -50,8 +48,8 @@ export function createGreeter(
       }
       return { message: greeting(names.join(", ")) };
     },
-    async *chat(reqs, ctx) {
-      for await (const req of untilAborted(reqs, ctx.signal))
+    async *chat(reqs) {
+      for await (const req of reqs)
         yield { message: greeting(validName(req.name)) };
     },
   };

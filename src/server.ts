@@ -5,6 +5,7 @@ import { notFound } from "./fallback.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
 import { withPage } from "./page.js";
+import { requestDeadline } from "./request-deadline.js";
 import { routes } from "./routes.js";
 import { ServingStatus } from "./serving-status.js";
 
@@ -38,7 +39,7 @@ export async function startServer(
   const status = new ServingStatus();
   const handler = connectNodeAdapter({
     routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
-    interceptors: [inflight.interceptor],
+    interceptors: [inflight.interceptor, requestDeadline],
     fallback: withPage(notFound),
     readMaxBytes: config.maxMessageBytes,
   });

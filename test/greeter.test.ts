@@ -9,15 +9,21 @@ import {
 } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { createGreeter, maxNameLength } from "../src/greeter.js";
+import { requestDeadline } from "../src/request-deadline.js";
 import { pushable } from "./support/pushable.js";
 
-/** A client of the Greeter running in memory (no sockets), with the given implementation. */
+/**
+ * A client of the Greeter running in memory (no sockets), with the given
+ * implementation and the server's request-deadline interceptor.
+ */
 function inMemoryClient(
   impl: ServiceImpl<typeof Greeter> = createGreeter({ streamIntervalMs: 0 }),
 ) {
   return createClient(
     Greeter,
-    createRouterTransport((router) => router.service(Greeter, impl)),
+    createRouterTransport((router) => router.service(Greeter, impl), {
+      router: { interceptors: [requestDeadline] },
+    }),
   );
 }
 
