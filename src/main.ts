@@ -12,11 +12,20 @@ async function main(argv: string[]): Promise<void> {
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";
-  console.log(
+  server.logger.info(
+    {
+      url: server.url,
+      port: server.port,
+      protocols: ["grpc", "grpc-web", "connect"],
+    },
     `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
   );
-  const stop = () => {
-    void server.close().then(() => process.exit(0));
+  const stop = (signal: NodeJS.Signals) => {
+    server.logger.info({ signal }, "shutting down");
+    void server.close().then(() => {
+      server.logger.info("stopped");
+      process.exit(0);
+    });
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
