@@ -11,12 +11,19 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
-/** Create the server's logger: one JSON object per line (pino). */
+/**
+ * Create the server's logger: one JSON object per line (pino).
+ *
+ * Lines go to stdout synchronously: pino's asynchronous default can lose or
+ * reorder the last lines when the process exits right after them (seen with
+ * stdout on a pipe), and shutdown lines matter most. One write per call is a
+ * small cost next to the call itself.
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const settings = { level: options.level ?? "info" };
-  return options.destination === undefined
-    ? pino(settings)
-    : pino(settings, options.destination);
+  return pino(
+    { level: options.level ?? "info" },
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
 }
 
 /**

@@ -12,14 +12,6 @@ async function main(argv: string[]): Promise<void> {
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";
-  server.logger.info(
-    {
-      url: server.url,
-      port: server.port,
-      protocols: ["grpc", "grpc-web", "connect"],
-    },
-    `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
-  );
   const stop = (signal: NodeJS.Signals) => {
     server.logger.info({ signal }, "shutting down");
     void server.close().then(() => {
@@ -29,6 +21,16 @@ async function main(argv: string[]): Promise<void> {
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  // Announce readiness only once a signal would be handled: whoever waits
+  // for this line may stop the server at once.
+  server.logger.info(
+    {
+      url: server.url,
+      port: server.port,
+      protocols: ["grpc", "grpc-web", "connect"],
+    },
+    `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
+  );
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
