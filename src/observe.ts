@@ -130,6 +130,14 @@ export function observeCalls(observers: readonly CallObserver[]): Interceptor {
     const finish = (reason: unknown) => {
       if (finished) return;
       finished = true;
+      // A handler may run to its end after the client went away (a request
+      // stream that simply stops): the client still saw no success.
+      if (
+        (reason === undefined || reason === closedEarly) &&
+        req.signal.aborted
+      ) {
+        reason = abortReason(req.signal);
+      }
       const outcome: Outcome = {
         error: reason === undefined ? undefined : ConnectError.from(reason),
         durationMs: performance.now() - startedAt,
@@ -156,8 +164,19 @@ export function observeCalls(observers: readonly CallObserver[]): Interceptor {
       finish(undefined);
       return res;
     }
-    return { ...res, message: watch(res.message, onSent, finish, req.signal) };
+    return { ...res, message: watch(res.message, onSent, finish) };
   };
+}
+
+/** How a stream closed early by its consumer ends, unless the call's signal tells more. */
+const closedEarly = new ConnectError(
+  "response stream closed early",
+  Code.Canceled,
+);
+
+/** Why a call was aborted, as the code a client would see: canceled unless the reason says otherwise (deadline_exceeded). */
+function abortReason(signal: AbortSignal): ConnectError {
+  return ConnectError.from(signal.reason, Code.Canceled);
 }
 
 /** Tell the protocol by the content type; Connect GET requests have none. */
@@ -187,7 +206,6 @@ async function* watch<T>(
   messages: AsyncIterable<T>,
   onMessage: () => void,
   finish: (reason: unknown) => void,
-  signal: AbortSignal,
 ): AsyncIterable<T> {
   let outcome: { reason: unknown } | undefined;
   try {
@@ -202,13 +220,7 @@ async function* watch<T>(
   } finally {
     // Neither completed nor failed: the consumer closed the stream early,
     // because the client went away or the response could not be written.
-    finish(
-      outcome
-        ? outcome.reason
-        : signal.aborted
-          ? ConnectError.from(signal.reason, Code.Canceled)
-          : new ConnectError("response stream closed early", Code.Canceled),
-    );
+    finish(outcome ? outcome.reason : closedEarly);
   }
 }
 
