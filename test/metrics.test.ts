@@ -33,7 +33,7 @@ async function scrape(url: string): Promise<Sample[]> {
 }
 
 /** The value of the one sample with this name and exactly these labels; 0 when absent. */
-function valueOf(
+function sampleValue(
   samples: Sample[],
   name: string,
   labels: Record<string, string>,
@@ -139,7 +139,7 @@ test("calls move the started, handled and message counters by their method, prot
   );
   const after = await scrape(server.url);
   const delta = (name: string, labels: Record<string, string>) =>
-    valueOf(after, name, labels) - valueOf(before, name, labels);
+    sampleValue(after, name, labels) - sampleValue(before, name, labels);
 
   const helloConnect = method("SayHello", "unary", "connect");
   const helloGrpc = method("SayHello", "unary", "grpc");
@@ -194,7 +194,7 @@ test("the handling-time histogram counts every finished call", async (t) => {
   await assert.rejects(client.sayHello({ name: "" }));
   const after = await scrape(server.url);
   const delta = (name: string, l: Record<string, string>) =>
-    valueOf(after, name, l) - valueOf(before, name, l);
+    sampleValue(after, name, l) - sampleValue(before, name, l);
   assert.equal(delta("grpc_server_handling_seconds_count", labels), 4);
   assert.equal(
     delta("grpc_server_handling_seconds_bucket", { ...labels, le: "+Inf" }),
@@ -222,20 +222,23 @@ test("the in-flight gauge counts an open Chat stream and drops when it ends", as
   );
   const chat = method("Chat", "bidi_stream", "grpc");
   const gauge = "grpc_server_streams_in_flight";
-  assert.equal(valueOf(await scrape(server.url), gauge, chat), 0);
+  assert.equal(sampleValue(await scrape(server.url), gauge, chat), 0);
 
   const requests = feed<{ name: string }>();
   const replies = client.chat(requests.it)[Symbol.asyncIterator]();
   requests.push({ name: "a" });
   assert.equal((await replies.next()).value?.message, "Hello, a!");
-  assert.equal(valueOf(await scrape(server.url), gauge, chat), 1);
+  assert.equal(sampleValue(await scrape(server.url), gauge, chat), 1);
 
   requests.end();
   assert.equal((await replies.next()).done, true);
   const after = await scrape(server.url);
-  assert.equal(valueOf(after, gauge, chat), 0);
+  assert.equal(sampleValue(after, gauge, chat), 0);
   assert.equal(
-    valueOf(after, "grpc_server_handled_total", { ...chat, grpc_code: "OK" }),
+    sampleValue(after, "grpc_server_handled_total", {
+      ...chat,
+      grpc_code: "OK",
+    }),
     1,
   );
 });
@@ -250,11 +253,11 @@ test("each server counts only its own calls", async (t) => {
   await client.sayHello({ name: "a" });
   const labels = method("SayHello", "unary", "connect");
   assert.equal(
-    valueOf(await scrape(one.url), "grpc_server_started_total", labels),
+    sampleValue(await scrape(one.url), "grpc_server_started_total", labels),
     1,
   );
   assert.equal(
-    valueOf(await scrape(two.url), "grpc_server_started_total", labels),
+    sampleValue(await scrape(two.url), "grpc_server_started_total", labels),
     0,
   );
 });
@@ -273,20 +276,24 @@ test("a StreamHello the client cancels is counted as Canceled and leaves the in-
     [Symbol.asyncIterator]();
   assert.equal((await replies.next()).value?.message, "Hello a, message 0");
   assert.equal(
-    valueOf(await scrape(server.url), "grpc_server_streams_in_flight", stream),
+    sampleValue(
+      await scrape(server.url),
+      "grpc_server_streams_in_flight",
+      stream,
+    ),
     1,
   );
   abort.abort();
   await assert.rejects(replies.next());
   await server.inflight.whenIdle();
   const after = await scrape(server.url);
-  assert.equal(valueOf(after, "grpc_server_streams_in_flight", stream), 0);
+  assert.equal(sampleValue(after, "grpc_server_streams_in_flight", stream), 0);
   assert.equal(
-    valueOf(after, "grpc_server_handled_total", {
+    sampleValue(after, "grpc_server_handled_total", {
       ...stream,
       grpc_code: "Canceled",
     }),
     1,
   );
-  assert.equal(valueOf(after, "grpc_server_msg_sent_total", stream), 1);
+  assert.equal(sampleValue(after, "grpc_server_msg_sent_total", stream), 1);
 });
