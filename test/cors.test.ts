@@ -22,12 +22,12 @@ function preflight(
 }
 
 /** A gRPC-Web unary request body: one uncompressed JSON message in its frame. */
-function grpcWebBody(message: object): Uint8Array {
+function grpcWebBody(message: object): Uint8Array<ArrayBuffer> {
   const json = Buffer.from(JSON.stringify(message));
   const frame = Buffer.alloc(5 + json.length);
   frame.writeUInt32BE(json.length, 1);
   json.copy(frame, 5);
-  return frame;
+  return new Uint8Array(frame);
 }
 
 function list(header: string | null): string[] {
