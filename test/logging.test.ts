@@ -43,7 +43,10 @@ function assertCallLine(
 
 test("a Connect unary call over HTTP/1.1 logs one line with procedure, protocol, HTTP version, code, duration and peer", async (t) => {
   const log = new LogCapture();
-  const server = await startTestServer(t, { logDestination: log.destination });
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+  });
   const client = createClient(
     Greeter,
     createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
@@ -66,7 +69,10 @@ test("a Connect unary call over HTTP/1.1 logs one line with procedure, protocol,
 
 test("a gRPC server stream over HTTP/2 logs one line at its end, with the messages each way", async (t) => {
   const log = new LogCapture();
-  const server = await startTestServer(t, { logDestination: log.destination });
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+  });
   const client = createClient(
     Greeter,
     createGrpcTransport({ baseUrl: server.url }),
@@ -94,7 +100,10 @@ test("a gRPC server stream over HTTP/2 logs one line at its end, with the messag
 
 test("a Connect client stream over HTTP/2 and a gRPC-Web unary call over HTTP/1.1 each log their protocol and version", async (t) => {
   const log = new LogCapture();
-  const server = await startTestServer(t, { logDestination: log.destination });
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+  });
   const connect = createClient(
     Greeter,
     createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
@@ -135,7 +144,10 @@ test("a Connect client stream over HTTP/2 and a gRPC-Web unary call over HTTP/1.
 
 test("a call that fails with INVALID_ARGUMENT logs its code and message", async (t) => {
   const log = new LogCapture();
-  const server = await startTestServer(t, { logDestination: log.destination });
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+  });
   const client = createClient(
     Greeter,
     createGrpcTransport({ baseUrl: server.url }),
@@ -152,7 +164,10 @@ test("a call that fails with INVALID_ARGUMENT logs its code and message", async 
 
 test("at info, a bidi Chat of three messages logs one line and none per message", async (t) => {
   const log = new LogCapture();
-  const server = await startTestServer(t, { logDestination: log.destination });
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+  });
   const client = createClient(
     Greeter,
     createGrpcTransport({ baseUrl: server.url }),
@@ -200,22 +215,69 @@ test("at debug, every message of a call is logged too, without its content", asy
   assert.equal(JSON.stringify(log.lines).includes("secret"), false);
 });
 
-test("LOG_LEVEL=warn suppresses the lines of successful and client-error calls", async (t) => {
+test("LOG_LEVEL=warn suppresses the lines of successful and client-error calls, not of a missed deadline", async (t) => {
   const log = new LogCapture();
   const server = await startTestServer(t, {
     logDestination: log.destination,
     logLevel: "warn",
+    streamIntervalMs: 60_000,
   });
   const client = createClient(
     Greeter,
     createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
   );
   await client.sayHello({ name: "Ada" });
-  for await (const _ of client.streamHello({ name: "Ada" }));
   await assert.rejects(client.sayHello({ name: "" }));
   // A call's line is written before its response is sent, so by now any
-  // line would be there.
+  // line of those two would be there.
   assert.deepEqual(log.lines, []);
+  await assert.rejects(
+    async () => {
+      for await (const _ of client.streamHello(
+        { name: "Ada" },
+        { timeoutMs: 200 },
+      ));
+    },
+    (e) => ConnectError.from(e).code === Code.DeadlineExceeded,
+  );
+  const line = await log.waitFor((l) => l.msg === "finished call");
+  assert.equal(line.level, 40);
+  assert.equal(line.code, "deadline_exceeded");
+  assert.equal(log.lines.length, 1);
+});
+
+test("a handler that returns after its client went away is logged as canceled, not ok", async (t) => {
+  const log = new LogCapture();
+  let handlerStarted = () => {};
+  const started = new Promise<void>((resolve) => {
+    handlerStarted = resolve;
+  });
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+    routes: (router) =>
+      router.service(Greeter, {
+        async sayHello(_req, ctx) {
+          handlerStarted();
+          await new Promise((resolve) =>
+            ctx.signal.addEventListener("abort", resolve, { once: true }),
+          );
+          return { message: "too late" };
+        },
+      }),
+  });
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  const abort = new AbortController();
+  const call = client.sayHello({ name: "Ada" }, { signal: abort.signal });
+  await started;
+  abort.abort();
+  await assert.rejects(call);
+  await server.inflight.whenIdle();
+  const line = await log.waitFor((l) => l.msg === "finished call");
+  assert.equal(line.code, "canceled");
 });
 
 test("npm start logs a JSON ready line that names the URL, and JSON lines when stopped by SIGTERM", async (t) => {
