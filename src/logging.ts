@@ -27,6 +27,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /**
+ * The logger for the few start and stop lines: they are written at info even
+ * when the level is warn or error, since whoever runs the server waits for the
+ * ready line and wants to see it stop; only "silent" silences them.
+ */
+export function lifecycleLogger(logger: Logger): Logger {
+  return logger.isLevelEnabled("info") || logger.level === "silent"
+    ? logger
+    : logger.child({}, { level: "info" });
+}
+
+/**
  * Log one line per finished call, as go-grpc-middleware's logging does: its
  * procedure, protocol, HTTP version, code, duration, peer and, for streams,
  * the messages each way. The level follows the code, so a server at "warn"

@@ -1,4 +1,5 @@
 import { ConfigError, helpText, loadConfig } from "./config.js";
+import { lifecycleLogger } from "./logging.js";
 import { startServer } from "./server.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
@@ -12,10 +13,11 @@ async function main(argv: string[]): Promise<void> {
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";
+  const log = lifecycleLogger(server.logger);
   const stop = (signal: NodeJS.Signals) => {
-    server.logger.info({ signal }, "shutting down");
+    log.info({ signal }, "shutting down");
     void server.close().then(() => {
-      server.logger.info("stopped");
+      log.info("stopped");
       process.exit(0);
     });
   };
@@ -23,7 +25,7 @@ async function main(argv: string[]): Promise<void> {
   process.once("SIGTERM", stop);
   // Announce readiness only once a signal would be handled: whoever waits
   // for this line may stop the server at once.
-  server.logger.info(
+  log.info(
     {
       url: server.url,
       port: server.port,

@@ -280,46 +280,51 @@ test("a handler that returns after its client went away is logged as canceled, n
   assert.equal(line.code, "canceled");
 });
 
-test("npm start logs a JSON ready line that names the URL, and JSON lines when stopped by SIGTERM", async (t) => {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "src/main.ts", "--port", "0", "--host", "127.0.0.1"],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  t.after(() => child.kill("SIGKILL"));
-  const lines: LogLine[] = [];
-  let onLine = () => {};
-  createInterface({ input: child.stdout }).on("line", (text) => {
-    lines.push(JSON.parse(text) as LogLine);
-    onLine();
+for (const level of ["info", "warn"]) {
+  test(`at LOG_LEVEL=${level}, npm start logs a JSON ready line that names the URL, and JSON lines when stopped by SIGTERM`, async (t) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/main.ts", "--port", "0", "--host", "127.0.0.1"],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, LOG_LEVEL: level },
+      },
+    );
+    t.after(() => child.kill("SIGKILL"));
+    const lines: LogLine[] = [];
+    let onLine = () => {};
+    createInterface({ input: child.stdout }).on("line", (text) => {
+      lines.push(JSON.parse(text) as LogLine);
+      onLine();
+    });
+    // "close", not "exit": it comes once stdout is read to its end too.
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("close", (code) => resolve(code)),
+    );
+    await new Promise<void>((resolve) => {
+      onLine = resolve;
+    });
+    const ready = lines[0] as LogLine;
+    const url = /listening on (\S+)/.exec(ready.msg)?.[1];
+    assert.ok(url, `the ready line names the URL: ${JSON.stringify(ready)}`);
+    assert.match(
+      ready.msg,
+      /^connect-greeter listening on http:\/\/127\.0\.0\.1:\d+ \(gRPC, gRPC-Web and Connect over HTTP\/2 \(h2c\) and HTTP\/1\.1\)$/,
+    );
+    assert.equal(ready.level, 30);
+    assert.equal(ready.url, url);
+    assert.equal(ready.port, Number(new URL(url).port));
+    assert.deepEqual(ready.protocols, ["grpc", "grpc-web", "connect"]);
+    assert.equal(ready.pid, child.pid);
+    child.kill("SIGTERM");
+    const code = await exited;
+    assert.deepEqual(
+      lines.slice(1).map((l) => [l.msg, l.signal]),
+      [
+        ["shutting down", "SIGTERM"],
+        ["stopped", undefined],
+      ],
+    );
+    assert.equal(code, 0);
   });
-  // "close", not "exit": it comes once stdout is read to its end too.
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("close", (code) => resolve(code)),
-  );
-  await new Promise<void>((resolve) => {
-    onLine = resolve;
-  });
-  const ready = lines[0] as LogLine;
-  const url = /listening on (\S+)/.exec(ready.msg)?.[1];
-  assert.ok(url, `the ready line names the URL: ${JSON.stringify(ready)}`);
-  assert.match(
-    ready.msg,
-    /^connect-greeter listening on http:\/\/127\.0\.0\.1:\d+ \(gRPC, gRPC-Web and Connect over HTTP\/2 \(h2c\) and HTTP\/1\.1\)$/,
-  );
-  assert.equal(ready.level, 30);
-  assert.equal(ready.url, url);
-  assert.equal(ready.port, Number(new URL(url).port));
-  assert.deepEqual(ready.protocols, ["grpc", "grpc-web", "connect"]);
-  assert.equal(ready.pid, child.pid);
-  child.kill("SIGTERM");
-  const code = await exited;
-  assert.deepEqual(
-    lines.slice(1).map((l) => [l.msg, l.signal]),
-    [
-      ["shutting down", "SIGTERM"],
-      ["stopped", undefined],
-    ],
-  );
-  assert.equal(code, 0);
-});
+}
