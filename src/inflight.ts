@@ -1,11 +1,12 @@
 import type { Interceptor } from "@connectrpc/connect";
+import { type CallObserver, observeCalls } from "./observe.js";
 
 /**
  * Counts the calls a server is running, from the moment a handler is invoked
  * until its last response message is sent or it fails, so that shutdown can
  * wait for them and tests can see a cancelled handler really stop.
  */
-export class InflightCalls {
+export class InflightCalls implements CallObserver {
   #count = 0;
   #waiters: (() => void)[] = [];
 
@@ -20,32 +21,20 @@ export class InflightCalls {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  /** The interceptor that does the counting; put it first so it sees every call. */
-  readonly interceptor: Interceptor = (next) => async (req) => {
-    this.#count++;
-    let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await next(req);
-    } catch (e) {
-      this.#done();
-      throw e;
-    }
-    if (!res.stream) {
-      this.#done();
-      return res;
-    }
-    return { ...res, message: this.#untilDone(res.message) };
-  };
+  /**
+   * An interceptor that does the counting on its own. The server instead
+   * passes this object to its one call observer (src/observe.ts), which feeds
+   * logs and metrics too; put either first so it sees every call.
+   */
+  readonly interceptor: Interceptor = observeCalls([this]);
 
-  async *#untilDone<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
-    try {
-      yield* messages;
-    } finally {
-      this.#done();
-    }
+  /** @private Called by the call observer. */
+  callStarted(): void {
+    this.#count++;
   }
 
-  #done(): void {
+  /** @private Called by the call observer. */
+  callFinished(): void {
     this.#count--;
     if (this.#count === 0) {
       for (const wake of this.#waiters.splice(0)) wake();

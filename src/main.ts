@@ -1,4 +1,5 @@
 import { ConfigError, helpText, loadConfig } from "./config.js";
+import { lifecycleLogger } from "./logging.js";
 import { startServer } from "./server.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
@@ -12,14 +13,26 @@ async function main(argv: string[]): Promise<void> {
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";
-  console.log(
-    `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
-  );
-  const stop = () => {
-    void server.close().then(() => process.exit(0));
+  const log = lifecycleLogger(server.logger);
+  const stop = (signal: NodeJS.Signals) => {
+    log.info({ signal }, "shutting down");
+    void server.close().then(() => {
+      log.info("stopped");
+      process.exit(0);
+    });
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  // Announce readiness only once a signal would be handled: whoever waits
+  // for this line may stop the server at once.
+  log.info(
+    {
+      url: server.url,
+      port: server.port,
+      protocols: ["grpc", "grpc-web", "connect"],
+    },
+    `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
+  );
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

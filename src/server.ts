@@ -1,16 +1,31 @@
 import type { AddressInfo } from "node:net";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { DestinationStream, Logger } from "pino";
 import { type Config, defaultConfig } from "./config.js";
+import { withCors } from "./cors.js";
+import { hideInternalErrors } from "./errors.js";
 import { notFound } from "./fallback.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
+import { callLog, createLogger } from "./logging.js";
+import { Metrics } from "./metrics.js";
+import { connectionValues, observeCalls } from "./observe.js";
 import { withPage } from "./page.js";
 import { requestDeadline } from "./request-deadline.js";
 import { routes } from "./routes.js";
 import { ServingStatus } from "./serving-status.js";
 
-/** What a server needs to start: any part of the configuration; the rest takes its defaults. */
-export type ServerOptions = Partial<Config>;
+/** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
+export type ServerOptions = Partial<Config> & ServerSeams;
+
+/** What tests and embedders may swap; not settings, so not in Config. */
+export interface ServerSeams {
+  /** Where the JSON log lines go; tests pass a stream to read them. @default process.stdout */
+  logDestination?: DestinationStream;
+  /** What the router serves instead of the Greeter, for tests that need a misbehaving handler. @default routes(config) */
+  routes?: (router: ConnectRouter) => void;
+}
 
 /** A running server. */
 export interface RunningServer {
@@ -24,6 +39,10 @@ export interface RunningServer {
   readonly inflight: InflightCalls;
   /** Whether the server takes new work; health checks report it. */
   readonly status: ServingStatus;
+  /** The server's logger (JSON lines at the configured level). */
+  readonly logger: Logger;
+  /** The server's Prometheus metrics, also served on GET /metrics. */
+  readonly metrics: Metrics;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
@@ -34,16 +53,29 @@ export interface RunningServer {
 export async function startServer(
   options: ServerOptions = {},
 ): Promise<RunningServer> {
-  const config: Config = { ...defaultConfig(), ...options };
+  const { logDestination, routes: customRoutes, ...settings } = options;
+  const config: Config = { ...defaultConfig(), ...settings };
+  const logger = createLogger({
+    level: config.logLevel,
+    destination: logDestination,
+  });
+  const metrics = new Metrics();
   const inflight = new InflightCalls();
   const status = new ServingStatus();
   const handler = connectNodeAdapter({
-    routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
-    interceptors: [inflight.interceptor, requestDeadline],
-    fallback: withPage(notFound),
+    routes:
+      customRoutes ??
+      routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
+    interceptors: [
+      observeCalls([inflight, metrics, callLog(logger)]),
+      hideInternalErrors(logger),
+      requestDeadline,
+    ],
+    contextValues: connectionValues,
+    fallback: withPage(metrics.serve(notFound)),
     readMaxBytes: config.maxMessageBytes,
   });
-  const listener = createListener(handler, {
+  const listener = createListener(withCors(config.corsOrigins, handler), {
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,
   });
@@ -66,6 +98,8 @@ export async function startServer(
     url: urlOf(config, port),
     inflight,
     status,
+    logger,
+    metrics,
     listener,
     close() {
       return new Promise<void>((resolve) => {

@@ -7,7 +7,8 @@ import {
 
 /**
  * Start a real server on a free port for one test, torn down after it.
- * Stream pacing defaults to 0 so tests do not wait on the tutorial's one-second sleep.
+ * Stream pacing defaults to 0 so tests do not wait on the tutorial's one-second sleep,
+ * and logging to silent so test output stays readable (test/logging.test.ts reads logs).
  */
 export async function startTestServer(
   t: TestContext,
@@ -17,6 +18,7 @@ export async function startTestServer(
     port: 0,
     host: "127.0.0.1",
     streamIntervalMs: 0,
+    logLevel: "silent",
     ...options,
   });
   t.after(() => server.close());

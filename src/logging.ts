@@ -1,0 +1,111 @@
+import { Code } from "@connectrpc/connect";
+import { type DestinationStream, type Level, type Logger, pino } from "pino";
+import type { LogLevel } from "./config.js";
+import { type Call, type CallObserver, codeName } from "./observe.js";
+
+/** Options of the server's logger. */
+export interface LoggerOptions {
+  /** Least severe level written. @default "info" */
+  level?: LogLevel;
+  /** Where the JSON lines go; tests pass a stream to read them. @default process.stdout */
+  destination?: DestinationStream;
+}
+
+/**
+ * Create the server's logger: one JSON object per line (pino).
+ *
+ * Lines go to stdout synchronously: pino's asynchronous default can lose or
+ * reorder the last lines when the process exits right after them (seen with
+ * stdout on a pipe), and shutdown lines matter most. One write per call is a
+ * small cost next to the call itself.
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    { level: options.level ?? "info" },
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+/**
+ * The logger for the few start and stop lines: they are written at info even
+ * when the level is warn or error, since whoever runs the server waits for the
+ * ready line and wants to see it stop; only "silent" silences them.
+ */
+export function lifecycleLogger(logger: Logger): Logger {
+  return logger.isLevelEnabled("info") || logger.level === "silent"
+    ? logger
+    : logger.child({}, { level: "info" });
+}
+
+/**
+ * Log one line per finished call, as go-grpc-middleware's logging does: its
+ * procedure, protocol, HTTP version, code, duration, peer and, for streams,
+ * the messages each way. The level follows the code, so a server at "warn"
+ * still logs calls that failed on its side. At debug, every message too (its
+ * direction, never its content).
+ */
+export function callLog(logger: Logger): CallObserver {
+  return {
+    messageReceived(call) {
+      if (logger.isLevelEnabled("debug")) {
+        logger.debug(
+          { procedure: call.procedure, peer: call.peer },
+          "received message",
+        );
+      }
+    },
+    messageSent(call) {
+      if (logger.isLevelEnabled("debug")) {
+        logger.debug(
+          { procedure: call.procedure, peer: call.peer },
+          "sent message",
+        );
+      }
+    },
+    callFinished(call, outcome) {
+      const code = outcome.error?.code;
+      logger[levelOf(code)](
+        {
+          procedure: call.procedure,
+          protocol: call.protocol,
+          httpVersion: call.httpVersion,
+          code: codeName(code),
+          durationMs: Math.round(outcome.durationMs * 1000) / 1000,
+          peer: call.peer,
+          ...(isStreaming(call)
+            ? { received: outcome.received, sent: outcome.sent }
+            : {}),
+          ...(outcome.error ? { error: outcome.error.rawMessage } : {}),
+        },
+        "finished call",
+      );
+    },
+  };
+}
+
+function isStreaming(call: Call): boolean {
+  return call.type !== "unary";
+}
+
+/** The level of a finished call's line, by its code (go-grpc-middleware's DefaultServerCodeToLevel). */
+function levelOf(code: Code | undefined): Level {
+  switch (code) {
+    case undefined:
+    case Code.Canceled:
+    case Code.InvalidArgument:
+    case Code.NotFound:
+    case Code.AlreadyExists:
+    case Code.Unauthenticated:
+      return "info";
+    case Code.DeadlineExceeded:
+    case Code.PermissionDenied:
+    case Code.ResourceExhausted:
+    case Code.FailedPrecondition:
+    case Code.Aborted:
+    case Code.OutOfRange:
+    case Code.Unavailable:
+      return "warn";
+    default:
+      return "error";
+  }
+}

@@ -1,0 +1,139 @@
+import { Code } from "@connectrpc/connect";
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  Registry,
+} from "prom-client";
+import type { RequestHandler } from "./listener.js";
+import type { Call, CallObserver, Outcome } from "./observe.js";
+
+/** The path metrics are served on. */
+export const metricsPath = "/metrics";
+
+const callLabels = [
+  "grpc_type",
+  "grpc_service",
+  "grpc_method",
+  "protocol",
+] as const;
+
+/**
+ * Prometheus metrics of one server, named as go-grpc-prometheus names them so
+ * existing gRPC dashboards work, plus a `protocol` label (grpc, grpc-web,
+ * connect). Each server has its own registry, with Node's process metrics,
+ * so several servers in one process (tests) do not share counters.
+ */
+export class Metrics implements CallObserver {
+  /** The registry every metric of this server is in. */
+  readonly registry = new Registry();
+
+  readonly #started = new Counter({
+    name: "grpc_server_started_total",
+    help: "Total number of RPCs started on the server.",
+    labelNames: callLabels,
+    registers: [this.registry],
+  });
+  readonly #handled = new Counter({
+    name: "grpc_server_handled_total",
+    help: "Total number of RPCs completed on the server, regardless of success or failure.",
+    labelNames: [...callLabels, "grpc_code"],
+    registers: [this.registry],
+  });
+  readonly #handling = new Histogram({
+    name: "grpc_server_handling_seconds",
+    help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+    labelNames: callLabels,
+    registers: [this.registry],
+  });
+  readonly #inFlight = new Gauge({
+    name: "grpc_server_streams_in_flight",
+    help: "Calls (HTTP/2 streams, or HTTP/1.1 requests) being handled now, unary and streaming.",
+    labelNames: callLabels,
+    registers: [this.registry],
+  });
+  readonly #received = new Counter({
+    name: "grpc_server_msg_received_total",
+    help: "Total number of RPC stream messages received on the server.",
+    labelNames: callLabels,
+    registers: [this.registry],
+  });
+  readonly #sent = new Counter({
+    name: "grpc_server_msg_sent_total",
+    help: "Total number of gRPC stream messages sent by the server.",
+    labelNames: callLabels,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** @private Called by the call observer. */
+  callStarted(call: Call): void {
+    this.#started.inc(labels(call));
+    this.#inFlight.inc(labels(call));
+  }
+
+  /** @private Called by the call observer. */
+  messageReceived(call: Call): void {
+    this.#received.inc(labels(call));
+  }
+
+  /** @private Called by the call observer. */
+  messageSent(call: Call): void {
+    this.#sent.inc(labels(call));
+  }
+
+  /** @private Called by the call observer. */
+  callFinished(call: Call, outcome: Outcome): void {
+    const l = labels(call);
+    this.#inFlight.dec(l);
+    this.#handled.inc({ ...l, grpc_code: grpcCodeName(outcome.error?.code) });
+    this.#handling.observe(l, outcome.durationMs / 1000);
+  }
+
+  /**
+   * Serve `GET /metrics` in Prometheus text format and pass every other
+   * request on to `next`; for connectNodeAdapter's `fallback`.
+   */
+  serve(next: RequestHandler): RequestHandler {
+    return (req, res) => {
+      const path = (req.url ?? "").split("?")[0];
+      if (
+        path !== metricsPath ||
+        (req.method !== "GET" && req.method !== "HEAD")
+      ) {
+        next(req, res);
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": this.registry.contentType });
+          if (req.method === "HEAD") res.end();
+          else res.end(text);
+        },
+        () => {
+          res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+          res.end("cannot collect metrics\n");
+        },
+      );
+    };
+  }
+}
+
+function labels(call: Call): Record<(typeof callLabels)[number], string> {
+  return {
+    grpc_type: call.type,
+    grpc_service: call.service,
+    grpc_method: call.method,
+    protocol: call.protocol,
+  };
+}
+
+/** A code as gRPC's Go code names it (OK, InvalidArgument, ...), which go-grpc-prometheus reports. */
+function grpcCodeName(code: Code | undefined): string {
+  if (code === undefined) return "OK";
+  return Code[code] ?? String(code);
+}
