@@ -1,0 +1,43 @@
+import { createClient } from "@connectrpc/connect";
+import { Greeter } from "../../gen/helloworld_pb.js";
+import { helpText, parseInvocation, UsageError } from "./args.js";
+import { runCommand } from "./commands.js";
+import { errorLine } from "./errors.js";
+import { namesFrom } from "./names.js";
+import { createTransport } from "./transport.js";
+
+/** Wiring only: parse the command line, call the server, print replies; returns the exit status. */
+async function main(argv: readonly string[]): Promise<number> {
+  let invocation: ReturnType<typeof parseInvocation>;
+  try {
+    invocation = parseInvocation(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(
+      `error: ${e.message}\nhint: npm run client -- --help shows the commands and options\n`,
+    );
+    return 2;
+  }
+  if (invocation === undefined) {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  const client = createClient(Greeter, createTransport(invocation));
+  try {
+    await runCommand(invocation.command, {
+      client,
+      names: namesFrom(invocation.names, process.stdin),
+      callOptions: { timeoutMs: invocation.timeoutMs },
+      print: (message) => process.stdout.write(`${message}\n`),
+    });
+    return 0;
+  } catch (e) {
+    process.stderr.write(`${errorLine(e)}\n`);
+    return 1;
+  }
+}
+
+// Set the exit code rather than exit(), so output still in flight reaches a pipe.
+main(process.argv.slice(2)).then((status) => {
+  process.exitCode = status;
+});
