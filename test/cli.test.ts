@@ -292,3 +292,29 @@ test(
     }
   },
 );
+
+test(
+  "chat - stops quietly, exit 0, when the reader of its output goes away",
+  slow,
+  async (t) => {
+    const server = await startTestServer(t);
+    const child = startChild(t, "npm", [
+      "run",
+      "--silent",
+      "client",
+      "--",
+      "chat",
+      "-",
+      "--url",
+      server.url,
+    ]);
+    child.process.stdin?.write("Alice\n");
+    assert.equal(await child.nextLine(), "Hello, Alice!");
+    // As `| head -1` does: close the pipe, then the client has more to print.
+    child.process.stdout?.destroy();
+    child.process.stdin?.write("Bob\n");
+    const exit = await child.exited;
+    assert.equal(exit.stderr, "");
+    assert.equal(exit.code, 0);
+  },
+);

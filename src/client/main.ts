@@ -37,6 +37,12 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+// A reader that went away (`| head -1`) is not an error of the call: stop quietly.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+  process.exit(0);
+});
+
 // Set the exit code rather than exit(), so output still in flight reaches a pipe.
 main(process.argv.slice(2)).then((status) => {
   process.exitCode = status;
