@@ -254,7 +254,12 @@ test(
       ["say-hello", "Alice", "--url", "localhost:50051"],
       ["say-hello", "Alice", "--colour"],
     ];
-    const exits = await Promise.all(cases.map((args) => runClient(t, args)));
+    // Four at a time: the machine's two cores are shared.
+    const exits = [];
+    for (let i = 0; i < cases.length; i += 4) {
+      const batch = cases.slice(i, i + 4);
+      exits.push(...(await Promise.all(batch.map((a) => runClient(t, a)))));
+    }
     exits.forEach((exit, i) => {
       const what = JSON.stringify(cases[i]);
       assert.equal(exit.code, 2, what);
