@@ -323,3 +323,28 @@ test(
     assert.equal(exit.code, 0);
   },
 );
+
+test(
+  "chat - that fails exits at once, without waiting for stdin to end",
+  slow,
+  async (t) => {
+    const server = await startTestServer(t);
+    const child = startChild(t, "npm", [
+      "run",
+      "--silent",
+      "client",
+      "--",
+      "chat",
+      "-",
+      "--url",
+      server.url,
+    ]);
+    child.process.stdin?.write("Alice\n");
+    assert.equal(await child.nextLine(), "Hello, Alice!");
+    // An empty name fails the call; stdin stays open, as a terminal's would.
+    child.process.stdin?.write("\n");
+    const exit = await child.exited;
+    assert.equal(exit.code, 1);
+    assert.equal(exit.stderr, "error: INVALID_ARGUMENT: name is required\n");
+  },
+);

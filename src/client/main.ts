@@ -34,6 +34,10 @@ async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     process.stderr.write(`${errorLine(e)}\n`);
     return 1;
+  } finally {
+    // A call can end before stdin does (an error, a deadline): stop reading, or
+    // the process would wait for a line nobody will send.
+    process.stdin.destroy();
   }
 }
 
