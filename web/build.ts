@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -50,9 +50,6 @@ export async function buildWeb(outDir: string = defaultOutDir): Promise<void> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // Quiet on success, so that `npm start` prints only the server's own lines.
   await buildWeb();
-  // stderr, so that `npm start` still prints the server's line first on stdout.
-  console.error(
-    `built the browser page into ${relative(process.cwd(), defaultOutDir) || "."}`,
-  );
 }

@@ -1,0 +1,53 @@
+import { createClient } from "@connectrpc/connect";
+import { Greeter } from "../../gen/helloworld_pb.js";
+import { helpText, parseInvocation, UsageError } from "./args.js";
+import { runCommand } from "./commands.js";
+import { errorLine } from "./errors.js";
+import { namesFrom } from "./names.js";
+import { createTransport } from "./transport.js";
+
+/** Wiring only: parse the command line, call the server, print replies; returns the exit status. */
+async function main(argv: readonly string[]): Promise<number> {
+  let invocation: ReturnType<typeof parseInvocation>;
+  try {
+    invocation = parseInvocation(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(
+      `error: ${e.message}\nhint: npm run client -- --help shows the commands and options\n`,
+    );
+    return 2;
+  }
+  if (invocation === undefined) {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  const client = createClient(Greeter, createTransport(invocation));
+  try {
+    await runCommand(invocation.command, {
+      client,
+      names: namesFrom(invocation.names, process.stdin),
+      callOptions: { timeoutMs: invocation.timeoutMs },
+      print: (message) => process.stdout.write(`${message}\n`),
+    });
+    return 0;
+  } catch (e) {
+    process.stderr.write(`${errorLine(e)}\n`);
+    return 1;
+  } finally {
+    // A call can end before stdin does (an error, a deadline): stop reading, or
+    // the process would wait for a line nobody will send.
+    process.stdin.destroy();
+  }
+}
+
+// A reader that went away (`| head -1`) is not an error of the call: stop quietly.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+  process.exit(0);
+});
+
+// Set the exit code rather than exit(), so output still in flight reaches a pipe.
+main(process.argv.slice(2)).then((status) => {
+  process.exitCode = status;
+});

@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { settings } from "../src/config.js";
+import { startChild } from "./support/child.js";
+
+const slow = { timeout: 120_000 };
+
+const readyLine =
+  /^connect-greeter listening on http:\/\/localhost:(\d+) \(gRPC, gRPC-Web and Connect over .+\)$/;
+
+/** The test runner's environment without any of the server's settings, plus `env`. */
+function envWith(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const clean = { ...process.env };
+  for (const s of Object.values(settings)) delete clean[s.env];
+  return { ...clean, ...env };
+}
+
+/** `npm start`; --silent keeps npm's own banner and lifecycle error lines out of the output. */
+function npmStart(
+  t: Parameters<typeof startChild>[0],
+  args: string[],
+  env: Record<string, string> = {},
+) {
+  return startChild(t, "npm", ["--silent", "start", "--", ...args], {
+    env: envWith(env),
+  });
+}
+
+/** The port of the ready line (a JSON log line); log lines before it are passed over. */
+async function readyPort(server: ReturnType<typeof npmStart>): Promise<string> {
+  for (;;) {
+    const line = await server.nextLine();
+    const port = readyLine.exec(logMessage(line))?.[1];
+    if (port !== undefined) {
+      assert.ok(Number(port) > 0, line);
+      return port;
+    }
+  }
+}
+
+/** The `msg` of a JSON log line, or the line itself when it is not JSON. */
+function logMessage(line: string): string {
+  try {
+    const { msg } = JSON.parse(line) as { msg?: unknown };
+    return typeof msg === "string" ? msg : line;
+  } catch {
+    return line;
+  }
+}
+
+async function sayHello(port: string): Promise<unknown> {
+  const res = await fetch(`http://localhost:${port}/Greeter/SayHello`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: "Alice" }),
+  });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+test(
+  "npm start -- --port 0 prints the ready line, answers, and exits 0 on SIGTERM",
+  slow,
+  async (t) => {
+    const server = npmStart(t, ["--port", "0"]);
+    const port = await readyPort(server);
+    assert.deepEqual(await sayHello(port), { message: "Hello, Alice!" });
+    // As a process manager does: the signal goes to the process it started
+    // (npm), which must pass it on so the server itself shuts down.
+    server.process.kill("SIGTERM");
+    const exit = await server.exited;
+    assert.equal(exit.signal, null);
+    assert.equal(exit.code, 0, exit.stderr);
+    // Nothing of the process group is left running.
+    assert.throws(
+      () => process.kill(-(server.process.pid as number), 0),
+      (e: NodeJS.ErrnoException) => e.code === "ESRCH",
+    );
+  },
+);
+
+test("PORT=0 npm start listens on a free port and answers", slow, async (t) => {
+  const server = npmStart(t, [], { PORT: "0" });
+  const port = await readyPort(server);
+  assert.deepEqual(await sayHello(port), { message: "Hello, Alice!" });
+});
+
+const badSettings: {
+  what: string;
+  args: string[];
+  env: Record<string, string>;
+  names: RegExp;
+}[] = [
+  {
+    what: "--port abc",
+    args: ["--port", "abc"],
+    env: {},
+    names: /--port/,
+  },
+  {
+    what: "PORT=70000",
+    args: [],
+    env: { PORT: "70000" },
+    names: /\bPORT\b/,
+  },
+  {
+    what: "a TLS certificate file that does not exist",
+    args: ["--tls-cert", "missing-cert.pem", "--tls-key", "missing-key.pem"],
+    env: {},
+    names: /TLS_CERT.*missing-cert\.pem/,
+  },
+  {
+    what: "a TLS certificate without a key",
+    args: ["--tls-cert", "proto/helloworld.proto"],
+    env: {},
+    names: /TLS_KEY/,
+  },
+  {
+    what: "a TLS key without a certificate",
+    args: [],
+    env: { TLS_KEY: "proto/helloworld.proto" },
+    names: /TLS_CERT/,
+  },
+];
+
+for (const { what, args, env, names } of badSettings) {
+  test(
+    `npm start with ${what} exits non-zero with one line naming the setting`,
+    slow,
+    async (t) => {
+      const exit = await npmStart(t, args, env).exited;
+      assert.notEqual(exit.code, 0);
+      assert.equal(exit.stdout, "");
+      assert.match(exit.stderr, /^[^\n]+\n$/, "exactly one line on stderr");
+      assert.match(exit.stderr, names);
+    },
+  );
+}
