@@ -36,7 +36,10 @@ export async function startServer(
   const inflight = new InflightCalls();
   const status = new ServingStatus();
   const handler = connectNodeAdapter({
-    routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
+    routes: routes({
+      greeter: { streamIntervalMs: config.streamIntervalMs },
+      status,
+    }),
     interceptors: [inflight.interceptor],
     fallback: notFound,
     readMaxBytes: config.maxMessageBytes,
