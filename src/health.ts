@@ -24,7 +24,9 @@ export interface HealthOptions {
  * has no per-service dependencies that could fail on their own, and what a
  * load balancer needs to know is that it is shutting down.
  */
-export function createHealth(options: HealthOptions): ServiceImpl<typeof Health> {
+export function createHealth(
+  options: HealthOptions,
+): ServiceImpl<typeof Health> {
   const { status } = options;
   const known = new Set(["", ...(options.services ?? [])]);
   const current = () => (status.serving ? Status.SERVING : Status.NOT_SERVING);

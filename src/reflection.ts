@@ -1,9 +1,9 @@
 import {
   create,
+  createFileRegistry,
   type DescFile,
   type DescService,
   type FileRegistry,
-  createFileRegistry,
   toBinary,
 } from "@bufbuild/protobuf";
 import {
