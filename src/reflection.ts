@@ -108,11 +108,12 @@ export class ReflectionIndex {
   constructor(services: Iterable<DescService>) {
     const unique = [...new Set(services)];
     this.services = unique.map((s) => s.typeName);
+    // Dependencies first: a FileDescriptorSet is read in order.
     const files = new Map<string, DescFile>();
     const visit = (file: DescFile) => {
       if (files.has(file.proto.name)) return;
-      files.set(file.proto.name, file);
       for (const dep of file.dependencies) visit(dep);
+      files.set(file.proto.name, file);
     };
     for (const service of unique) visit(service.file);
     this.#registry = createFileRegistry(
