@@ -70,8 +70,9 @@ const allServices = [
 ];
 
 /** buf curl's --protocol values, with the flags each needs to speak it over h2c where needed. */
+const grpcFlags = ["--protocol", "grpc", "--http2-prior-knowledge"];
 const bufProtocols: Record<string, string[]> = {
-  grpc: ["--protocol", "grpc", "--http2-prior-knowledge"],
+  grpc: grpcFlags,
   grpcweb: ["--protocol", "grpcweb"],
   connect: ["--protocol", "connect"],
 };
@@ -97,11 +98,7 @@ test("buf curl --list-methods lists every method of every service", {
   timeout: 60_000,
 }, async (t) => {
   const server = await startTestServer(t);
-  const methods = await bufCurl(
-    ...bufProtocols.grpc!,
-    "--list-methods",
-    server.url,
-  );
+  const methods = await bufCurl(...grpcFlags, "--list-methods", server.url);
   assert.deepEqual(methods.trim().split("\n"), [
     "Greeter/Chat",
     "Greeter/CollectGreetings",
@@ -137,7 +134,7 @@ test("buf curl asks grpc.reflection.v1 by default and v1alpha with --reflect-pro
         "buf",
         "curl",
         "-v",
-        ...bufProtocols.grpc!,
+        ...grpcFlags,
         ...reflectProtocol,
         "-d",
         '{"service":"Greeter"}',
@@ -566,7 +563,9 @@ test("an independent gRPC client (@grpc/grpc-js with the official reflection pro
   assert.equal(file.message_response, "file_descriptor_response");
   const protos = file.file_descriptor_response?.file_descriptor_proto ?? [];
   assert.equal(protos.length, 1);
-  const greeter = fromBinary(FileDescriptorProtoSchema, protos[0]!);
+  const [bytes] = protos;
+  assert.ok(bytes);
+  const greeter = fromBinary(FileDescriptorProtoSchema, bytes);
   assert.equal(greeter.name, "helloworld.proto");
   assert.deepEqual(
     greeter.service.map((s) => s.name),
