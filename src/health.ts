@@ -43,13 +43,23 @@ export function createHealth(
     async *watch(req, ctx) {
       if (!known.has(req.service)) {
         // The spec keeps the call open in case the service becomes known
-        // later; here the set is fixed, so it stays SERVICE_UNKNOWN until the
-        // client goes away.
+        // later; here the set is fixed, so only the client leaving or the
+        // server stopping ends it.
         yield { status: Status.SERVICE_UNKNOWN };
-        await aborted(ctx.signal);
+        await untilStopped(status, ctx.signal);
         return;
       }
-      yield* watchStatus(status, ctx.signal);
+      if (status.serving) {
+        yield { status: Status.SERVING };
+        await untilStopped(status, ctx.signal);
+        if (ctx.signal.aborted) return;
+      }
+      // NOT_SERVING is the last word: the server is shutting down, and a
+      // watch left open would hold graceful shutdown up for its whole grace
+      // period (grpc-go#8776; grpc-dotnet ends watches on shutdown since
+      // #2582). The spec lets the call end with OK; clients then retry with
+      // backoff, on another server.
+      yield { status: Status.NOT_SERVING };
     },
     list() {
       const statuses: Record<string, { status: Status }> = {};
@@ -60,44 +70,23 @@ export function createHealth(
 }
 
 /**
- * The current status at once, then every change, until `signal` aborts.
- *
- * Changes that happen while the client has not read the previous one yet are
- * coalesced to the latest, as the spec allows, so a slow watcher costs one
- * pending value and never a growing queue.
+ * Resolves once the server stops serving or `signal` aborts, whichever comes
+ * first, and leaves no listener behind on either.
  */
-async function* watchStatus(
+function untilStopped(
   status: ServingStatus,
   signal: AbortSignal,
-): AsyncGenerator<{ status: Status }> {
-  let wake: (() => void) | undefined;
-  const onEvent = () => wake?.();
-  const unsubscribe = status.subscribe(onEvent);
-  signal.addEventListener("abort", onEvent);
-  try {
-    let sent = status.serving;
-    yield { status: sent ? Status.SERVING : Status.NOT_SERVING };
-    while (!signal.aborted) {
-      if (status.serving === sent) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-        continue;
-      }
-      sent = status.serving;
-      yield { status: sent ? Status.SERVING : Status.NOT_SERVING };
-    }
-  } finally {
-    unsubscribe();
-    signal.removeEventListener("abort", onEvent);
-  }
-}
-
-/** Resolves when `signal` aborts (at once if it has). */
-function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true }),
-  );
+): Promise<void> {
+  if (!status.serving || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      unsubscribe();
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const unsubscribe = status.subscribe((serving) => {
+      if (!serving) done();
+    });
+    signal.addEventListener("abort", done);
+  });
 }

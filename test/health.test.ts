@@ -61,15 +61,12 @@ for (const [protocol, transport] of Object.entries(protocols)) {
     assert.equal(res.status, Status.SERVING);
   });
 
-  test(`Watch over ${protocol} sends SERVING at once, then NOT_SERVING when the server stops serving`, {
+  test(`Watch over ${protocol} sends SERVING at once, then NOT_SERVING when shutdown begins, and ends OK so it holds no shutdown up`, {
     timeout: 20_000,
   }, async (t) => {
     const server = await startTestServer(t);
     const health = createClient(Health, transport(server.url));
-    const abort = new AbortController();
-    const stream = health
-      .watch({ service: "Greeter" }, { signal: abort.signal })
-      [Symbol.asyncIterator]();
+    const stream = health.watch({ service: "Greeter" })[Symbol.asyncIterator]();
     const first = await stream.next();
     assert.equal(first.done, false);
     assert.equal(first.value.status, Status.SERVING);
@@ -77,54 +74,48 @@ for (const [protocol, transport] of Object.entries(protocols)) {
     const second = await stream.next();
     assert.equal(second.done, false);
     assert.equal(second.value.status, Status.NOT_SERVING);
-    server.status.set(true);
-    const third = await stream.next();
-    assert.equal(third.done, false);
-    assert.equal(third.value.status, Status.SERVING);
-    abort.abort();
+    // Ends with OK: a failed call would make next() reject.
+    assert.equal((await stream.next()).done, true);
     await server.inflight.whenIdle();
   });
-}
 
-test("a Watch client that goes away ends the handler and unsubscribes it from the serving status", {
-  timeout: 20_000,
-}, async (t) => {
-  const server = await startTestServer(t);
-  // Count live subscriptions by wrapping the server's own status object.
-  let subscribed = 0;
-  const subscribe = server.status.subscribe.bind(server.status);
-  server.status.subscribe = (listener) => {
-    subscribed++;
-    const unsubscribe = subscribe(listener);
-    return () => {
-      subscribed--;
-      return unsubscribe();
+  test(`a Watch client over ${protocol} that goes away ends the handler and unsubscribes it from the serving status`, {
+    timeout: 20_000,
+  }, async (t) => {
+    const server = await startTestServer(t);
+    // Count live subscriptions by wrapping the server's own status object.
+    let subscribed = 0;
+    const subscribe = server.status.subscribe.bind(server.status);
+    server.status.subscribe = (listener) => {
+      subscribed++;
+      const unsubscribe = subscribe(listener);
+      return () => {
+        subscribed--;
+        return unsubscribe();
+      };
     };
-  };
-  const health = createClient(
-    Health,
-    createGrpcTransport({ baseUrl: server.url }),
-  );
-  const abort = new AbortController();
-  const stream = health
-    .watch({ service: "" }, { signal: abort.signal })
-    [Symbol.asyncIterator]();
-  assert.equal((await stream.next()).value?.status, Status.SERVING);
-  assert.equal(subscribed, 1);
-  assert.equal(server.inflight.count, 1);
-  abort.abort();
-  await assert.rejects(stream.next(), (e) => {
-    assert.ok(e instanceof ConnectError);
-    assert.equal(e.code, Code.Canceled);
-    return true;
+    const health = createClient(Health, transport(server.url));
+    const abort = new AbortController();
+    const stream = health
+      .watch({ service: "" }, { signal: abort.signal })
+      [Symbol.asyncIterator]();
+    assert.equal((await stream.next()).value?.status, Status.SERVING);
+    assert.equal(subscribed, 1);
+    assert.equal(server.inflight.count, 1);
+    abort.abort();
+    await assert.rejects(stream.next(), (e) => {
+      assert.ok(e instanceof ConnectError);
+      assert.equal(e.code, Code.Canceled);
+      return true;
+    });
+    await server.inflight.whenIdle();
+    assert.equal(subscribed, 0);
+    // A change after the watcher left reaches nobody and breaks nothing.
+    server.status.set(false);
+    const res = await health.check({ service: "" });
+    assert.equal(res.status, Status.NOT_SERVING);
   });
-  await server.inflight.whenIdle();
-  assert.equal(subscribed, 0);
-  // A change after the watcher left reaches nobody and breaks nothing.
-  server.status.set(false);
-  const res = await health.check({ service: "" });
-  assert.equal(res.status, Status.NOT_SERVING);
-});
+}
 
 test("Watch for an unknown service sends SERVICE_UNKNOWN and keeps the call open until the client goes away", {
   timeout: 20_000,
@@ -156,6 +147,39 @@ test("Watch for an unknown service sends SERVICE_UNKNOWN and keeps the call open
     return true;
   });
   await server.inflight.whenIdle();
+});
+
+test("Watch for an unknown service ends OK once shutdown begins", {
+  timeout: 20_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const health = createClient(
+    Health,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  const stream = health
+    .watch({ service: "NoSuchService" })
+    [Symbol.asyncIterator]();
+  assert.equal((await stream.next()).value?.status, Status.SERVICE_UNKNOWN);
+  server.status.set(false);
+  assert.equal((await stream.next()).done, true);
+  await server.inflight.whenIdle();
+});
+
+test("Watch begun after shutdown began sends NOT_SERVING and ends OK", {
+  timeout: 20_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  server.status.set(false);
+  const health = createClient(
+    Health,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  const statuses: Status[] = [];
+  for await (const res of health.watch({ service: "" })) {
+    statuses.push(res.status);
+  }
+  assert.deepEqual(statuses, [Status.NOT_SERVING]);
 });
 
 test("List reports every known service with the server's status", {
