@@ -34,7 +34,7 @@ export function createHealth(
     check(req) {
       if (!known.has(req.service)) {
         throw new ConnectError(
-          `unknown service ${JSON.stringify(req.service)}`,
+          `unknown service ${quote(req.service)}`,
           Code.NotFound,
         );
       }
@@ -89,4 +89,9 @@ function untilStopped(
     });
     signal.addEventListener("abort", done);
   });
+}
+
+/** A client-sent name for an error message: quoted, and cut short so a huge one is not echoed back. */
+function quote(name: string): string {
+  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
 }

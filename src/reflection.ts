@@ -164,32 +164,32 @@ export class ReflectionIndex {
         const file = this.#registry.getFile(r.value);
         return file
           ? this.#files(file)
-          : notFound(`file ${JSON.stringify(r.value)} not found`);
+          : notFound(`file ${quote(r.value)} not found`);
       }
       case "fileContainingSymbol": {
         const file = this.#symbols.get(stripDot(r.value));
         return file
           ? this.#files(file)
-          : notFound(`symbol ${JSON.stringify(r.value)} not found`);
+          : notFound(`symbol ${quote(r.value)} not found`);
       }
       case "fileContainingExtension": {
         const { containingType, extensionNumber } = r.value;
         const message = this.#registry.getMessage(stripDot(containingType));
         if (!message) {
-          return notFound(`type ${JSON.stringify(containingType)} not found`);
+          return notFound(`type ${quote(containingType)} not found`);
         }
         const ext = this.#registry.getExtensionFor(message, extensionNumber);
         return ext
           ? this.#files(ext.file)
           : notFound(
-              `extension ${extensionNumber} of ${JSON.stringify(containingType)} not found`,
+              `extension ${extensionNumber} of ${quote(containingType)} not found`,
             );
       }
       case "allExtensionNumbersOfType": {
         const typeName = stripDot(r.value);
         const message = this.#registry.getMessage(typeName);
         if (!message) {
-          return notFound(`type ${JSON.stringify(r.value)} not found`);
+          return notFound(`type ${quote(r.value)} not found`);
         }
         const numbers: number[] = [];
         for (const desc of this.#registry) {
@@ -257,4 +257,9 @@ function notFound(message: string): ReflectionAnswer {
 /** Some clients send fully-qualified names with protobuf's leading dot. */
 function stripDot(name: string): string {
   return name.startsWith(".") ? name.slice(1) : name;
+}
+
+/** A client-sent name for an error message: quoted, and cut short so a huge one is not echoed back. */
+function quote(name: string): string {
+  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
 }

@@ -11,6 +11,8 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { service as grpcHealthService } from "grpc-health-check";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Status,
@@ -206,3 +208,50 @@ test("List reports every known service with the server's status", {
     { "": Status.NOT_SERVING, Greeter: Status.NOT_SERVING },
   );
 });
+
+test("an independent gRPC client (@grpc/grpc-js with grpc-health-check's definition) checks and watches the server", {
+  timeout: 20_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const Client = grpc.makeGenericClientConstructor(grpcHealthService, "Health");
+  const client = new Client(
+    `127.0.0.1:${server.port}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as GrpcJsHealthClient;
+  t.after(() => client.close());
+
+  const check = (service: string) =>
+    new Promise<{ status: string }>((resolve, reject) =>
+      client.check({ service }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      ),
+    );
+  assert.deepEqual(await check("Greeter"), { status: "SERVING" });
+  await assert.rejects(check("NoSuchService"), (e: grpc.ServiceError) => {
+    assert.equal(e.code, grpc.status.NOT_FOUND);
+    return true;
+  });
+
+  const call = client.watch({ service: "" });
+  const ended = new Promise<grpc.StatusObject>((resolve) =>
+    call.on("status", resolve),
+  );
+  const statuses = call[Symbol.asyncIterator]();
+  assert.deepEqual((await statuses.next()).value, { status: "SERVING" });
+  server.status.set(false);
+  assert.deepEqual((await statuses.next()).value, { status: "NOT_SERVING" });
+  assert.equal((await statuses.next()).done, true);
+  assert.equal((await ended).code, grpc.status.OK);
+});
+
+/** The health client grpc-js makes from grpc-health-check's service definition. */
+interface GrpcJsHealthClient {
+  check(
+    req: { service: string },
+    callback: (err: grpc.ServiceError | null, res: { status: string }) => void,
+  ): void;
+  watch(req: { service: string }): grpc.ClientReadableStream<{
+    status: string;
+  }>;
+  close(): void;
+}
