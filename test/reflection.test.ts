@@ -50,16 +50,25 @@ const exec = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** Run `npx buf curl` from the project, as a user would. */
-async function bufCurl(...args: string[]): Promise<string> {
-  const { stdout } = await exec(
-    "npx",
-    ["--no-install", "buf", "curl", ...args],
-    {
-      cwd: root,
-      timeout: 60_000,
-    },
+async function bufCurl(
+  ...args: string[]
+): Promise<{ stdout: string; stderr: string }> {
+  return exec("npx", ["--no-install", "buf", "curl", ...args], {
+    cwd: root,
+    timeout: 60_000,
+  });
+}
+
+/** The Content-Type of every reflection request buf curl -v reports sending. */
+function reflectionContentTypes(stderr: string): string[] {
+  const ids = new Set(
+    [...stderr.matchAll(/> \(#(\d+)\) POST \/grpc\.reflection\./g)].map(
+      (m) => m[1],
+    ),
   );
-  return stdout;
+  return [...stderr.matchAll(/> \(#(\d+)\) Content-Type: (\S+)/g)]
+    .filter((m) => ids.has(m[1]))
+    .map((m) => m[2] ?? "");
 }
 
 const allServices = [
@@ -69,28 +78,36 @@ const allServices = [
   "grpc.reflection.v1alpha.ServerReflection",
 ];
 
-/** buf curl's --protocol values, with the flags each needs to speak it over h2c where needed. */
+/** buf curl's --protocol values, the flags to use it, and its Content-Type. */
 const grpcFlags = ["--protocol", "grpc", "--http2-prior-knowledge"];
-const bufProtocols: Record<string, string[]> = {
-  grpc: grpcFlags,
-  grpcweb: ["--protocol", "grpcweb"],
-  connect: ["--protocol", "connect"],
+const bufProtocols: Record<string, [string[], string]> = {
+  grpc: [grpcFlags, "application/grpc"],
+  grpcweb: [["--protocol", "grpcweb"], "application/grpc-web+proto"],
+  connect: [["--protocol", "connect"], "application/connect+proto"],
 };
 
-for (const [protocol, flags] of Object.entries(bufProtocols)) {
-  test(`buf curl --protocol ${protocol} lists the services and calls SayHello with no schema, through reflection`, {
+for (const [protocol, [flags, contentType]] of Object.entries(bufProtocols)) {
+  test(`buf curl --protocol ${protocol} lists the services and calls SayHello with no schema, through reflection in that protocol`, {
     timeout: 120_000,
   }, async (t) => {
     const server = await startTestServer(t);
-    const services = await bufCurl(...flags, "--list-services", server.url);
-    assert.deepEqual(services.trim().split("\n"), allServices);
+    const services = await bufCurl(
+      "-v",
+      ...flags,
+      "--list-services",
+      server.url,
+    );
+    assert.deepEqual(services.stdout.trim().split("\n"), allServices);
+    const types = reflectionContentTypes(services.stderr);
+    assert.ok(types.length > 0, services.stderr);
+    assert.deepEqual(new Set(types), new Set([contentType]), services.stderr);
     const hello = await bufCurl(
       ...flags,
       "-d",
       '{"name":"A"}',
       `${server.url}/Greeter/SayHello`,
     );
-    assert.deepEqual(JSON.parse(hello), { message: "Hello, A!" });
+    assert.deepEqual(JSON.parse(hello.stdout), { message: "Hello, A!" });
   });
 }
 
@@ -99,7 +116,7 @@ test("buf curl --list-methods lists every method of every service", {
 }, async (t) => {
   const server = await startTestServer(t);
   const methods = await bufCurl(...grpcFlags, "--list-methods", server.url);
-  assert.deepEqual(methods.trim().split("\n"), [
+  assert.deepEqual(methods.stdout.trim().split("\n"), [
     "Greeter/Chat",
     "Greeter/CollectGreetings",
     "Greeter/SayHello",
@@ -127,20 +144,13 @@ test("buf curl asks grpc.reflection.v1 by default and v1alpha with --reflect-pro
       "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     ],
   ] as const) {
-    const { stdout, stderr } = await exec(
-      "npx",
-      [
-        "--no-install",
-        "buf",
-        "curl",
-        "-v",
-        ...grpcFlags,
-        ...reflectProtocol,
-        "-d",
-        '{"service":"Greeter"}',
-        `${server.url}/grpc.health.v1.Health/Check`,
-      ],
-      { cwd: root, timeout: 60_000 },
+    const { stdout, stderr } = await bufCurl(
+      "-v",
+      ...grpcFlags,
+      ...reflectProtocol,
+      "-d",
+      '{"service":"Greeter"}',
+      `${server.url}/grpc.health.v1.Health/Check`,
     );
     assert.deepEqual(JSON.parse(stdout), { status: "SERVING" });
     // buf curl -v prints each request line it sends.
