@@ -1,11 +1,17 @@
 import type { ConnectRouter } from "@connectrpc/connect";
+import { Health } from "../gen/health/v1/health_pb.js";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { createGreeter, type GreeterOptions } from "./greeter.js";
+import { createHealth } from "./health.js";
+import { registerReflection } from "./reflection.js";
+import { ServingStatus } from "./serving-status.js";
 
 /** Options of everything the router serves. */
 export interface RoutesOptions {
   /** Options of the Greeter service. @default {} */
   greeter?: GreeterOptions;
+  /** Whether the server takes new work, as health checks report it. @default always serving */
+  status?: ServingStatus;
 }
 
 /** Register every service this server offers on a Connect router. */
@@ -14,5 +20,14 @@ export function routes(
 ): (router: ConnectRouter) => void {
   return (router) => {
     router.service(Greeter, createGreeter(options.greeter));
+    router.service(
+      Health,
+      createHealth({
+        status: options.status ?? new ServingStatus(),
+        services: [Greeter.typeName],
+      }),
+    );
+    // Reflection describes whatever this router serves, itself included.
+    registerReflection(router);
   };
 }

@@ -65,7 +65,10 @@ export async function startServer(
   const handler = connectNodeAdapter({
     routes:
       customRoutes ??
-      routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
+      routes({
+        greeter: { streamIntervalMs: config.streamIntervalMs },
+        status,
+      }),
     interceptors: [
       observeCalls([inflight, metrics, callLog(logger)]),
       hideInternalErrors(logger),
