@@ -26,6 +26,12 @@ export interface ListenerOptions {
    * @default 10000
    */
   firstBytesTimeoutMs?: number;
+  /**
+   * How long an HTTP/2 connection with no stream open stays open before it is
+   * closed with GOAWAY, in milliseconds (0: no limit). HTTP/1.1 idles by `http1.keepAliveTimeout`.
+   * @default 0
+   */
+  idleTimeoutMs?: number;
 }
 
 /** A server answering HTTP/1.1 and HTTP/2 on one port, with its connections at hand for shutdown. */
@@ -38,6 +44,12 @@ export interface Listener {
   readonly http1Server: http.Server | undefined;
   /** Every open socket, whatever its protocol. */
   readonly sockets: ReadonlySet<net.Socket>;
+  /** Every open HTTP/2 session (for GOAWAY on shutdown). */
+  readonly sessions: ReadonlySet<http2.ServerHttp2Session>;
+  /** Every HTTP/1.1 response not yet finished (to close their connections after them on shutdown). */
+  readonly http1Responses: ReadonlySet<
+    http.ServerResponse | http2.Http2ServerResponse
+  >;
 }
 
 /**
@@ -57,21 +69,57 @@ export function createListener(
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   };
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const trackSession = (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    closeWhenIdle(session, options.idleTimeoutMs ?? 0);
+  };
+  const http1Responses = new Set<
+    http.ServerResponse | http2.Http2ServerResponse
+  >();
+  const trackResponse = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    if (req.httpVersionMajor !== 1) return;
+    http1Responses.add(res);
+    res.once("close", () => http1Responses.delete(res));
+  };
   if (options.tls) {
     const server = http2.createSecureServer(
       {
+        // Node's HTTP/1.1 fallback under TLS reads the HTTP/1.1 options (timeouts, header size) from here.
+        ...options.http1,
         ...options.http2,
         ...options.tls,
+        // A TLS handshake that stalls is cut off like a cleartext connection that sends nothing.
+        handshakeTimeout: options.firstBytesTimeoutMs ?? 10_000,
         allowHTTP1: true,
         ALPNProtocols: ["h2", "http/1.1"],
       },
       handler,
     );
     server.on("connection", track);
-    return { server, http2Server: server, http1Server: undefined, sockets };
+    server.on("session", trackSession);
+    server.on("request", trackResponse);
+    return {
+      server,
+      http2Server: server,
+      http1Server: undefined,
+      sockets,
+      sessions,
+      http1Responses,
+    };
   }
   const http1Server = http.createServer(options.http1 ?? {}, handler);
+  // Node starts enforcing headersTimeout and requestTimeout, and tracks the
+  // connections closeIdleConnections() closes, when the server emits
+  // "listening"; this one never listens (its sockets come from the sniffer).
+  http1Server.emit("listening");
+  http1Server.on("request", trackResponse);
   const http2Server = http2.createServer(options.http2 ?? {}, handler);
+  http2Server.on("session", trackSession);
   const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? 10_000;
   const server = net.createServer((socket) => {
     track(socket);
@@ -79,7 +127,41 @@ export function createListener(
       (isHttp2 ? http2Server : http1Server).emit("connection", socket),
     );
   });
-  return { server, http2Server, http1Server, sockets };
+  return {
+    server,
+    http2Server,
+    http1Server,
+    sockets,
+    sessions,
+    http1Responses,
+  };
+}
+
+/**
+ * Close an HTTP/2 session with GOAWAY once it has had no stream open for
+ * `idleMs`. Unlike a socket timeout, a long call that sends nothing for a
+ * while (a quiet Chat) does not count as idle.
+ */
+function closeWhenIdle(
+  session: http2.ServerHttp2Session,
+  idleMs: number,
+): void {
+  if (idleMs <= 0) return;
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => session.close(), idleMs);
+    timer.unref();
+  };
+  session.on("stream", (stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
 }
 
 /**

@@ -1,5 +1,6 @@
 import { ConfigError, helpText, loadConfig } from "./config.js";
 import { startServer } from "./server.js";
+import { exitOnSignals } from "./shutdown.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
 async function main(argv: string[]): Promise<void> {
@@ -15,11 +16,7 @@ async function main(argv: string[]): Promise<void> {
   console.log(
     `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
   );
-  const stop = () => {
-    void server.close().then(() => process.exit(0));
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  exitOnSignals(() => server.shutdown());
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

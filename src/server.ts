@@ -1,11 +1,18 @@
 import type { AddressInfo } from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  compressionBrotli,
+  compressionGzip,
+  connectNodeAdapter,
+} from "@connectrpc/connect-node";
 import { type Config, defaultConfig } from "./config.js";
+import { endOnAbort } from "./end-on-abort.js";
 import { notFound } from "./fallback.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
 import { routes } from "./routes.js";
 import { ServingStatus } from "./serving-status.js";
+import { drain, type ShutdownResult } from "./shutdown.js";
 
 /** What a server needs to start: any part of the configuration; the rest takes its defaults. */
 export type ServerOptions = Partial<Config>;
@@ -26,6 +33,12 @@ export interface RunningServer {
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
   close(): Promise<void>;
+  /**
+   * Stop gracefully: calls in flight get `graceMs` to finish, the rest end with
+   * UNAVAILABLE (see src/shutdown.ts). Calling it again returns the same result.
+   * @default graceMs config.shutdownGraceMs
+   */
+  shutdown(graceMs?: number): Promise<ShutdownResult>;
 }
 
 /** Start serving the Greeter on one port, for gRPC, gRPC-Web and Connect. */
@@ -35,15 +48,42 @@ export async function startServer(
   const config: Config = { ...defaultConfig(), ...options };
   const inflight = new InflightCalls();
   const status = new ServingStatus();
+  const shutdownSignal = new AbortController();
   const handler = connectNodeAdapter({
     routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
-    interceptors: [inflight.interceptor],
+    interceptors: [inflight.interceptor, endOnAbort],
     fallback: notFound,
     readMaxBytes: config.maxMessageBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
+    compressMinBytes: config.compressMinBytes,
+    shutdownSignal: shutdownSignal.signal,
   });
   const listener = createListener(handler, {
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    http1: {
+      maxHeaderSize: config.maxHeaderBytes,
+      // Node refuses a headers timeout longer than the request timeout.
+      headersTimeout:
+        config.requestTimeoutMs === 0
+          ? config.headersTimeoutMs
+          : Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.idleTimeoutMs,
+      // Node checks both timeouts only this often (30 s unless told).
+      connectionsCheckingInterval: Math.min(
+        1000,
+        config.headersTimeoutMs,
+        config.requestTimeoutMs || Number.POSITIVE_INFINITY,
+      ),
+    },
+    http2: {
+      settings: {
+        maxConcurrentStreams: config.maxConcurrentStreams,
+        maxHeaderListSize: config.maxHeaderBytes,
+      },
+    },
   });
   const { server } = listener;
   await new Promise<void>((resolve, reject) => {
@@ -58,6 +98,7 @@ export async function startServer(
     );
   });
   const port = (server.address() as AddressInfo).port;
+  let shuttingDown: Promise<ShutdownResult> | undefined;
   return {
     config,
     port,
@@ -70,6 +111,21 @@ export async function startServer(
         server.close(() => resolve());
         for (const socket of listener.sockets) socket.destroy();
       });
+    },
+    shutdown(graceMs = config.shutdownGraceMs) {
+      shuttingDown ??= drain(
+        {
+          status,
+          listener,
+          inflight,
+          endCalls: () =>
+            shutdownSignal.abort(
+              new ConnectError("the server is shutting down", Code.Unavailable),
+            ),
+        },
+        graceMs,
+      );
+      return shuttingDown;
     },
   };
 }
