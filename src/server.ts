@@ -5,6 +5,7 @@ import {
   compressionGzip,
   connectNodeAdapter,
 } from "@connectrpc/connect-node";
+import { advertiseGrpcEncodings } from "./accept-encoding.js";
 import { type Config, defaultConfig } from "./config.js";
 import { endOnAbort } from "./end-on-abort.js";
 import { notFound } from "./fallback.js";
@@ -49,15 +50,20 @@ export async function startServer(
   const inflight = new InflightCalls();
   const status = new ServingStatus();
   const shutdownSignal = new AbortController();
-  const handler = connectNodeAdapter({
+  const compressions = [compressionGzip, compressionBrotli];
+  const connectHandler = connectNodeAdapter({
     routes: routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
     interceptors: [inflight.interceptor, endOnAbort],
     fallback: notFound,
     readMaxBytes: config.maxMessageBytes,
-    acceptCompression: [compressionGzip, compressionBrotli],
+    acceptCompression: compressions,
     compressMinBytes: config.compressMinBytes,
     shutdownSignal: shutdownSignal.signal,
   });
+  const handler = advertiseGrpcEncodings(
+    connectHandler,
+    compressions.map((c) => c.name),
+  );
   const listener = createListener(handler, {
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,

@@ -95,7 +95,10 @@ test("a client streaming far more than a stalled CollectGreetings reads is held 
     acceptedWhileStalled <= streamWindow + 2 * 16 * 1024 + 2 * frame.length,
     `the client got ${acceptedWhileStalled} bytes accepted`,
   );
-  assert.ok(acceptedWhileStalled < messages * frame.length);
+  assert.ok(
+    acceptedWhileStalled < messages * frame.length,
+    "the client was held back before it sent everything",
+  );
 
   release();
   await writer;

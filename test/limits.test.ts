@@ -24,7 +24,7 @@ function grpcFrame(payload: Buffer, length = payload.length): Buffer {
 /** A HelloRequest with `name`, in protobuf binary. */
 function helloRequest(name: string): Buffer {
   const bytes = Buffer.from(name);
-  assert.ok(bytes.length < 128);
+  assert.ok(bytes.length < 128, "a one-byte length prefix");
   return Buffer.concat([Buffer.from([0x0a, bytes.length]), bytes]);
 }
 
@@ -272,7 +272,10 @@ for (const [what, bytes] of [
     assert.equal(client.received(), "");
     assert.ok(elapsed >= 300, `closed after ${elapsed} ms`);
     // The server's side is destroyed (it leaves the set on its "close" event, a moment later).
-    assert.ok([...server.listener.sockets].every((s) => s.destroyed));
+    assert.ok(
+      [...server.listener.sockets].every((s) => s.destroyed),
+      "the server destroyed its side",
+    );
   });
 }
 
@@ -289,6 +292,7 @@ test("an idle HTTP/1.1 keep-alive connection is closed after idleTimeoutMs", {
   const elapsed = await client.closed;
   assert.match(client.received(), /^HTTP\/1\.1 200 [\s\S]*Hello, a!/);
   assert.doesNotMatch(client.received(), /connection: close/i);
+  // Measured from the reply's arrival, a moment after the server armed its timer.
   assert.ok(
     performance.now() - answeredAt >= 290,
     `closed ${elapsed} ms after opening`,
