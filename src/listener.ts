@@ -52,6 +52,15 @@ export interface Listener {
   >;
 }
 
+/** The HTTP/1.1 options the TLS server's HTTP/1.1 fallback honours when set on it. */
+const http1FallbackSettings = [
+  "headersTimeout",
+  "requestTimeout",
+  "keepAliveTimeout",
+  "maxHeaderSize",
+  "connectionsCheckingInterval",
+] as const;
+
 /**
  * Create a server that serves `handler` over HTTP/1.1 and HTTP/2 on one port.
  *
@@ -89,8 +98,6 @@ export function createListener(
   if (options.tls) {
     const server = http2.createSecureServer(
       {
-        // Node's HTTP/1.1 fallback under TLS reads the HTTP/1.1 options (timeouts, header size) from here.
-        ...options.http1,
         ...options.http2,
         ...options.tls,
         // A TLS handshake that stalls is cut off like a cleartext connection that sends nothing.
@@ -100,6 +107,12 @@ export function createListener(
       },
       handler,
     );
+    // Node's HTTP/1.1 fallback under TLS takes its timeouts and header size
+    // limit from properties of the server, not from its options.
+    for (const key of http1FallbackSettings) {
+      const value = options.http1?.[key];
+      if (value !== undefined) Object.assign(server, { [key]: value });
+    }
     server.on("connection", track);
     server.on("session", trackSession);
     server.on("request", trackResponse);

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { test } from "node:test";
+import * as tls from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -10,6 +12,7 @@ import {
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { startTestServer } from "./support/server.js";
+import { projectRoot } from "./support/server-process.js";
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } =
   http2.constants;
@@ -327,4 +330,42 @@ test("an HTTP/2 connection with no call open gets GOAWAY after idleTimeoutMs, wh
   chat.end();
   chat.resume();
   await busyGoaway;
+});
+
+test("over TLS, the HTTP/1.1 fallback enforces maxHeaderBytes (431) and headersTimeoutMs (408) too", {
+  timeout: 30_000,
+}, async (t) => {
+  const cert = readFileSync(`${projectRoot}test/fixtures/localhost-cert.pem`);
+  const key = readFileSync(`${projectRoot}test/fixtures/localhost-key.pem`);
+  const server = await startTestServer(t, {
+    tls: { cert, key },
+    headersTimeoutMs: 300,
+    maxHeaderBytes: 2048,
+  });
+  const exchange = async (request: string) => {
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: server.port,
+      ca: cert,
+      servername: "localhost",
+      ALPNProtocols: ["http/1.1"],
+    });
+    socket.on("error", () => {});
+    await once(socket, "secureConnect");
+    const opened = performance.now();
+    socket.write(request);
+    let data = "";
+    socket.setEncoding("latin1").on("data", (d: string) => {
+      data += d;
+    });
+    await once(socket, "close");
+    return { data, elapsed: performance.now() - opened };
+  };
+  const big = await exchange(
+    `POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\nX-Padding: ${"p".repeat(4000)}\r\nContent-Length: 2\r\n\r\n{}`,
+  );
+  assert.match(big.data, /^HTTP\/1\.1 431 /);
+  const slow = await exchange("POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\n");
+  assert.match(slow.data, /^HTTP\/1\.1 408 /);
+  assert.ok(slow.elapsed >= 300, `closed after ${slow.elapsed} ms`);
 });
