@@ -164,12 +164,18 @@ test("SIGTERM to the process group of `npm start` (what Ctrl-C does) drains the 
     "--stream-interval-ms",
     "300",
   ]);
-  await drainsTwentyStreams(server, () =>
-    process.kill(-(server.child.pid as number), "SIGTERM"),
-  );
+  let signalledAt = 0;
+  await drainsTwentyStreams(server, () => {
+    signalledAt = performance.now();
+    process.kill(-(server.child.pid as number), "SIGTERM");
+  });
   // npm and its shell die of the signal; the server (a grandchild) drains and
   // exits, and only then is nothing left holding the output pipes.
   await server.outputClosed;
+  assert.ok(
+    performance.now() - signalledAt < 10_000,
+    "every process was gone within the grace period",
+  );
   assert.doesNotMatch(server.stderr(), /Error|shutdown failed/);
 });
 
