@@ -34,6 +34,9 @@ export interface ListenerOptions {
   idleTimeoutMs?: number;
 }
 
+/** A response of either HTTP server. */
+export type Response = http.ServerResponse | http2.Http2ServerResponse;
+
 /** A server answering HTTP/1.1 and HTTP/2 on one port, with its connections at hand for shutdown. */
 export interface Listener {
   /** The TCP (or TLS) server to listen on. */
@@ -46,10 +49,12 @@ export interface Listener {
   readonly sockets: ReadonlySet<net.Socket>;
   /** Every open HTTP/2 session (for GOAWAY on shutdown). */
   readonly sessions: ReadonlySet<http2.ServerHttp2Session>;
-  /** Every HTTP/1.1 response not yet finished (to close their connections after them on shutdown). */
-  readonly http1Responses: ReadonlySet<
-    http.ServerResponse | http2.Http2ServerResponse
-  >;
+  /**
+   * Every response not yet sent in full, HTTP/1.1 and HTTP/2: shutdown waits
+   * for them (a request still arriving has no handler running yet) and closes
+   * HTTP/1.1 connections after them.
+   */
+  readonly responses: ReadonlySet<Response>;
 }
 
 /** The HTTP/1.1 options the TLS server's HTTP/1.1 fallback honours when set on it. */
@@ -84,16 +89,12 @@ export function createListener(
     session.once("close", () => sessions.delete(session));
     closeWhenIdle(session, options.idleTimeoutMs ?? 0);
   };
-  const http1Responses = new Set<
-    http.ServerResponse | http2.Http2ServerResponse
-  >();
-  const trackResponse = (
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
-  ) => {
-    if (req.httpVersionMajor !== 1) return;
-    http1Responses.add(res);
-    res.once("close", () => http1Responses.delete(res));
+  const responses = new Set<Response>();
+  const trackResponse = (_req: unknown, res: Response) => {
+    responses.add(res);
+    const done = () => responses.delete(res);
+    res.once("finish", done);
+    res.once("close", done);
   };
   if (options.tls) {
     const server = http2.createSecureServer(
@@ -122,7 +123,7 @@ export function createListener(
       http1Server: undefined,
       sockets,
       sessions,
-      http1Responses,
+      responses,
     };
   }
   const http1Server = http.createServer(options.http1 ?? {}, handler);
@@ -133,6 +134,7 @@ export function createListener(
   http1Server.on("request", trackResponse);
   const http2Server = http2.createServer(options.http2 ?? {}, handler);
   http2Server.on("session", trackSession);
+  http2Server.on("request", trackResponse);
   const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? 10_000;
   const server = net.createServer((socket) => {
     track(socket);
@@ -146,7 +148,7 @@ export function createListener(
     http1Server,
     sockets,
     sessions,
-    http1Responses,
+    responses,
   };
 }
 

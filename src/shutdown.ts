@@ -1,8 +1,6 @@
-import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import { constants } from "node:os";
 import type { InflightCalls } from "./inflight.js";
-import type { Listener } from "./listener.js";
+import type { Listener, Response } from "./listener.js";
 import type { ServingStatus } from "./serving-status.js";
 
 /** How long calls ended at the end of the grace period get to send their status, in milliseconds. */
@@ -62,9 +60,8 @@ export async function drain(
   // current response, which says `Connection: close` if not yet started.
   const h1 = listener.http1Server;
   h1?.closeIdleConnections();
-  const lastResponse = (
-    res: http.ServerResponse | http2.Http2ServerResponse,
-  ) => {
+  const lastResponse = (res: Response) => {
+    if (res.req.httpVersionMajor !== 1) return;
     const socket = res.socket;
     if (!res.headersSent) {
       res.setHeader("connection", "close");
@@ -72,19 +69,22 @@ export async function drain(
       res.once("finish", () => socket?.end());
     }
   };
-  for (const res of listener.http1Responses) lastResponse(res);
-  (h1 ?? listener.http2Server).on(
-    "request",
-    (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (req.httpVersionMajor === 1) lastResponse(res);
-    },
+  for (const res of listener.responses) lastResponse(res);
+  (h1 ?? listener.http2Server).on("request", (_req: unknown, res: Response) =>
+    lastResponse(res),
   );
 
-  const graceOver = await race(inflight.whenIdle(), graceMs);
+  // A call is done when its handler is and its response has been sent; a
+  // request still arriving has a response pending but no handler yet.
+  const idle = () =>
+    Promise.all([inflight.whenIdle(), sent(listener.responses)]).then(
+      () => undefined,
+    );
+  const graceOver = await race(idle(), graceMs);
   const callsEnded = inflight.count;
   if (graceOver) {
     server.endCalls();
-    await race(inflight.whenIdle(), endCallsMs);
+    await race(idle(), endCallsMs);
   }
   await race(closed, lingerMs);
   // A destroyed socket leaves the set only on its "close" event, a moment later.
@@ -140,6 +140,22 @@ export function exitOnSignals(
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+}
+
+/** Resolves once every response in `responses`, including any added meanwhile, is sent or abandoned. */
+async function sent(responses: ReadonlySet<Response>): Promise<void> {
+  // The listener removes a response on the same events, before these run.
+  while (responses.size > 0) {
+    await Promise.all(
+      [...responses].map(
+        (res) =>
+          new Promise<void>((resolve) => {
+            res.once("finish", resolve);
+            res.once("close", resolve);
+          }),
+      ),
+    );
+  }
 }
 
 /** Wait for `promise` at most `ms` milliseconds; true if the time ran out first. */

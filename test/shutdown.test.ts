@@ -329,7 +329,7 @@ test("shutdown() closes idle HTTP/1.1 keep-alive connections and answers a busy 
   const busyResponse = once(busy, "response") as Promise<
     [http.IncomingMessage]
   >;
-  await waitForCalls(server.listener.http1Responses, 1);
+  await waitForCalls(server.listener.responses, 1);
   const result = server.shutdown();
   await idleClosed;
   busy.end(':"b"}');
@@ -388,6 +388,41 @@ async function* stalledAfter(name: string) {
   yield { name };
   await new Promise(() => {});
 }
+
+test("shutdown() waits for a unary request whose body is still arriving, though no handler runs for it yet", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const session = http2.connect(server.url);
+  t.after(() => session.destroy());
+  const goaway = once(session, "goaway");
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/Greeter/SayHello",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
+  const message = Buffer.from([0x0a, 0x04, ...Buffer.from("slow")]);
+  const frame = grpcFrame(message);
+  stream.write(frame.subarray(0, 5)); // the length prefix, not the message
+  const trailers = once(stream, "trailers") as Promise<
+    [http2.IncomingHttpHeaders]
+  >;
+  const chunks: Buffer[] = [];
+  stream.on("data", (c: Buffer) => chunks.push(c));
+  await waitForCalls(server.listener.responses, 1);
+  assert.equal(server.inflight.count, 0);
+  const result = server.shutdown(10_000);
+  await goaway;
+  // A slow client: the rest comes well after the second the server gives
+  // connections to close once no call runs.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  stream.end(frame.subarray(5));
+  const [headers] = await trailers;
+  assert.equal(headers["grpc-status"], "0");
+  assert.match(Buffer.concat(chunks).toString(), /Hello, slow!/);
+  assert.equal((await result).connectionsDestroyed, 0);
+});
 
 /** Resolves once `counted` has at least `n` entries (count or size), checked on each turn of the event loop. */
 async function waitForCalls(
