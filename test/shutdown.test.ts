@@ -145,6 +145,9 @@ test("SIGTERM to the server process lets 20 streams in flight finish, refuses ne
     server.child.kill("SIGTERM");
   });
   assert.deepEqual(await server.exited, { code: 0, signal: null });
+  t.diagnostic(
+    `the server exited ${Math.round(performance.now() - signalledAt)} ms after SIGTERM`,
+  );
   assert.ok(
     performance.now() - signalledAt < 10_000,
     "exited within the grace period",
@@ -172,6 +175,9 @@ test("SIGTERM to the process group of `npm start` (what Ctrl-C does) drains the 
   // npm and its shell die of the signal; the server (a grandchild) drains and
   // exits, and only then is nothing left holding the output pipes.
   await server.outputClosed;
+  t.diagnostic(
+    `every process was gone ${Math.round(performance.now() - signalledAt)} ms after SIGTERM`,
+  );
   assert.ok(
     performance.now() - signalledAt < 10_000,
     "every process was gone within the grace period",
