@@ -26,7 +26,16 @@ export interface ListenerOptions {
    * @default 10000
    */
   firstBytesTimeoutMs?: number;
+  /**
+   * How long an HTTP/2 connection with no stream open stays open before it is
+   * closed with GOAWAY, in milliseconds (0: no limit). HTTP/1.1 idles by `http1.keepAliveTimeout`.
+   * @default 0
+   */
+  idleTimeoutMs?: number;
 }
+
+/** A response of either HTTP server. */
+export type Response = http.ServerResponse | http2.Http2ServerResponse;
 
 /** A server answering HTTP/1.1 and HTTP/2 on one port, with its connections at hand for shutdown. */
 export interface Listener {
@@ -38,7 +47,24 @@ export interface Listener {
   readonly http1Server: http.Server | undefined;
   /** Every open socket, whatever its protocol. */
   readonly sockets: ReadonlySet<net.Socket>;
+  /** Every open HTTP/2 session (for GOAWAY on shutdown). */
+  readonly sessions: ReadonlySet<http2.ServerHttp2Session>;
+  /**
+   * Every response not yet sent in full, HTTP/1.1 and HTTP/2: shutdown waits
+   * for them (a request still arriving has no handler running yet) and closes
+   * HTTP/1.1 connections after them.
+   */
+  readonly responses: ReadonlySet<Response>;
 }
+
+/** The HTTP/1.1 options the TLS server's HTTP/1.1 fallback honours when set on it. */
+const http1FallbackSettings = [
+  "headersTimeout",
+  "requestTimeout",
+  "keepAliveTimeout",
+  "maxHeaderSize",
+  "connectionsCheckingInterval",
+] as const;
 
 /**
  * Create a server that serves `handler` over HTTP/1.1 and HTTP/2 on one port.
@@ -57,21 +83,58 @@ export function createListener(
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   };
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const trackSession = (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    closeWhenIdle(session, options.idleTimeoutMs ?? 0);
+  };
+  const responses = new Set<Response>();
+  const trackResponse = (_req: unknown, res: Response) => {
+    responses.add(res);
+    const done = () => responses.delete(res);
+    res.once("finish", done);
+    res.once("close", done);
+  };
   if (options.tls) {
     const server = http2.createSecureServer(
       {
         ...options.http2,
         ...options.tls,
+        // A TLS handshake that stalls is cut off like a cleartext connection that sends nothing.
+        handshakeTimeout: options.firstBytesTimeoutMs ?? 10_000,
         allowHTTP1: true,
         ALPNProtocols: ["h2", "http/1.1"],
       },
       handler,
     );
+    // Node's HTTP/1.1 fallback under TLS takes its timeouts and header size
+    // limit from properties of the server, not from its options.
+    for (const key of http1FallbackSettings) {
+      const value = options.http1?.[key];
+      if (value !== undefined) Object.assign(server, { [key]: value });
+    }
     server.on("connection", track);
-    return { server, http2Server: server, http1Server: undefined, sockets };
+    server.on("session", trackSession);
+    server.on("request", trackResponse);
+    return {
+      server,
+      http2Server: server,
+      http1Server: undefined,
+      sockets,
+      sessions,
+      responses,
+    };
   }
   const http1Server = http.createServer(options.http1 ?? {}, handler);
+  // Node starts enforcing headersTimeout and requestTimeout, and tracks the
+  // connections closeIdleConnections() closes, when the server emits
+  // "listening"; this one never listens (its sockets come from the sniffer).
+  http1Server.emit("listening");
+  http1Server.on("request", trackResponse);
   const http2Server = http2.createServer(options.http2 ?? {}, handler);
+  http2Server.on("session", trackSession);
+  http2Server.on("request", trackResponse);
   const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? 10_000;
   const server = net.createServer((socket) => {
     track(socket);
@@ -79,7 +142,41 @@ export function createListener(
       (isHttp2 ? http2Server : http1Server).emit("connection", socket),
     );
   });
-  return { server, http2Server, http1Server, sockets };
+  return {
+    server,
+    http2Server,
+    http1Server,
+    sockets,
+    sessions,
+    responses,
+  };
+}
+
+/**
+ * Close an HTTP/2 session with GOAWAY once it has had no stream open for
+ * `idleMs`. Unlike a socket timeout, a long call that sends nothing for a
+ * while (a quiet Chat) does not count as idle.
+ */
+function closeWhenIdle(
+  session: http2.ServerHttp2Session,
+  idleMs: number,
+): void {
+  if (idleMs <= 0) return;
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => session.close(), idleMs);
+    timer.unref();
+  };
+  session.on("stream", (stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
 }
 
 /**

@@ -1,6 +1,7 @@
 import { ConfigError, helpText, loadConfig } from "./config.js";
 import { lifecycleLogger } from "./logging.js";
 import { startServer } from "./server.js";
+import { exitOnSignals } from "./shutdown.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
 async function main(argv: string[]): Promise<void> {
@@ -14,15 +15,12 @@ async function main(argv: string[]): Promise<void> {
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";
   const log = lifecycleLogger(server.logger);
-  const stop = (signal: NodeJS.Signals) => {
-    log.info({ signal }, "shutting down");
-    void server.close().then(() => {
-      log.info("stopped");
-      process.exit(0);
-    });
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  exitOnSignals(() => server.shutdown(), {
+    onSignal: (signal) => log.info({ signal }, "shutting down"),
+    onDrained: (result) => log.info(result, "stopped"),
+    onForced: (signal) =>
+      log.warn({ signal }, "second signal: exiting at once"),
+  });
   // Announce readiness only once a signal would be handled: whoever waits
   // for this line may stop the server at once.
   log.info(

@@ -1,9 +1,15 @@
 import type { AddressInfo } from "node:net";
-import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  compressionBrotli,
+  compressionGzip,
+  connectNodeAdapter,
+} from "@connectrpc/connect-node";
 import type { DestinationStream, Logger } from "pino";
+import { advertiseGrpcEncodings } from "./accept-encoding.js";
 import { type Config, defaultConfig } from "./config.js";
 import { withCors } from "./cors.js";
+import { endOnAbort } from "./end-on-abort.js";
 import { hideInternalErrors } from "./errors.js";
 import { notFound } from "./fallback.js";
 import { InflightCalls } from "./inflight.js";
@@ -12,9 +18,9 @@ import { callLog, createLogger } from "./logging.js";
 import { Metrics } from "./metrics.js";
 import { connectionValues, observeCalls } from "./observe.js";
 import { withPage } from "./page.js";
-import { requestDeadline } from "./request-deadline.js";
 import { routes } from "./routes.js";
 import { ServingStatus } from "./serving-status.js";
+import { drain, type ShutdownResult } from "./shutdown.js";
 
 /** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
 export type ServerOptions = Partial<Config> & ServerSeams;
@@ -47,6 +53,12 @@ export interface RunningServer {
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
   close(): Promise<void>;
+  /**
+   * Stop gracefully: calls in flight get `graceMs` to finish, the rest end with
+   * UNAVAILABLE (see src/shutdown.ts). Calling it again returns the same result.
+   * @default graceMs config.shutdownGraceMs
+   */
+  shutdown(graceMs?: number): Promise<ShutdownResult>;
 }
 
 /** Start serving the Greeter on one port, for gRPC, gRPC-Web and Connect. */
@@ -62,7 +74,9 @@ export async function startServer(
   const metrics = new Metrics();
   const inflight = new InflightCalls();
   const status = new ServingStatus();
-  const handler = connectNodeAdapter({
+  const shutdownSignal = new AbortController();
+  const compressions = [compressionGzip, compressionBrotli];
+  const connectHandler = connectNodeAdapter({
     routes:
       customRoutes ??
       routes({
@@ -72,15 +86,48 @@ export async function startServer(
     interceptors: [
       observeCalls([inflight, metrics, callLog(logger)]),
       hideInternalErrors(logger),
-      requestDeadline,
+      endOnAbort,
     ],
     contextValues: connectionValues,
     fallback: withPage(metrics.serve(notFound)),
     readMaxBytes: config.maxMessageBytes,
+    acceptCompression: compressions,
+    compressMinBytes: config.compressMinBytes,
+    shutdownSignal: shutdownSignal.signal,
   });
-  const listener = createListener(withCors(config.corsOrigins, handler), {
+  const handler = withCors(
+    config.corsOrigins,
+    advertiseGrpcEncodings(
+      connectHandler,
+      compressions.map((c) => c.name),
+    ),
+  );
+  const listener = createListener(handler, {
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    http1: {
+      maxHeaderSize: config.maxHeaderBytes,
+      // Node refuses a headers timeout longer than the request timeout.
+      headersTimeout:
+        config.requestTimeoutMs === 0
+          ? config.headersTimeoutMs
+          : Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.idleTimeoutMs,
+      // Node checks both timeouts only this often (30 s unless told).
+      connectionsCheckingInterval: Math.min(
+        1000,
+        config.headersTimeoutMs,
+        config.requestTimeoutMs || Number.POSITIVE_INFINITY,
+      ),
+    },
+    http2: {
+      settings: {
+        maxConcurrentStreams: config.maxConcurrentStreams,
+        maxHeaderListSize: config.maxHeaderBytes,
+      },
+    },
   });
   const { server } = listener;
   await new Promise<void>((resolve, reject) => {
@@ -95,6 +142,7 @@ export async function startServer(
     );
   });
   const port = (server.address() as AddressInfo).port;
+  let shuttingDown: Promise<ShutdownResult> | undefined;
   return {
     config,
     port,
@@ -109,6 +157,21 @@ export async function startServer(
         server.close(() => resolve());
         for (const socket of listener.sockets) socket.destroy();
       });
+    },
+    shutdown(graceMs = config.shutdownGraceMs) {
+      shuttingDown ??= drain(
+        {
+          status,
+          listener,
+          inflight,
+          endCalls: () =>
+            shutdownSignal.abort(
+              new ConnectError("the server is shutting down", Code.Unavailable),
+            ),
+        },
+        graceMs,
+      );
+      return shuttingDown;
     },
   };
 }

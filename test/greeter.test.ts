@@ -8,13 +8,13 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { endOnAbort } from "../src/end-on-abort.js";
 import { createGreeter, maxNameLength } from "../src/greeter.js";
-import { requestDeadline } from "../src/request-deadline.js";
 import { pushable } from "./support/pushable.js";
 
 /**
  * A client of the Greeter running in memory (no sockets), with the given
- * implementation and the server's request-deadline interceptor.
+ * implementation and the server's end-on-abort interceptor.
  */
 function inMemoryClient(
   impl: ServiceImpl<typeof Greeter> = createGreeter({ streamIntervalMs: 0 }),
@@ -22,7 +22,7 @@ function inMemoryClient(
   return createClient(
     Greeter,
     createRouterTransport((router) => router.service(Greeter, impl), {
-      router: { interceptors: [requestDeadline] },
+      router: { interceptors: [endOnAbort] },
     }),
   );
 }
