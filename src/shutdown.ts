@@ -112,6 +112,13 @@ export interface SignalHooks {
 }
 
 /**
+ * A repeat of the first signal within this many milliseconds is the same
+ * request, not a second one: Ctrl-C signals the whole process group of
+ * `npm start`, and npm (and tsx) forward it to the server once more.
+ */
+const echoWindowMs = 500;
+
+/**
  * On SIGTERM or SIGINT, drain the server with `shutdown` and exit 0; on a
  * second signal, exit at once with 128 + the signal's number, as a shell does.
  */
@@ -119,13 +126,16 @@ export function exitOnSignals(
   shutdown: () => Promise<ShutdownResult>,
   hooks: SignalHooks = {},
 ): void {
-  let draining = false;
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (draining) {
+    if (first !== undefined) {
+      const echo =
+        signal === first.signal && performance.now() - first.at < echoWindowMs;
+      if (echo) return;
       hooks.onForced?.(signal);
       process.exit(128 + constants.signals[signal]);
     }
-    draining = true;
+    first = { signal, at: performance.now() };
     hooks.onSignal?.(signal);
     shutdown().then(
       (result) => {
