@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { extname, join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import type { RequestHandler } from "./listener.js";
@@ -49,8 +49,7 @@ const notBuilt =
  * is revalidated every time, by ETag.
  */
 export function withPage(next: Handler, options: PageOptions = {}): Handler {
-  const root =
-    options.root ?? fileURLToPath(new URL("../dist/web", import.meta.url));
+  const root = options.root ?? join(packageRoot(), "dist", "web");
   let assets: Map<string, Asset> | undefined;
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0] ?? "";
@@ -75,6 +74,18 @@ export function withPage(next: Handler, options: PageOptions = {}): Handler {
     }
     send(req, res, asset);
   };
+}
+
+/**
+ * The folder of the package's package.json: src/ when run from TypeScript,
+ * dist/src/ once compiled, so the page is found from either.
+ */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) {
+    dir = dirname(dir);
+  }
+  return dir;
 }
 
 function send(req: Request, res: Response, asset: Asset): void {

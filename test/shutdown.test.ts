@@ -232,7 +232,7 @@ test("a second signal during the drain exits at once with 128 + its number", {
   watcher.session.destroy();
 });
 
-test("the compiled entry point (node dist/src/main.js) starts, answers, and drains on SIGTERM", {
+test("the compiled entry point (node dist/src/main.js) starts, answers, serves the page, and drains on SIGTERM", {
   timeout: 60_000,
 }, async (t) => {
   await promisify(execFile)("npm", ["run", "build"], { cwd: projectRoot });
@@ -250,6 +250,10 @@ test("the compiled entry point (node dist/src/main.js) starts, answers, and drai
     (await client.sayHello({ name: "dist" })).message,
     "Hello, dist!",
   );
+  // npm run build bundles the browser page too, and the compiled server finds it.
+  const page = await fetch(`${server.url}/`);
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
   await drainsTwentyStreams(server, () => server.child.kill("SIGTERM"));
   assert.deepEqual(await server.exited, { code: 0, signal: null });
 });
