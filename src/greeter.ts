@@ -19,6 +19,14 @@ export const streamHelloCount = 5;
 export const maxNameLength = 256;
 
 /**
+ * The most names one CollectGreetings call may send. The reply holds them all,
+ * so without a cap a long client stream would grow the server's memory without
+ * bound; at 256 characters each, 1000 names keep the reply far below the 4 MiB
+ * every gRPC client accepts by default.
+ */
+export const maxCollectedNames = 1000;
+
+/**
  * Create the Greeter implementation: plain async functions and generators,
  * no transport, so it runs the same in memory and behind any protocol.
  */
@@ -39,7 +47,15 @@ export function createGreeter(
     },
     async collectGreetings(reqs) {
       const names: string[] = [];
-      for await (const req of reqs) names.push(validName(req.name));
+      for await (const req of reqs) {
+        if (names.length === maxCollectedNames) {
+          throw new ConnectError(
+            `at most ${maxCollectedNames} names can be greeted at once`,
+            Code.ResourceExhausted,
+          );
+        }
+        names.push(validName(req.name));
+      }
       if (names.length === 0) {
         throw new ConnectError(
           "at least one name is required",

@@ -9,7 +9,11 @@ import {
 } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { endOnAbort } from "../src/end-on-abort.js";
-import { createGreeter, maxNameLength } from "../src/greeter.js";
+import {
+  createGreeter,
+  maxCollectedNames,
+  maxNameLength,
+} from "../src/greeter.js";
 import { pushable } from "./support/pushable.js";
 
 /**
@@ -234,6 +238,20 @@ test("CollectGreetings with a 257-character name fails with INVALID_ARGUMENT", a
     inMemoryClient().collectGreetings(names("Alice", "y".repeat(257))),
   );
   assert.equal(err.code, Code.InvalidArgument);
+});
+
+test("CollectGreetings greets as many names as the cap allows, and one more fails with RESOURCE_EXHAUSTED", async () => {
+  const many = Array.from({ length: maxCollectedNames }, (_, i) => `n${i}`);
+  const res = await inMemoryClient().collectGreetings(names(...many));
+  assert.equal(res.message, `Hello, ${many.join(", ")}!`);
+  const err = await connectErrorOf(
+    inMemoryClient().collectGreetings(names(...many, "one too many")),
+  );
+  assert.equal(err.code, Code.ResourceExhausted);
+  assert.equal(
+    err.rawMessage,
+    `at most ${maxCollectedNames} names can be greeted at once`,
+  );
 });
 
 test("Chat greets each name it is sent", async () => {
