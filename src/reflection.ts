@@ -69,28 +69,20 @@ export function registerReflection(router: ConnectRouter): void {
     index ??= new ReflectionIndex(router.handlers.map((h) => h.service));
     return index.answer(req);
   };
-  router.service(ServerReflectionV1, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield {
-          validHost: req.host,
-          originalRequest: req,
-          messageResponse: answer(req),
-        };
-      }
-    },
-  });
-  router.service(ServerReflectionV1alpha, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield {
-          validHost: req.host,
-          originalRequest: req,
-          messageResponse: answer(req),
-        };
-      }
-    },
-  });
+  // v1 and v1alpha differ only in their package, so one generator serves both.
+  async function* serverReflectionInfo(
+    requests: AsyncIterable<ReflectionRequest>,
+  ) {
+    for await (const req of requests) {
+      yield {
+        validHost: req.host,
+        originalRequest: req,
+        messageResponse: answer(req),
+      };
+    }
+  }
+  router.service(ServerReflectionV1, { serverReflectionInfo });
+  router.service(ServerReflectionV1alpha, { serverReflectionInfo });
 }
 
 /**

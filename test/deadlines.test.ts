@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { connectErrorOf } from "./support/errors.js";
 import { pushable } from "./support/pushable.js";
 import {
   envelope,
@@ -25,17 +26,6 @@ import {
  */
 const longInterval = 600_000;
 const bound = { timeout: 20_000 };
-
-/** The ConnectError a promise rejects with; fails the test if it resolves or rejects with anything else. */
-async function connectErrorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ConnectError, `expected a ConnectError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the call to fail");
-}
 
 /**
  * A call cut by its deadline got the first StreamHello reply or, on a machine

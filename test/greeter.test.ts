@@ -14,6 +14,7 @@ import {
   maxCollectedNames,
   maxNameLength,
 } from "../src/greeter.js";
+import { connectErrorOf } from "./support/errors.js";
 import { pushable } from "./support/pushable.js";
 
 /**
@@ -29,17 +30,6 @@ function inMemoryClient(
       router: { interceptors: [endOnAbort] },
     }),
   );
-}
-
-/** The ConnectError a promise rejects with; fails the test if it resolves or rejects with anything else. */
-async function connectErrorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ConnectError, `expected a ConnectError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the call to fail");
 }
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

@@ -4,15 +4,11 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import { type TestContext, test } from "node:test";
 import * as tls from "node:tls";
-import {
-  type Client,
-  Code,
-  ConnectError,
-  createClient,
-} from "@connectrpc/connect";
+import { type Client, Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
 import type { RunningServer } from "../src/server.js";
+import { connectErrorOf } from "./support/errors.js";
 import { pushable } from "./support/pushable.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
@@ -102,17 +98,6 @@ function recordHttpVersions(server: RunningServer): string[] {
   server.listener.http1Server?.on("request", record);
   server.listener.http2Server.on("request", record);
   return seen;
-}
-
-/** The ConnectError a promise rejects with; fails the test if it resolves or rejects with anything else. */
-async function connectErrorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ConnectError, `expected a ConnectError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the call to fail");
 }
 
 const tlsCert = selfSignedCert();
