@@ -45,7 +45,7 @@ export function chartSvg(rows: readonly ChartRow[], subtitle: string): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="${left}" y="22" font-size="15" font-weight="bold">Throughput as a fraction of a bare node:http2 server (1.0 = ceiling)</text>`,
-    `<text x="${left}" y="40" fill="#555">${escape(subtitle)}</text>`,
+    `<text x="${left}" y="40" fill="#555">${escapeXml(subtitle)}</text>`,
   ];
   for (let t = 0; t <= max + 1e-9; t += 0.25) {
     parts.push(
@@ -63,26 +63,26 @@ export function chartSvg(rows: readonly ChartRow[], subtitle: string): string {
       const x = x0 + i * barW;
       const v = row.vsCeiling;
       parts.push(
-        `<rect x="${x}" y="${y(v)}" width="${barW - 4}" height="${top + plotH - y(v)}" fill="${palette[i % palette.length]}"><title>${escape(server)}: ${v.toFixed(2)}</title></rect>`,
+        `<rect x="${x}" y="${y(v)}" width="${barW - 4}" height="${top + plotH - y(v)}" fill="${palette[i % palette.length]}"><title>${escapeXml(server)}: ${v.toFixed(2)}</title></rect>`,
         `<text x="${x + (barW - 4) / 2}" y="${y(v) - 4}" text-anchor="middle" font-size="10">${v.toFixed(2)}</text>`,
       );
     });
     parts.push(
-      `<text x="${x0 + (servers.length * barW) / 2}" y="${top + plotH + 18}" text-anchor="middle">${escape(scenarioLabels[scenario] ?? scenario)}</text>`,
+      `<text x="${x0 + (servers.length * barW) / 2}" y="${top + plotH + 18}" text-anchor="middle">${escapeXml(scenarioLabels[scenario] ?? scenario)}</text>`,
     );
   });
   servers.forEach((server, i) => {
     const ly = legendY + i * 18;
     parts.push(
       `<rect x="${left}" y="${ly - 10}" width="12" height="12" fill="${palette[i % palette.length]}"/>`,
-      `<text x="${left + 18}" y="${ly}">${escape(server)}</text>`,
+      `<text x="${left + 18}" y="${ly}">${escapeXml(server)}</text>`,
     );
   });
   parts.push("</svg>");
   return `${parts.join("\n")}\n`;
 }
 
-function escape(text: string): string {
+function escapeXml(text: string): string {
   return text
     .replace(/&/g, "&amp;")
     .replace(/</g, "&lt;")
