@@ -1,3 +1,5 @@
+import cluster from "node:cluster";
+import { isClusterWorker, reportReady, runCluster } from "./cluster.js";
 import { ConfigError, helpText, loadConfig } from "./config.js";
 import { startServer } from "./server.js";
 
@@ -8,13 +10,16 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig(argv, process.env);
+  if (config.workers > 1 && cluster.isPrimary) {
+    process.exit(await runCluster({ workers: config.workers }));
+  }
   const server = await startServer(config);
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";
-  console.log(
-    `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
-  );
+  const ready = `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`;
+  if (isClusterWorker()) reportReady(ready);
+  else console.log(ready);
   const stop = () => {
     void server.close().then(() => process.exit(0));
   };
