@@ -416,8 +416,12 @@ interface Row {
   clientCores: number;
   peakRssMb: number;
   failed: number;
+  /** Rate over server cores used: what one fully busy core would do, robust to a shared machine. */
+  perCore: number;
   vsGrpcJs: number | undefined;
   vsCeiling: number | undefined;
+  perCoreVsGrpcJs: number | undefined;
+  perCoreVsCeiling: number | undefined;
 }
 
 /** Median over rounds per server and scenario, with ratios to grpc-js and the ceiling of the same run. */
@@ -430,17 +434,19 @@ function summarize(samples: Sample[]): Row[] {
       );
       if (mine.length === 0) continue;
       const pick = (f: (s: Sample) => number) => median(mine.map(f));
-      const rateOf = (server: string) => {
+      const of = (server: string, f: (s: Sample) => number) => {
         const theirs = samples.filter(
           (s) => s.server === server && s.scenario === scenario,
         );
-        return theirs.length === 0
-          ? undefined
-          : median(theirs.map((s) => s.rate));
+        return theirs.length === 0 ? undefined : median(theirs.map(f));
       };
+      const perCoreOf = (s: Sample) => s.rate / s.serverCores;
       const rate = pick((s) => s.rate);
-      const grpcJs = rateOf("grpc-js");
-      const ceiling = rateOf("ceiling");
+      const perCore = pick(perCoreOf);
+      const grpcJs = of("grpc-js", (s) => s.rate);
+      const ceiling = of("ceiling", (s) => s.rate);
+      const grpcJsPerCore = of("grpc-js", perCoreOf);
+      const ceilingPerCore = of("ceiling", perCoreOf);
       rows.push({
         server: name,
         label: servers[name]?.label ?? name,
@@ -453,8 +459,11 @@ function summarize(samples: Sample[]): Row[] {
         clientCores: pick((s) => s.clientCores),
         peakRssMb: Math.max(...mine.map((s) => s.peakRssMb)),
         failed: mine.reduce((n, s) => n + s.failed, 0),
+        perCore,
         vsGrpcJs: grpcJs ? rate / grpcJs : undefined,
         vsCeiling: ceiling ? rate / ceiling : undefined,
+        perCoreVsGrpcJs: grpcJsPerCore ? perCore / grpcJsPerCore : undefined,
+        perCoreVsCeiling: ceilingPerCore ? perCore / ceilingPerCore : undefined,
       });
     }
   }
@@ -463,12 +472,15 @@ function summarize(samples: Sample[]): Row[] {
 
 function formatTable(rows: Row[]): string {
   const head =
-    "| server | scenario | rate | p50 ms | p99 ms | server CPU µs/call | server cores | client cores | peak RSS MB | × grpc-js | × ceiling |";
-  const lines = [head, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"];
+    "| server | scenario | rate | p50 ms | p99 ms | server CPU µs/call | server cores | client cores | peak RSS MB | × grpc-js | × ceiling | per core | per core × grpc-js | per core × ceiling |";
+  const lines = [
+    head,
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+  ];
   for (const r of rows) {
     const s = scenarios[r.scenario];
     lines.push(
-      `| ${r.label} | ${s.label} | ${fmt(r.rate)} ${s.unit} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.serverCpuUsPerCall.toFixed(0)} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${ratio(r.vsGrpcJs)} | ${ratio(r.vsCeiling)} |${r.failed > 0 ? ` ${r.failed} failed` : ""}`,
+      `| ${r.label} | ${s.label} | ${fmt(r.rate)} ${s.unit} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.serverCpuUsPerCall.toFixed(0)} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${ratio(r.vsGrpcJs)} | ${ratio(r.vsCeiling)} | ${fmt(r.perCore).trim()} | ${ratio(r.perCoreVsGrpcJs)} | ${ratio(r.perCoreVsCeiling)} |${r.failed > 0 ? ` ${r.failed} failed` : ""}`,
     );
   }
   return lines.join("\n");

@@ -13,13 +13,14 @@ export interface ServerProcess {
 
 /**
  * Start `node <args>` pinned to `cpus` (when given) and wait for the line
- * matching /listening on (\S+)/. Output after that is drained and dropped so
- * that a chatty server cannot block on a full pipe.
+ * matching /listening on (\S+)/. Later output goes to `onLine`, or is drained
+ * and dropped so that a chatty server cannot block on a full pipe.
  */
 export async function startServerProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   cpus: string | undefined,
+  onLine?: (line: string) => void,
 ): Promise<ServerProcess> {
   const [cmd, argv] = cpus
     ? ["taskset", ["-c", cpus, process.execPath, ...args]]
@@ -41,6 +42,7 @@ export async function startServerProcess(
       reject(new Error(`${args.join(" ")} did not start in 30 s: ${stderr}`));
     }, 30_000);
     lines.on("line", (line) => {
+      onLine?.(line);
       const m = /listening on (\S+)/.exec(line);
       if (m) {
         clearTimeout(bound);
