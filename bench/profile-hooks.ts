@@ -28,3 +28,23 @@ const out = process.env.PROFILE_HOOKS_OUT;
 if (out) {
   process.on("exit", () => writeFileSync(out, JSON.stringify(counts)));
 }
+
+// With PROFILE_HEAP_OUT, sample every allocation site, garbage included (the
+// --heap-prof flag keeps only objects still alive at exit, which hides exactly
+// the short-lived per-call garbage that costs GC time).
+const heapOut = process.env.PROFILE_HEAP_OUT;
+if (heapOut) {
+  const inspector = await import("node:inspector");
+  const session = new inspector.Session();
+  session.connect();
+  session.post("HeapProfiler.startSampling", {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  } as object);
+  process.on("exit", () => {
+    session.post("HeapProfiler.stopSampling", (err, result) => {
+      if (!err) writeFileSync(heapOut, JSON.stringify(result.profile));
+    });
+  });
+}

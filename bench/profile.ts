@@ -9,7 +9,9 @@
  * bytes allocated per call (from V8's per-GC "allocated=" counts after the
  * warm-up), and AbortController.abort() calls and DOMExceptions per call.
  *
- * Settings (environment): PROFILE_CALLS (calls measured, default 50000),
+ * Settings (environment): PROFILE_CASES (indexes of the cases above, e.g. "0"),
+ * PROFILE_NODE_FLAGS (extra node flags for the servers), PROFILE_STREAMS (h2load
+ * -m, default 32), PROFILE_CALLS (calls measured, default 50000),
  * PROFILE_WARMUP_CALLS (10000), BENCH_OUT (output directory).
  */
 import { execFileSync } from "node:child_process";
@@ -27,6 +29,16 @@ const pinned = availableParallelism() >= 2;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const calls = Number(process.env.PROFILE_CALLS ?? 50_000);
 const warmUpCalls = Number(process.env.PROFILE_WARMUP_CALLS ?? 10_000);
+/** Extra node flags for the servers, to measure a runtime setting (e.g. --max-semi-space-size=32). */
+const nodeFlags = (process.env.PROFILE_NODE_FLAGS ?? "")
+  .split(" ")
+  .filter((f) => f !== "");
+/** h2load -m: calls in flight per connection (8 connections). */
+const streamsPerConnection = Number(process.env.PROFILE_STREAMS ?? 32);
+/** Which cases to run, by index (default all). */
+const only = process.env.PROFILE_CASES?.split(",").map(Number);
+/** Calls made while sampling allocations (a slower, separate run). */
+const heapCalls = Math.min(calls, 20_000);
 const out =
   process.env.BENCH_OUT ??
   join(
@@ -59,19 +71,42 @@ interface GcEvent {
   kind: string;
   pauseMs: number;
   allocatedBytes: number;
+  /** Bytes of the young generation that survived this collection (copied or promoted). */
+  survivedBytes: number;
 }
 
 async function profileCase(c: Case, dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const cpu = (await loadCase(c, dir, false)) as Exclude<
+    Awaited<ReturnType<typeof loadCase>>,
+    { allocationSites: unknown }
+  >;
+  const heap = (await loadCase(c, join(dir, "heap"), true)) as {
+    allocationSites: ReturnType<typeof analyzeHeap>;
+  };
+  return { ...cpu, allocationSites: heap.allocationSites };
+}
+
+/**
+ * One server under load. With `heap`, the server samples allocations (garbage
+ * included) instead of CPU, since the heap sampler would distort the CPU profile.
+ */
+async function loadCase(c: Case, dir: string, heap: boolean) {
   mkdirSync(dir, { recursive: true });
   const gc: GcEvent[] = [];
   let measuring = false;
   const server = await startServerProcess(
     [
-      "--cpu-prof",
-      `--cpu-prof-dir=${dir}`,
-      "--cpu-prof-interval=250",
-      "--trace-gc",
-      "--trace-gc-nvp",
+      ...(heap
+        ? []
+        : [
+            "--cpu-prof",
+            `--cpu-prof-dir=${dir}`,
+            "--cpu-prof-interval=250",
+            "--trace-gc",
+            "--trace-gc-nvp",
+          ]),
+      ...nodeFlags,
       "--import",
       join(root, "dist/bench/profile-hooks.js"),
       join(root, "dist", c.server),
@@ -81,6 +116,7 @@ async function profileCase(c: Case, dir: string) {
       HOST: "127.0.0.1",
       STREAM_INTERVAL_MS: "0",
       PROFILE_HOOKS_OUT: join(dir, "hooks.json"),
+      ...(heap ? { PROFILE_HEAP_OUT: join(dir, "heap.json") } : {}),
     },
     pinned ? "0" : undefined,
     (line) => {
@@ -92,6 +128,9 @@ async function profileCase(c: Case, dir: string) {
         kind: field("gc"),
         pauseMs: Number(field("pause")),
         allocatedBytes: Number(field("allocated")),
+        survivedBytes:
+          Number(field("new_space_survived") || 0) +
+          Number(field("promoted") || 0),
       });
     },
   );
@@ -104,16 +143,25 @@ async function profileCase(c: Case, dir: string) {
         : { "content-type": "application/proto" },
       body: c.grpc ? grpcFrame(requestBytes()) : requestBytes(),
       connections: 8,
-      streams: 32,
+      streams: streamsPerConnection,
       requests,
       cpus: pinned ? "1" : undefined,
     });
   await probe(server.url, c.grpc ? "grpc-unary" : "connect-unary");
-  await load(warmUpCalls);
+  const measured = heap ? heapCalls : calls;
+  await load(heap ? 1000 : warmUpCalls);
   measuring = true;
-  const run = await load(calls);
+  const run = await load(measured);
   measuring = false;
   await server.stop();
+  if (heap) {
+    return {
+      allocationSites: analyzeHeap(
+        JSON.parse(readFileSync(join(dir, "heap.json"), "utf8")),
+        1 + 1000 + measured,
+      ),
+    };
+  }
   const served = 1 + warmUpCalls + calls;
   const hooks = JSON.parse(readFileSync(join(dir, "hooks.json"), "utf8")) as {
     aborts: number;
@@ -138,6 +186,13 @@ async function profileCase(c: Case, dir: string) {
       allCollections: gc.length,
     },
     allocatedBytesPerCall: sum(gc, (e) => e.allocatedBytes) / calls,
+    /** Share of young-generation allocation that survived a scavenge: what makes scavenges expensive. */
+    youngSurvivalPercent:
+      (100 * sum(young, (e) => e.survivedBytes)) /
+      Math.max(
+        1,
+        sum(young, (e) => e.allocatedBytes),
+      ),
     perCall: {
       abortControllers: hooks.abortControllers / served,
       aborts: hooks.aborts / served,
@@ -191,6 +246,36 @@ function analyzeProfile(p: {
   return { topFunctions: share(functions, 25), packages: share(packages, 12) };
 }
 
+interface HeapNode {
+  callFrame: ProfileNode["callFrame"];
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Bytes allocated per call by allocating function (sampled, garbage included), largest first. */
+function analyzeHeap(p: { head: HeapNode }, served: number) {
+  const sites = new Map<string, number>();
+  let total = 0;
+  const visit = (node: HeapNode) => {
+    const f = node.callFrame;
+    const file = f.url
+      .replace(/^.*node_modules\//, "")
+      .replace(/^file:\/\/.*?\/(dist\/)?/, "");
+    const key = `${f.functionName || "(anonymous)"} ${file}${f.url ? `:${f.lineNumber + 1}` : ""}`;
+    sites.set(key, (sites.get(key) ?? 0) + node.selfSize);
+    total += node.selfSize;
+    for (const child of node.children) visit(child);
+  };
+  visit(p.head);
+  return {
+    bytesPerCall: total / served,
+    top: [...sites]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 20)
+      .map(([name, bytes]) => ({ name, bytesPerCall: bytes / served })),
+  };
+}
+
 function packageOf(url: string, fn: string): string {
   if (fn.startsWith("(")) return fn; // (garbage collector), (program)
   const m = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(url);
@@ -207,6 +292,7 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const results = [];
   for (const [i, c] of cases.entries()) {
+    if (only && !only.includes(i)) continue;
     console.log(`profiling ${c.name}: ${warmUpCalls} warm-up + ${calls} calls`);
     results.push(await profileCase(c, join(out, String(i))));
   }
@@ -219,7 +305,7 @@ async function main(): Promise<void> {
       `\n## ${r.name}: ${Math.round(r.reqPerSec)} req/s under the profiler`,
     );
     console.log(
-      `GC pauses per call: ${r.gcPerCall.youngPauseUs.toFixed(1)} µs young generation, ${r.gcPerCall.allPauseUs.toFixed(1)} µs all (${r.gcPerCall.youngCollections} scavenges, ${r.gcPerCall.allCollections} collections in ${calls} calls); allocated ${(r.allocatedBytesPerCall / 1024).toFixed(1)} KiB per call`,
+      `GC pauses per call: ${r.gcPerCall.youngPauseUs.toFixed(1)} µs young generation, ${r.gcPerCall.allPauseUs.toFixed(1)} µs all (${r.gcPerCall.youngCollections} scavenges, ${r.gcPerCall.allCollections} collections in ${calls} calls); allocated ${(r.allocatedBytesPerCall / 1024).toFixed(1)} KiB per call, ${r.youngSurvivalPercent.toFixed(0)}% of it surviving a scavenge`,
     );
     console.log(
       `per call: ${r.perCall.abortControllers.toFixed(2)} AbortControllers, ${r.perCall.aborts.toFixed(2)} abort() calls, ${r.perCall.domExceptions.toFixed(2)} DOMExceptions (abort() without a reason)`,
@@ -227,6 +313,14 @@ async function main(): Promise<void> {
     console.log("self time by package:");
     for (const p of r.profile.packages)
       console.log(`  ${p.percent.toFixed(1).padStart(5)}%  ${p.name}`);
+    console.log(
+      `allocation sites (sampled, ${(r.allocationSites.bytesPerCall / 1024).toFixed(1)} KiB per call in all):`,
+    );
+    for (const a of r.allocationSites.top.slice(0, 12)) {
+      console.log(
+        `  ${(a.bytesPerCall / 1024).toFixed(2).padStart(6)} KiB  ${a.name}`,
+      );
+    }
     console.log("top self-time functions:");
     for (const f of r.profile.topFunctions.slice(0, 15))
       console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}`);

@@ -9,7 +9,8 @@
  *
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 5),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (2), BENCH_SERVERS (comma list of
- * ceiling, grpc-js, connect, connect-tsx, connect-w2; default all),
+ * ceiling, grpc-js, connect, connect-tsx, connect-semi32, connect-w2;
+ * default all but connect-semi32),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_OUT (results directory).
  * `--quick`: one short round of ceiling, grpc-js and connect, a small idle test,
@@ -109,6 +110,14 @@ const servers: Record<string, ServerSpec> = {
     args: ["--import", "tsx", join(root, "src/main.ts")],
     env: connectEnv,
     scenarios: ["grpc-unary", "connect-unary"],
+    processes: 1,
+    idle: false,
+  },
+  "connect-semi32": {
+    label: "connect-greeter, --max-semi-space-size=32",
+    args: ["--max-semi-space-size=32", join(dist, "src/main.js")],
+    env: connectEnv,
+    scenarios: allScenarios,
     processes: 1,
     idle: false,
   },

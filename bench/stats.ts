@@ -8,10 +8,12 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
   return sorted[rank] as number;
 }
 
-/** The median of some numbers (not necessarily sorted); NaN when empty. */
+/** The median of some numbers (not necessarily sorted; the mean of the middle two for an even count); NaN when empty. */
 export function median(values: readonly number[]): number {
-  return percentile(
-    [...values].sort((a, b) => a - b),
-    0.5,
-  );
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
