@@ -7,8 +7,8 @@
  * median over the rounds. Servers and load generators are pinned to separate
  * cores with taskset when there are two or more.
  *
- * Settings (environment): BENCH_SECONDS (measured seconds per run, default 5),
- * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (2), BENCH_SERVERS (comma list of
+ * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
+ * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3), BENCH_SERVERS (comma list of
  * ceiling, grpc-js, connect, connect-tsx, connect-semi32, connect-w2;
  * default all but connect-semi32),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
@@ -35,9 +35,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const quick = process.argv.includes("--quick");
 
 const settings = {
-  seconds: num("BENCH_SECONDS", quick ? 1 : 5),
+  seconds: num("BENCH_SECONDS", quick ? 1 : 4),
   warmUpSeconds: num("BENCH_WARMUP_SECONDS", quick ? 0.5 : 1),
-  rounds: num("BENCH_ROUNDS", quick ? 1 : 2),
+  rounds: num("BENCH_ROUNDS", quick ? 1 : 3),
   connections: num("BENCH_CONNECTIONS", 8),
   streams: num("BENCH_STREAMS", 32),
   idleStreams: num("BENCH_IDLE_STREAMS", quick ? 200 : 10_000),
