@@ -8,7 +8,7 @@
  * cores with taskset when there are two or more.
  *
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
- * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3), BENCH_SERVERS (comma list of
+ * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
  * ceiling, grpc-js, connect, connect-tsx, connect-semi32, connect-w2;
  * default all but connect-semi32),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
@@ -37,7 +37,7 @@ const quick = process.argv.includes("--quick");
 const settings = {
   seconds: num("BENCH_SECONDS", quick ? 1 : 4),
   warmUpSeconds: num("BENCH_WARMUP_SECONDS", quick ? 0.5 : 1),
-  rounds: num("BENCH_ROUNDS", quick ? 1 : 3),
+  rounds: num("BENCH_ROUNDS", quick ? 1 : 3, 0),
   connections: num("BENCH_CONNECTIONS", 8),
   streams: num("BENCH_STREAMS", 32),
   idleStreams: num("BENCH_IDLE_STREAMS", quick ? 200 : 10_000),
@@ -517,12 +517,14 @@ function fmt(n: number): string {
   return Math.round(n).toLocaleString("en-US").padStart(7);
 }
 
-function num(name: string, fallback: number): number {
+function num(name: string, fallback: number, min = Number.MIN_VALUE): number {
   const text = process.env[name];
   if (text === undefined || text === "") return fallback;
   const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new Error(`${name} must be a positive number, got "${text}"`);
+  if (!Number.isFinite(value) || value < min) {
+    throw new Error(
+      `${name} must be a number of at least ${min}, got "${text}"`,
+    );
   }
   return value;
 }
