@@ -47,7 +47,7 @@ export function chartSvg(rows: readonly ChartRow[], subtitle: string): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="${layout.left}" y="20" font-size="15" font-weight="bold">connect-greeter and @grpc/grpc-js as a fraction of bare node:http2 (1.0)</text>`,
+    `<text x="${layout.left}" y="20" font-size="15" font-weight="bold">Throughput as a fraction of bare node:http2 (1.0)</text>`,
     `<text x="${layout.left}" y="38" fill="#555">${escapeXml(subtitle)}</text>`,
   ];
   const panels = [
