@@ -28,11 +28,23 @@ export function isClusterWorker(): boolean {
   return cluster.isWorker;
 }
 
-/** In a worker: tell the primary this worker serves, with the ready line it would have printed. */
+/**
+ * In a worker: tell the primary this worker serves, with the ready line it
+ * would have printed.
+ *
+ * Also keeps a repeated SIGINT or SIGTERM from killing the worker by Node's
+ * default action once the shutdown path has taken the first one: Ctrl-C in a
+ * terminal signals the whole process group, so a worker gets SIGINT from the
+ * terminal and again from the primary, and must not die half-way through
+ * letting its calls finish. SIGKILL still ends it at once.
+ */
 export function reportReady(line: string): void {
+  for (const signal of signals) process.on(signal, ignoreRepeat);
   const message: ReadyMessage = { type: "connect-greeter:ready", line };
   process.send?.(message);
 }
+
+function ignoreRepeat(): void {}
 
 /**
  * Run cluster mode's primary: fork `workers` processes that share the port

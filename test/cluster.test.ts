@@ -201,3 +201,16 @@ test("SIGTERM to the primary stops every worker, and the primary exits 0", async
     );
   }
 });
+
+test("Ctrl-C, which signals the primary and every worker at once, still ends with exit code 0", async (t) => {
+  const server = await startCluster(t, 2);
+  await sayHelloOnNewConnection(server.url, "before Ctrl-C", () => {});
+  const exited = once(server.child, "exit");
+  // What a terminal does: SIGINT to every process of the foreground group.
+  for (const pid of [server.child.pid as number, ...server.workerPids]) {
+    process.kill(pid, "SIGINT");
+  }
+  const [code, signal] = await exited;
+  assert.equal(signal, null);
+  assert.equal(code, 0, "a worker died of the repeated SIGINT");
+});
