@@ -4,7 +4,7 @@
  * (replies are only counted), several messages in flight per stream, and the
  * replacements for k replies written as one buffer.
  *
- * Usage: chat-client.ts <url> [seconds] [connections] [streams per connection] [messages in flight per stream] [warm-up seconds]
+ * Usage: chat-client.ts <url> [seconds] [connections] [streams per connection] [messages in flight per stream] [warm-up seconds] [messages to measure instead of seconds]
  * Prints one JSON line: { messages, seconds, msgPerSec, p50Ms, p99Ms, errors }.
  */
 import * as http2 from "node:http2";
@@ -39,6 +39,11 @@ export interface ChatOptions {
   window?: number;
   /** Seconds run before measuring. @default 1 */
   warmUpSeconds?: number;
+  /**
+   * Measure until this many replies instead of for `seconds` (then at most 60 s),
+   * so that a smoke test gets a result however slow the machine is. @default 0 (use seconds)
+   */
+  messages?: number;
 }
 
 /** Run Chat calls against `url` and measure replies per second. */
@@ -53,8 +58,13 @@ export async function runChat(options: ChatOptions): Promise<ChatResult> {
     Buffer.concat(Array.from({ length: k }, () => frame)),
   );
   const start = performance.now();
+  const target = options.messages ?? 0;
   const measureFrom = start + warmUpMs;
-  const measureTo = measureFrom + seconds * 1000;
+  let measureTo = measureFrom + (target > 0 ? 60 : seconds) * 1000;
+  let reachedTarget: () => void = () => {};
+  const targetReached = new Promise<void>((resolve) => {
+    reachedTarget = resolve;
+  });
   let sending = true;
   let messages = 0;
   let errors = 0;
@@ -93,6 +103,10 @@ export async function runChat(options: ChatOptions): Promise<ChatResult> {
               const t = sentAt[head++] ?? now;
               if (inWindow) {
                 messages++;
+                if (messages === target) {
+                  measureTo = now;
+                  reachedTarget();
+                }
                 if (latencies.length < maxSamples) latencies.push(now - t);
                 else
                   latencies[Math.floor(Math.random() * maxSamples)] = now - t;
@@ -115,8 +129,16 @@ export async function runChat(options: ChatOptions): Promise<ChatResult> {
       );
     }
   }
-  await new Promise((r) => setTimeout(r, measureTo - performance.now()));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    targetReached,
+    new Promise((r) => {
+      timer = setTimeout(r, measureTo - performance.now());
+    }),
+  ]);
+  clearTimeout(timer);
   sending = false;
+  const measuredSeconds = (measureTo - measureFrom) / 1000;
   const drained = Promise.all(calls);
   const bound = new Promise((r) => setTimeout(r, 5000).unref());
   await Promise.race([drained, bound]);
@@ -124,8 +146,8 @@ export async function runChat(options: ChatOptions): Promise<ChatResult> {
   latencies.sort((a, b) => a - b);
   return {
     messages,
-    seconds,
-    msgPerSec: messages / seconds,
+    seconds: measuredSeconds,
+    msgPerSec: messages / measuredSeconds,
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
     errors,
@@ -136,7 +158,7 @@ if (
   process.argv[1] &&
   import.meta.url === pathToFileURL(process.argv[1]).href
 ) {
-  const [url, seconds, connections, streams, window, warmUp] =
+  const [url, seconds, connections, streams, window, warmUp, messages] =
     process.argv.slice(2);
   if (!url) {
     console.error(
@@ -151,6 +173,7 @@ if (
     streams: streams ? Number(streams) : undefined,
     window: window ? Number(window) : undefined,
     warmUpSeconds: warmUp ? Number(warmUp) : undefined,
+    messages: messages ? Number(messages) : undefined,
   });
   console.log(JSON.stringify(result));
 }

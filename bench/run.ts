@@ -12,9 +12,11 @@
  * ceiling, grpc-js, connect, connect-tsx, connect-semi32, connect-w2;
  * default all but connect-semi32),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
- * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_OUT (results directory).
- * `--quick`: one short round of ceiling, grpc-js and connect, a small idle test,
- * no chart: a smoke test that the benchmark works, not a measurement.
+ * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
+ * of a duration; default 0, 2000 in quick mode), BENCH_OUT (results directory).
+ * `--quick`: one round of ceiling, grpc-js and connect with 2000 calls each, a
+ * small idle test, no chart: a smoke test that the benchmark works on however
+ * loaded a machine, not a measurement.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -38,6 +40,8 @@ const settings = {
   seconds: num("BENCH_SECONDS", quick ? 1 : 4),
   warmUpSeconds: num("BENCH_WARMUP_SECONDS", quick ? 0.5 : 1),
   rounds: num("BENCH_ROUNDS", quick ? 1 : 3, 0),
+  /** Calls (or Chat messages) per run instead of a duration; quick mode's way to get a result on any machine. */
+  requests: num("BENCH_REQUESTS", quick ? 2000 : 0, 0),
   connections: num("BENCH_CONNECTIONS", 8),
   streams: num("BENCH_STREAMS", 32),
   idleStreams: num("BENCH_IDLE_STREAMS", quick ? 200 : 10_000),
@@ -268,19 +272,22 @@ async function measure(
   url: string,
   pid: number,
 ): Promise<Sample> {
-  // Server CPU is read at the edges of the measured window, not around the warm-up.
-  let cpuStart = 0;
+  // Server CPU is read at the edges of the measured window, not around the
+  // warm-up; counted runs have no warm-up and are read around the whole run.
+  const counted = settings.requests > 0;
+  let cpuStart = counted ? cpuSeconds(pid) : 0;
   let cpuEnd = 0;
   const startTimer = setTimeout(() => {
-    cpuStart = cpuSeconds(pid);
+    if (!counted) cpuStart = cpuSeconds(pid);
   }, settings.warmUpSeconds * 1000);
   const endTimer = setTimeout(
     () => {
-      cpuEnd = cpuSeconds(pid);
+      if (!counted) cpuEnd = cpuSeconds(pid);
     },
     (settings.warmUpSeconds + settings.seconds) * 1000,
   );
   let calls: number;
+  let seconds = settings.seconds;
   let result: {
     p50Ms: number;
     p99Ms: number;
@@ -301,15 +308,19 @@ async function measure(
           String(settings.connections),
           "8",
           "16",
-          String(settings.warmUpSeconds),
+          String(counted ? 0 : settings.warmUpSeconds),
+          String(settings.requests),
         ],
         cpuPlan.client,
         (settings.seconds + settings.warmUpSeconds) * 1000 + 60_000,
       );
+      // JSON has no NaN: a percentile of no samples comes back as null.
       const chat = JSON.parse(
         run.stdout.trim().split("\n").pop() ?? "",
+        (_, v) => (v === null ? Number.NaN : v),
       ) as ChatResult;
       calls = chat.msgPerSec;
+      seconds = chat.seconds;
       result = {
         p50Ms: chat.p50Ms,
         p99Ms: chat.p99Ms,
@@ -329,11 +340,16 @@ async function measure(
         body: grpc ? grpcFrame(requestBytes()) : requestBytes(),
         connections: settings.connections,
         streams: settings.streams,
-        seconds: settings.seconds,
-        warmUpSeconds: settings.warmUpSeconds,
+        ...(counted
+          ? { requests: settings.requests }
+          : {
+              seconds: settings.seconds,
+              warmUpSeconds: settings.warmUpSeconds,
+            }),
         cpus: cpuPlan.client,
       });
       calls = run.reqPerSec;
+      seconds = run.seconds;
       result = { ...run, failed: run.failed + run.errored };
     }
   } finally {
@@ -350,8 +366,8 @@ async function measure(
     rate: calls * (scenario === "stream" ? scenarios.stream.perCall : 1),
     p50Ms: result.p50Ms,
     p99Ms: result.p99Ms,
-    serverCpuUsPerCall: (serverCpu / (calls * settings.seconds)) * 1e6,
-    serverCores: serverCpu / settings.seconds,
+    serverCpuUsPerCall: (serverCpu / (calls * seconds)) * 1e6,
+    serverCores: serverCpu / seconds,
     clientCores: result.clientCpuSeconds / result.clientWallSeconds,
     peakRssMb: memoryBytes(pid, "VmHWM") / 2 ** 20,
     failed: result.failed,
