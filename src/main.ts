@@ -11,7 +11,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = loadConfig(argv, process.env);
   if (config.workers > 1 && cluster.isPrimary) {
-    process.exit(await runCluster({ workers: config.workers }));
+    // No process.exit: the primary ends once its workers have, with its output flushed.
+    process.exitCode = await runCluster({ workers: config.workers });
+    return;
   }
   const server = await startServer(config);
   const transport = config.tls

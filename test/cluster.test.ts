@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { createInterface } from "node:readline";
 import { type TestContext, test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -157,7 +158,9 @@ async function callsByWorker(
   return owners;
 }
 
-test("with --workers 2, both workers serve calls on the one port", async (t) => {
+test("with --workers 2, both workers serve calls on the one port", {
+  timeout: 60_000,
+}, async (t) => {
   const server = await startCluster(t, 2);
   assert.equal(new Set(server.workerPids).size, 2);
   const owners = await callsByWorker(server, server.workerPids, 6);
@@ -168,7 +171,9 @@ test("with --workers 2, both workers serve calls on the one port", async (t) => 
   );
 });
 
-test("a worker killed with SIGKILL is restarted and calls keep working", async (t) => {
+test("a worker killed with SIGKILL is restarted and calls keep working", {
+  timeout: 60_000,
+}, async (t) => {
   const server = await startCluster(t, 2);
   const [victim, survivor] = server.workerPids as [number, number];
   const restarted = server.nextErrLine(/worker (\d+) ready/);
@@ -185,7 +190,9 @@ test("a worker killed with SIGKILL is restarted and calls keep working", async (
   );
 });
 
-test("SIGTERM to the primary stops every worker, and the primary exits 0", async (t) => {
+test("SIGTERM to the primary stops every worker, and the primary exits 0", {
+  timeout: 60_000,
+}, async (t) => {
   const server = await startCluster(t, 2);
   await sayHelloOnNewConnection(server.url, "before shutdown", () => {});
   const exited = once(server.child, "exit");
@@ -202,7 +209,9 @@ test("SIGTERM to the primary stops every worker, and the primary exits 0", async
   }
 });
 
-test("Ctrl-C, which signals the primary and every worker at once, still ends with exit code 0", async (t) => {
+test("Ctrl-C, which signals the primary and every worker at once, still ends with exit code 0", {
+  timeout: 60_000,
+}, async (t) => {
   const server = await startCluster(t, 2);
   await sayHelloOnNewConnection(server.url, "before Ctrl-C", () => {});
   const exited = once(server.child, "exit");
@@ -213,4 +222,40 @@ test("Ctrl-C, which signals the primary and every worker at once, still ends wit
   const [code, signal] = await exited;
   assert.equal(signal, null);
   assert.equal(code, 0, "a worker died of the repeated SIGINT");
+});
+
+test("a cluster whose port is taken exits with code 2 instead of restarting its workers", {
+  timeout: 60_000,
+}, async (t) => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) =>
+    taken.listen(0, "127.0.0.1", () => resolve()),
+  );
+  t.after(() => taken.close());
+  const port = (taken.address() as net.AddressInfo).port;
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "src/main.ts",
+      "--workers",
+      "2",
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.after(() => child.kill("SIGKILL"));
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (s: string) => {
+    stderr += s;
+  });
+  const [code] = await once(child, "exit");
+  assert.equal(code, 2);
+  assert.match(stderr, /the port is already in use/);
+  assert.match(stderr, /worker \d+ failed to start \(code 2\)/);
+  assert.doesNotMatch(stderr, /restarting/);
 });
