@@ -29,6 +29,9 @@ export async function startServerProcess(
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  cleanUpOnExit();
   let stderr = "";
   child.stderr?.setEncoding("utf8").on("data", (s: string) => {
     if (stderr.length < 10_000) stderr += s;
@@ -59,6 +62,28 @@ export async function startServerProcess(
     url: url.replace("//localhost:", "//127.0.0.1:"),
     stop: () => stop(child),
   };
+}
+
+/** Servers started and not yet exited, so that a benchmark that is interrupted or fails leaves none behind. */
+const running = new Set<ChildProcess>();
+let cleanupInstalled = false;
+
+function cleanUpOnExit(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  const killAll = () => {
+    for (const child of running) child.kill("SIGKILL");
+  };
+  process.on("exit", killAll);
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.once(signal, () => {
+      killAll();
+      process.exit(code);
+    });
+  }
 }
 
 async function stop(child: ChildProcess): Promise<void> {
