@@ -1,5 +1,7 @@
+import cluster from "node:cluster";
+import { isClusterWorker, reportReady, runCluster } from "./cluster.js";
 import { ConfigError, helpText, loadConfig } from "./config.js";
-import { lifecycleLogger } from "./logging.js";
+import { createLogger, lifecycleLogger } from "./logging.js";
 import { startServer } from "./server.js";
 import { exitOnSignals } from "./shutdown.js";
 
@@ -10,6 +12,16 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig(argv, process.env);
+  if (config.workers > 1 && cluster.isPrimary) {
+    // No process.exit: the primary ends once its workers have, with its output flushed.
+    const log = lifecycleLogger(createLogger({ level: config.logLevel }));
+    process.exitCode = await runCluster({
+      workers: config.workers,
+      out: (line) => log.info({ workers: config.workers }, line),
+      err: (line) => log.warn(line),
+    });
+    return;
+  }
   const server = await startServer(config);
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
@@ -22,15 +34,14 @@ async function main(argv: string[]): Promise<void> {
       log.warn({ signal }, "second signal: exiting at once"),
   });
   // Announce readiness only once a signal would be handled: whoever waits
-  // for this line may stop the server at once.
-  log.info(
-    {
-      url: server.url,
-      port: server.port,
-      protocols: ["grpc", "grpc-web", "connect"],
-    },
-    `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`,
-  );
+  // for this line may stop the server at once. In cluster mode the primary
+  // announces it, once every worker serves.
+  const ready = `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`;
+  if (isClusterWorker()) reportReady(ready);
+  else {
+    const protocols = ["grpc", "grpc-web", "connect"];
+    log.info({ url: server.url, port: server.port, protocols }, ready);
+  }
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

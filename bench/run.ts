@@ -1,0 +1,588 @@
+/**
+ * `npm run bench`: the Greeter on this project's server against @grpc/grpc-js
+ * and a bare node:http2 ceiling, on loopback, with h2load and a small Chat client.
+ *
+ * Each round starts every server in turn (A B C A B C ...), so slow drift of a
+ * shared machine spreads over all of them; the table shows each server's
+ * median over the rounds. Servers and load generators are pinned to separate
+ * cores with taskset when there are two or more.
+ *
+ * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
+ * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
+ * ceiling, grpc-js, connect, connect-tsx, connect-semi32, connect-w2;
+ * default all but connect-semi32),
+ * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
+ * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
+ * of a duration; default 0, 2000 in quick mode), BENCH_OUT (results directory).
+ * `--quick`: one round of ceiling, grpc-js and connect with 2000 calls each, a
+ * small idle test, no chart: a smoke test that the benchmark works on however
+ * loaded a machine, not a measurement.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus as osCpus, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ChatResult } from "./chat-client.js";
+import { runClient } from "./client-process.js";
+import { h2load } from "./h2load.js";
+import { type ProbeKind, probe } from "./probe.js";
+import { cpuSeconds, memoryBytes } from "./proc.js";
+import { startServerProcess } from "./server-process.js";
+import { median } from "./stats.js";
+import { chartSvg } from "./svg.js";
+import { grpcFrame, requestBytes } from "./wire.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const quick = process.argv.includes("--quick");
+
+const settings = {
+  seconds: num("BENCH_SECONDS", quick ? 1 : 4),
+  warmUpSeconds: num("BENCH_WARMUP_SECONDS", quick ? 0.5 : 1),
+  rounds: num("BENCH_ROUNDS", quick ? 1 : 3, 0),
+  /** Calls (or Chat messages) per run instead of a duration; quick mode's way to get a result on any machine. */
+  requests: num("BENCH_REQUESTS", quick ? 2000 : 0, 0),
+  connections: num("BENCH_CONNECTIONS", 8),
+  streams: num("BENCH_STREAMS", 32),
+  idleStreams: num("BENCH_IDLE_STREAMS", quick ? 200 : 10_000),
+  idleIntervalMs: num("BENCH_IDLE_INTERVAL_MS", quick ? 100 : 1000),
+  servers: (
+    process.env.BENCH_SERVERS ??
+    (quick
+      ? "ceiling,grpc-js,connect"
+      : "ceiling,grpc-js,connect,connect-tsx,connect-w2")
+  )
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== ""),
+};
+
+/** The scenarios, in the order each server runs them (gRPC unary first, so VmHWM after it is the unary peak). */
+const scenarios = {
+  "grpc-unary": { label: "gRPC unary", unit: "req/s", perCall: 1 },
+  "connect-unary": {
+    label: "Connect unary (proto)",
+    unit: "req/s",
+    perCall: 1,
+  },
+  stream: { label: "StreamHello", unit: "msg/s", perCall: 5 },
+  chat: { label: "Chat (bidi)", unit: "msg/s", perCall: 1 },
+} as const satisfies Record<ProbeKind, unknown>;
+type Scenario = keyof typeof scenarios;
+const allScenarios = Object.keys(scenarios) as Scenario[];
+
+interface ServerSpec {
+  label: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  scenarios: Scenario[];
+  /** Processes that do the work (a cluster's workers), for pinning. */
+  processes: number;
+  /** Whether the idle-stream memory test runs against it. */
+  idle: boolean;
+}
+
+const dist = join(root, "dist");
+const connectEnv = { PORT: "0", HOST: "127.0.0.1", STREAM_INTERVAL_MS: "0" };
+const servers: Record<string, ServerSpec> = {
+  ceiling: {
+    label: "ceiling (node:http2)",
+    args: [join(dist, "bench/servers/ceiling.js")],
+    env: {},
+    scenarios: allScenarios,
+    processes: 1,
+    idle: false,
+  },
+  "grpc-js": {
+    label: "@grpc/grpc-js",
+    args: [join(dist, "bench/servers/grpc-js.js")],
+    env: { STREAM_INTERVAL_MS: "0" },
+    scenarios: ["grpc-unary", "stream", "chat"],
+    processes: 1,
+    idle: true,
+  },
+  connect: {
+    label: "connect-greeter",
+    args: [join(dist, "src/main.js")],
+    env: connectEnv,
+    scenarios: allScenarios,
+    processes: 1,
+    idle: true,
+  },
+  "connect-tsx": {
+    label: "connect-greeter (tsx)",
+    args: ["--import", "tsx", join(root, "src/main.ts")],
+    env: connectEnv,
+    scenarios: ["grpc-unary", "connect-unary"],
+    processes: 1,
+    idle: false,
+  },
+  "connect-semi32": {
+    label: "connect-greeter, --max-semi-space-size=32",
+    args: ["--max-semi-space-size=32", join(dist, "src/main.js")],
+    env: connectEnv,
+    scenarios: allScenarios,
+    processes: 1,
+    idle: false,
+  },
+  "connect-w2": {
+    label: "connect-greeter, 2 workers",
+    args: [join(dist, "src/main.js")],
+    env: { ...connectEnv, WORKERS: "2" },
+    scenarios: ["grpc-unary", "connect-unary"],
+    processes: 2,
+    idle: false,
+  },
+};
+
+/** One measurement of one scenario on one server. */
+interface Sample {
+  server: string;
+  scenario: Scenario;
+  round: number;
+  /** Calls per second (h2load requests, or Chat messages). */
+  callsPerSec: number;
+  /** Messages per second for streams (5 per StreamHello call), else calls per second. */
+  rate: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Server CPU microseconds per call, over the measured window. */
+  serverCpuUsPerCall: number;
+  /** Server CPU use over the measured window, in cores (1 = one core busy). */
+  serverCores: number;
+  /** Load generator CPU use, in cores: near 1 means it, not the server, is the limit. */
+  clientCores: number;
+  /** Server VmHWM (peak RSS) after this scenario, in MB. */
+  peakRssMb: number;
+  failed: number;
+}
+
+interface IdleResult {
+  server: string;
+  streams: number;
+  intervalMs: number;
+  connections: number;
+  succeeded: number;
+  /** Wall-clock seconds until the last stream finished. */
+  seconds: number;
+  /** Median call duration, in ms (the calls take 4 intervals). */
+  p50Ms: number;
+  /** Whether every call ran at once (the whole run took about one call's length). */
+  held: boolean;
+  baselineRssMb: number;
+  /** Highest VmRSS sampled while the streams were open, in MB. */
+  peakRssMb: number;
+}
+
+const cpuPlan = planCpus();
+
+async function main(): Promise<void> {
+  execFileSync("bash", [join(root, "test/system-deps.sh")], {
+    stdio: "inherit",
+  });
+  const build = performance.now();
+  execFileSync(join(root, "node_modules/.bin/tsc"), ["-p", root], {
+    stdio: "inherit",
+  });
+  console.log(
+    `built dist/ with tsc in ${((performance.now() - build) / 1000).toFixed(1)} s; connect-greeter runs from dist/src/main.js, connect-greeter (tsx) from src/main.ts through tsx`,
+  );
+  const unknown = settings.servers.filter((s) => !(s in servers));
+  if (unknown.length > 0) throw new Error(`unknown BENCH_SERVERS: ${unknown}`);
+  const started = new Date();
+  const machine = describeMachine();
+  console.log(
+    `${machine}; ${settings.rounds} round(s) of ${settings.seconds} s (+${settings.warmUpSeconds} s warm-up), h2load -c ${settings.connections} -m ${settings.streams}; ${cpuPlan.note}`,
+  );
+  const samples: Sample[] = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    for (const name of settings.servers) {
+      samples.push(...(await measureServer(name, round)));
+    }
+  }
+  const idle: IdleResult[] = [];
+  for (const name of settings.servers) {
+    if (servers[name]?.idle) idle.push(await idleStreams(name));
+  }
+  const table = summarize(samples);
+  const out =
+    process.env.BENCH_OUT ??
+    join(root, "bench/results", started.toISOString().replace(/[:.]/g, "-"));
+  mkdirSync(out, { recursive: true });
+  const report = {
+    started: started.toISOString(),
+    machine,
+    node: process.version,
+    settings,
+    cpuPlan,
+    table,
+    idle,
+    samples,
+  };
+  writeFileSync(
+    join(out, "results.json"),
+    `${JSON.stringify(report, null, 2)}\n`,
+  );
+  const text = [formatTable(table), "", formatIdle(idle)].join("\n");
+  writeFileSync(join(out, "table.md"), `${text}\n`);
+  const svg = chartSvg(
+    table,
+    `${started.toISOString().slice(0, 10)}, ${machine}`,
+  );
+  writeFileSync(join(out, "bench.svg"), svg);
+  // The README's chart is a full run's: not a smoke test's, nor an idle-stream-only run's.
+  if (!quick && table.length > 0) {
+    mkdirSync(join(root, "docs"), { recursive: true });
+    writeFileSync(join(root, "docs/bench.svg"), svg);
+  }
+  console.log(
+    `\n${text}\n\nraw results: ${out}${quick ? "" : "; chart: docs/bench.svg"}`,
+  );
+}
+
+async function measureServer(name: string, round: number): Promise<Sample[]> {
+  const spec = servers[name] as ServerSpec;
+  const server = await startServerProcess(
+    spec.args,
+    spec.env,
+    cpuPlan.server(spec.processes),
+  );
+  const samples: Sample[] = [];
+  try {
+    for (const scenario of spec.scenarios) {
+      await probe(server.url, scenario);
+      samples.push(
+        await measure(name, scenario, round, server.url, server.pid),
+      );
+      const s = samples[samples.length - 1] as Sample;
+      console.log(
+        `round ${round} ${spec.label.padEnd(28)} ${scenarios[scenario].label.padEnd(22)} ${fmt(s.rate)} ${scenarios[scenario].unit}, p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms, ${s.serverCpuUsPerCall.toFixed(0)} µs CPU/call, client ${s.clientCores.toFixed(2)} cores`,
+      );
+    }
+  } finally {
+    await server.stop();
+  }
+  return samples;
+}
+
+async function measure(
+  name: string,
+  scenario: Scenario,
+  round: number,
+  url: string,
+  pid: number,
+): Promise<Sample> {
+  // Server CPU is read at the edges of the measured window, not around the
+  // warm-up; counted runs have no warm-up and are read around the whole run.
+  const counted = settings.requests > 0;
+  let cpuStart = counted ? cpuSeconds(pid) : 0;
+  let cpuEnd = 0;
+  const startTimer = setTimeout(() => {
+    if (!counted) cpuStart = cpuSeconds(pid);
+  }, settings.warmUpSeconds * 1000);
+  const endTimer = setTimeout(
+    () => {
+      if (!counted) cpuEnd = cpuSeconds(pid);
+    },
+    (settings.warmUpSeconds + settings.seconds) * 1000,
+  );
+  let calls: number;
+  let seconds = settings.seconds;
+  let result: {
+    p50Ms: number;
+    p99Ms: number;
+    clientCpuSeconds: number;
+    clientWallSeconds: number;
+    failed: number;
+  };
+  try {
+    if (scenario === "chat") {
+      const run = await runClient(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          join(root, "bench/chat-client.ts"),
+          url,
+          String(settings.seconds),
+          String(settings.connections),
+          "8",
+          "16",
+          String(counted ? 0 : settings.warmUpSeconds),
+          String(settings.requests),
+        ],
+        cpuPlan.client,
+        (settings.seconds + settings.warmUpSeconds) * 1000 + 60_000,
+      );
+      // JSON has no NaN: a percentile of no samples comes back as null.
+      const chat = JSON.parse(
+        run.stdout.trim().split("\n").pop() ?? "",
+        (_, v) => (v === null ? Number.NaN : v),
+      ) as ChatResult;
+      calls = chat.msgPerSec;
+      seconds = chat.seconds;
+      result = {
+        p50Ms: chat.p50Ms,
+        p99Ms: chat.p99Ms,
+        clientCpuSeconds: run.cpuSeconds,
+        clientWallSeconds: run.wallSeconds,
+        failed: chat.errors,
+      };
+    } else {
+      const grpc = scenario !== "connect-unary";
+      const run = await h2load({
+        url,
+        path:
+          scenario === "stream" ? "/Greeter/StreamHello" : "/Greeter/SayHello",
+        headers: grpc
+          ? { "content-type": "application/grpc", te: "trailers" }
+          : { "content-type": "application/proto" },
+        body: grpc ? grpcFrame(requestBytes()) : requestBytes(),
+        connections: settings.connections,
+        streams: settings.streams,
+        ...(counted
+          ? { requests: settings.requests }
+          : {
+              seconds: settings.seconds,
+              warmUpSeconds: settings.warmUpSeconds,
+            }),
+        cpus: cpuPlan.client,
+      });
+      calls = run.reqPerSec;
+      seconds = run.seconds;
+      result = { ...run, failed: run.failed + run.errored };
+    }
+  } finally {
+    clearTimeout(startTimer);
+    clearTimeout(endTimer);
+  }
+  if (cpuEnd === 0) cpuEnd = cpuSeconds(pid);
+  const serverCpu = cpuEnd - cpuStart;
+  return {
+    server: name,
+    scenario,
+    round,
+    callsPerSec: calls,
+    rate: calls * (scenario === "stream" ? scenarios.stream.perCall : 1),
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    serverCpuUsPerCall: (serverCpu / (calls * seconds)) * 1e6,
+    serverCores: serverCpu / seconds,
+    clientCores: result.clientCpuSeconds / result.clientWallSeconds,
+    peakRssMb: memoryBytes(pid, "VmHWM") / 2 ** 20,
+    failed: result.failed,
+  };
+}
+
+/** Open many slow StreamHello calls at once and watch the server's memory while they are open. */
+async function idleStreams(name: string): Promise<IdleResult> {
+  const spec = servers[name] as ServerSpec;
+  const server = await startServerProcess(
+    spec.args,
+    { ...spec.env, STREAM_INTERVAL_MS: String(settings.idleIntervalMs) },
+    cpuPlan.server(spec.processes),
+  );
+  try {
+    await probe(server.url, "grpc-unary");
+    const baseline = memoryBytes(server.pid, "VmRSS");
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, memoryBytes(server.pid, "VmRSS"));
+    }, 100);
+    const perConnection = 500;
+    const connections = Math.max(
+      1,
+      Math.ceil(settings.idleStreams / perConnection),
+    );
+    const started = performance.now();
+    const run = await h2load({
+      url: server.url,
+      path: "/Greeter/StreamHello",
+      headers: { "content-type": "application/grpc", te: "trailers" },
+      body: grpcFrame(requestBytes()),
+      connections,
+      streams: perConnection,
+      requests: settings.idleStreams,
+      cpus: cpuPlan.client,
+    }).finally(() => clearInterval(sampler));
+    const seconds = (performance.now() - started) / 1000;
+    const callMs = 4 * settings.idleIntervalMs;
+    const result: IdleResult = {
+      server: name,
+      streams: settings.idleStreams,
+      intervalMs: settings.idleIntervalMs,
+      connections,
+      succeeded: run.succeeded,
+      seconds,
+      p50Ms: run.p50Ms,
+      held:
+        run.succeeded === settings.idleStreams &&
+        seconds * 1000 < 2 * callMs + 2000,
+      baselineRssMb: baseline / 2 ** 20,
+      peakRssMb: peak / 2 ** 20,
+    };
+    console.log(
+      `idle streams ${spec.label}: ${result.succeeded}/${result.streams} calls over ${connections} connections in ${seconds.toFixed(1)} s, RSS ${result.baselineRssMb.toFixed(0)} MB before, ${result.peakRssMb.toFixed(0)} MB peak`,
+    );
+    return result;
+  } finally {
+    await server.stop();
+  }
+}
+
+interface Row {
+  server: string;
+  label: string;
+  scenario: Scenario;
+  rate: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCpuUsPerCall: number;
+  serverCores: number;
+  clientCores: number;
+  peakRssMb: number;
+  failed: number;
+  /** Rate over server cores used: what one fully busy core would do, robust to a shared machine. */
+  perCore: number;
+  vsGrpcJs: number | undefined;
+  vsCeiling: number | undefined;
+  perCoreVsGrpcJs: number | undefined;
+  perCoreVsCeiling: number | undefined;
+}
+
+/** Median over rounds per server and scenario, with ratios to grpc-js and the ceiling of the same run. */
+function summarize(samples: Sample[]): Row[] {
+  const rows: Row[] = [];
+  for (const name of settings.servers) {
+    for (const scenario of servers[name]?.scenarios ?? []) {
+      const mine = samples.filter(
+        (s) => s.server === name && s.scenario === scenario,
+      );
+      if (mine.length === 0) continue;
+      const pick = (f: (s: Sample) => number) => median(mine.map(f));
+      const of = (server: string, f: (s: Sample) => number) => {
+        const theirs = samples.filter(
+          (s) => s.server === server && s.scenario === scenario,
+        );
+        return theirs.length === 0 ? undefined : median(theirs.map(f));
+      };
+      const perCoreOf = (s: Sample) => s.rate / s.serverCores;
+      const rate = pick((s) => s.rate);
+      const perCore = pick(perCoreOf);
+      const grpcJs = of("grpc-js", (s) => s.rate);
+      const ceiling = of("ceiling", (s) => s.rate);
+      const grpcJsPerCore = of("grpc-js", perCoreOf);
+      const ceilingPerCore = of("ceiling", perCoreOf);
+      rows.push({
+        server: name,
+        label: servers[name]?.label ?? name,
+        scenario,
+        rate,
+        p50Ms: pick((s) => s.p50Ms),
+        p99Ms: pick((s) => s.p99Ms),
+        serverCpuUsPerCall: pick((s) => s.serverCpuUsPerCall),
+        serverCores: pick((s) => s.serverCores),
+        clientCores: pick((s) => s.clientCores),
+        peakRssMb: Math.max(...mine.map((s) => s.peakRssMb)),
+        failed: mine.reduce((n, s) => n + s.failed, 0),
+        perCore,
+        vsGrpcJs: grpcJs ? rate / grpcJs : undefined,
+        vsCeiling: ceiling ? rate / ceiling : undefined,
+        perCoreVsGrpcJs: grpcJsPerCore ? perCore / grpcJsPerCore : undefined,
+        perCoreVsCeiling: ceilingPerCore ? perCore / ceilingPerCore : undefined,
+      });
+    }
+  }
+  return rows;
+}
+
+function formatTable(rows: Row[]): string {
+  const head =
+    "| server | scenario | rate | p50 ms | p99 ms | server CPU µs/call | server cores | client cores | peak RSS MB | × grpc-js | × ceiling | per core | per core × grpc-js | per core × ceiling |";
+  const lines = [
+    head,
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+  ];
+  for (const r of rows) {
+    const s = scenarios[r.scenario];
+    lines.push(
+      `| ${r.label} | ${s.label} | ${fmt(r.rate)} ${s.unit} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.serverCpuUsPerCall.toFixed(0)} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${ratio(r.vsGrpcJs)} | ${ratio(r.vsCeiling)} | ${fmt(r.perCore).trim()} | ${ratio(r.perCoreVsGrpcJs)} | ${ratio(r.perCoreVsCeiling)} |${r.failed > 0 ? ` ${r.failed} failed` : ""}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function formatIdle(idle: IdleResult[]): string {
+  if (idle.length === 0) return "";
+  const lines = [
+    "| idle StreamHello | calls | interval | connections | completed | all open at once | RSS before MB | RSS peak MB |",
+    "|---|--:|--:|--:|--:|---|--:|--:|",
+  ];
+  for (const r of idle) {
+    lines.push(
+      `| ${servers[r.server]?.label} | ${r.streams} | ${r.intervalMs} ms | ${r.connections} | ${r.succeeded} | ${r.held ? "yes" : "no"} (${r.seconds.toFixed(1)} s, p50 ${(r.p50Ms / 1000).toFixed(1)} s) | ${r.baselineRssMb.toFixed(0)} | ${r.peakRssMb.toFixed(0)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function ratio(x: number | undefined): string {
+  return x === undefined ? "" : `${x.toFixed(2)}×`;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US").padStart(7);
+}
+
+function num(name: string, fallback: number, min = Number.MIN_VALUE): number {
+  const text = process.env[name];
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < min) {
+    throw new Error(
+      `${name} must be a number of at least ${min}, got "${text}"`,
+    );
+  }
+  return value;
+}
+
+/** Which cores servers and load generators get: separate ones when there are two or more. */
+function planCpus(): {
+  allowed: number[];
+  client: string | undefined;
+  server: (processes: number) => string | undefined;
+  note: string;
+} {
+  const status = readFileSync("/proc/self/status", "utf8");
+  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? "0";
+  const allowed = list.split(",").flatMap((part) => {
+    const [a, b] = part.split("-").map(Number) as [number, number?];
+    return Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i);
+  });
+  if (allowed.length < 2) {
+    return {
+      allowed,
+      client: undefined,
+      server: () => undefined,
+      note: "one core: no pinning, server and load generator share it",
+    };
+  }
+  const client = String(allowed[allowed.length - 1]);
+  return {
+    allowed,
+    client,
+    server: (processes) => {
+      // Leave the last core to the load generator when possible; a cluster that
+      // needs it too shares it (and the results say so).
+      return allowed.slice(0, Math.min(processes, allowed.length)).join(",");
+    },
+    note: `servers pinned to core(s) ${allowed.slice(0, -1).join(",")} (a 2-worker cluster on ${allowed.slice(0, 2).join(",")}), load generators to core ${client}`,
+  };
+}
+
+function describeMachine(): string {
+  const model = osCpus()[0]?.model.replace(/\s+/g, " ").trim() ?? "unknown CPU";
+  return `${availableParallelism()} × ${model}, ${(totalmem() / 2 ** 30).toFixed(1)} GB, Node ${process.version}`;
+}
+
+await main();

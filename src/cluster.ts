@@ -1,0 +1,138 @@
+import cluster, { type Worker } from "node:cluster";
+
+/** Options of cluster mode's primary process. */
+export interface ClusterOptions {
+  /** Worker processes to keep running; each runs the normal single-process server. */
+  workers: number;
+  /** Pause before restarting a worker that died after running a while, in milliseconds. @default 100 */
+  restartDelayMs?: number;
+  /** Longest pause between restarts of a worker that keeps dying, in milliseconds. @default 10000 */
+  maxRestartDelayMs?: number;
+  /** How long a worker must run for its death not to count as a crash loop, in milliseconds. @default 10000 */
+  stableAfterMs?: number;
+  /** Where the ready line goes. @default console.log */
+  out?: (line: string) => void;
+  /** Where notes about workers go (started, died, restarted). @default console.error */
+  err?: (line: string) => void;
+}
+
+/** The message a worker sends its primary once it serves. */
+interface ReadyMessage {
+  type: "connect-greeter:ready";
+  /** The worker's ready line, as a single process would print it. */
+  line: string;
+}
+
+/** Whether this process is a worker of cluster mode, whose primary prints the ready line. */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker;
+}
+
+/**
+ * In a worker: tell the primary this worker serves, with the ready line it
+ * would have printed. (Ctrl-C reaches a worker twice, from the terminal and
+ * from the primary; the shutdown path takes the echo as one signal.)
+ */
+export function reportReady(line: string): void {
+  const message: ReadyMessage = { type: "connect-greeter:ready", line };
+  process.send?.(message);
+}
+
+/**
+ * Run cluster mode's primary: fork `workers` processes that share the port
+ * (node:cluster hands each new connection to the next worker), print the ready
+ * line once all serve, restart a worker that dies unexpectedly, and on
+ * SIGTERM or SIGINT forward the signal to every worker, each of which shuts
+ * down as a single process would. Resolves with the exit code once every worker
+ * has exited after a signal: 0 if all exited cleanly, else 1; or with a
+ * worker's code if the first workers cannot start at all (a bad port, say),
+ * since restarting them would only fail again.
+ */
+export function runCluster(options: ClusterOptions): Promise<number> {
+  const out = options.out ?? console.log;
+  const err = options.err ?? console.error;
+  const baseDelay = options.restartDelayMs ?? 100;
+  const maxDelay = options.maxRestartDelayMs ?? 10_000;
+  const stableAfter = options.stableAfterMs ?? 10_000;
+  const startedAt = new Map<Worker, number>();
+  const ready = new Set<Worker>();
+  const pendingRestarts = new Set<NodeJS.Timeout>();
+  let everReady = false;
+  let stopping = false;
+  let failures = 0;
+  let cleanExits = true;
+  let exitCode: number | undefined;
+
+  return new Promise<number>((resolve) => {
+    const finishIfDone = () => {
+      if (stopping && startedAt.size === 0) {
+        for (const signal of signals) process.off(signal, onSignal);
+        cluster.off("exit", onExit);
+        resolve(exitCode ?? (cleanExits ? 0 : 1));
+      }
+    };
+    const fork = () => {
+      const worker = cluster.fork();
+      startedAt.set(worker, Date.now());
+      worker.on("message", (message: ReadyMessage) => {
+        if (message?.type !== "connect-greeter:ready") return;
+        ready.add(worker);
+        if (everReady) {
+          err(`connect-greeter: worker ${worker.process.pid} ready`);
+        } else if (ready.size === options.workers) {
+          everReady = true;
+          const pids = [...ready].map((w) => w.process.pid).join(", ");
+          out(`${message.line} with ${options.workers} workers (pids ${pids})`);
+        }
+      });
+    };
+    const onExit = (worker: Worker, code: number, signal: string) => {
+      const lived = Date.now() - (startedAt.get(worker) ?? Date.now());
+      const wasReady = ready.delete(worker);
+      startedAt.delete(worker);
+      if (stopping) {
+        if (code !== 0) cleanExits = false;
+        finishIfDone();
+        return;
+      }
+      const how = signal ? `signal ${signal}` : `code ${code}`;
+      if (!everReady && !wasReady) {
+        // The first workers cannot start (the port is taken, say): restarting would fail the same way.
+        err(
+          `connect-greeter: worker ${worker.process.pid} failed to start (${how})`,
+        );
+        stopping = true;
+        exitCode = code || 1;
+        for (const w of startedAt.keys()) w.process.kill();
+        finishIfDone();
+        return;
+      }
+      failures = lived >= stableAfter ? 0 : failures + 1;
+      const delay = Math.min(
+        maxDelay,
+        baseDelay * 2 ** Math.max(0, failures - 1),
+      );
+      err(
+        `connect-greeter: worker ${worker.process.pid} died (${how}); restarting it in ${delay} ms`,
+      );
+      const timer = setTimeout(() => {
+        pendingRestarts.delete(timer);
+        if (!stopping) fork();
+      }, delay);
+      pendingRestarts.add(timer);
+    };
+    const onSignal = (signal: NodeJS.Signals) => {
+      stopping = true;
+      for (const timer of pendingRestarts) clearTimeout(timer);
+      pendingRestarts.clear();
+      // Each worker runs the single-process shutdown path; a second signal is forwarded too.
+      for (const worker of startedAt.keys()) worker.process.kill(signal);
+      finishIfDone();
+    };
+    cluster.on("exit", onExit);
+    for (const signal of signals) process.on(signal, onSignal);
+    for (let i = 0; i < options.workers; i++) fork();
+  });
+}
+
+const signals = ["SIGTERM", "SIGINT"] as const;
