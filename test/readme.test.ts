@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { settings } from "../src/config.js";
@@ -149,4 +149,15 @@ test("a README command continues over \\ lines and through its heredocs", () => 
     "EOF",
     "END",
   ]);
+});
+
+test("the README's project layout names every file in src/", async () => {
+  const files = (await readdir(join(repoRoot, "src"), { recursive: true }))
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => `src/${f.split("\\").join("/")}`);
+  assert.ok(files.length > 0);
+  const layout = readme.slice(readme.indexOf("## Project layout"));
+  for (const file of files) {
+    assert.ok(layout.includes(`\`${file}\``), `${file} is not in the layout`);
+  }
 });
