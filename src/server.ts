@@ -6,6 +6,7 @@ import { type Config, defaultConfig } from "./config.js";
 import { withCors } from "./cors.js";
 import { hideInternalErrors } from "./errors.js";
 import { notFound } from "./fallback.js";
+import { GrpcFastPath } from "./grpc-fast-path.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
 import { callLog, createLogger } from "./logging.js";
@@ -43,6 +44,8 @@ export interface RunningServer {
   readonly logger: Logger;
   /** The server's Prometheus metrics, also served on GET /metrics. */
   readonly metrics: Metrics;
+  /** The gRPC fast path; its `calls` tells how many calls it served. */
+  readonly grpcFastPath: GrpcFastPath;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
@@ -62,23 +65,35 @@ export async function startServer(
   const metrics = new Metrics();
   const inflight = new InflightCalls();
   const status = new ServingStatus();
-  const handler = connectNodeAdapter({
-    routes:
-      customRoutes ??
-      routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
+  const adapterOptions = {
     interceptors: [
       observeCalls([inflight, metrics, callLog(logger)]),
       hideInternalErrors(logger),
       requestDeadline,
     ],
     contextValues: connectionValues,
-    fallback: withPage(metrics.serve(notFound)),
     readMaxBytes: config.maxMessageBytes,
+  };
+  // Same options and service implementations as the adapter (src/grpc-fast-path.ts).
+  const grpcFastPath = new GrpcFastPath({
+    ...adapterOptions,
+    enabled: config.grpcFastPath,
   });
-  const listener = createListener(withCors(config.corsOrigins, handler), {
-    tls: config.tls,
-    firstBytesTimeoutMs: config.headersTimeoutMs,
+  const handler = connectNodeAdapter({
+    ...adapterOptions,
+    routes: grpcFastPath.record(
+      customRoutes ??
+        routes({ greeter: { streamIntervalMs: config.streamIntervalMs } }),
+    ),
+    fallback: withPage(metrics.serve(notFound)),
   });
+  const listener = createListener(
+    withCors(config.corsOrigins, grpcFastPath.wrap(handler)),
+    {
+      tls: config.tls,
+      firstBytesTimeoutMs: config.headersTimeoutMs,
+    },
+  );
   const { server } = listener;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -100,6 +115,7 @@ export async function startServer(
     status,
     logger,
     metrics,
+    grpcFastPath,
     listener,
     close() {
       return new Promise<void>((resolve) => {

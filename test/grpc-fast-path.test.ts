@@ -1,0 +1,450 @@
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createClient,
+} from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
+import { loadConfig } from "../src/config.js";
+import { createGreeter } from "../src/greeter.js";
+import type { RunningServer } from "../src/server.js";
+import {
+  envelope,
+  helloRequest,
+  type RawH2Options,
+  rawH2,
+} from "./support/raw.js";
+import { startTestServer } from "./support/server.js";
+import { testTransport } from "./support/transports.js";
+
+const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
+
+test("GRPC_FAST_PATH and --grpc-fast-path switch the fast path, on by default", () => {
+  assert.equal(loadConfig([], {}).grpcFastPath, true);
+  assert.equal(loadConfig([], { GRPC_FAST_PATH: "off" }).grpcFastPath, false);
+  assert.equal(
+    loadConfig(["--grpc-fast-path", "on"], { GRPC_FAST_PATH: "off" })
+      .grpcFastPath,
+    true,
+  );
+  assert.throws(() => loadConfig([], { GRPC_FAST_PATH: "maybe" }), /on or off/);
+});
+
+test("the fast path serves unary and server-streaming gRPC over HTTP/2, and leaves every other call to connect", async (t) => {
+  const server = await startTestServer(t);
+  const count = async (call: () => Promise<unknown>) => {
+    const before = server.grpcFastPath.calls;
+    await call();
+    return server.grpcFastPath.calls - before;
+  };
+  const grpc2 = createClient(Greeter, testTransport("grpc", "2", server.url));
+  assert.equal(await count(() => grpc2.sayHello({ name: "A" })), 1);
+  assert.equal(
+    await count(async () => {
+      for await (const _ of grpc2.streamHello({ name: "A" }));
+    }),
+    1,
+  );
+  assert.equal(
+    await count(() =>
+      grpc2.collectGreetings(
+        (async function* () {
+          yield { name: "A" };
+        })(),
+      ),
+    ),
+    0,
+    "client streams are connect's",
+  );
+  for (const [protocol, version] of [
+    ["grpc", "1.1"],
+    ["connect", "2"],
+    ["grpc-web", "2"],
+  ] as const) {
+    const client = createClient(
+      Greeter,
+      testTransport(protocol, version, server.url),
+    );
+    assert.equal(
+      await count(() => client.sayHello({ name: "A" })),
+      0,
+      `${protocol} over HTTP/${version}`,
+    );
+  }
+  const json = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url, useBinaryFormat: false }),
+  );
+  assert.equal(await count(() => json.sayHello({ name: "A" })), 0, "+json");
+});
+
+test("with GRPC_FAST_PATH off every call goes to connect and still works", async (t) => {
+  const server = await startTestServer(t, { grpcFastPath: false });
+  const client = createClient(Greeter, testTransport("grpc", "2", server.url));
+  assert.equal((await client.sayHello({ name: "A" })).message, "Hello, A!");
+  assert.equal(server.grpcFastPath.calls, 0);
+});
+
+// Raw requests whose answers must be the same, field for field, from the fast
+// path and from connect's gRPC handler.
+const big = "x".repeat(100);
+const rawCases: [string, RawH2Options][] = [
+  [
+    "a good call",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "an empty name",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest(""))],
+    },
+  ],
+  [
+    "bytes that are not protobuf",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(Buffer.from([0xff, 0xff, 0xff, 0xff]))],
+    },
+  ],
+  [
+    "a frame shorter than its header says",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice")).subarray(0, 8)],
+    },
+  ],
+  [
+    "a frame cut inside its header",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [Buffer.from([0, 0, 0])],
+    },
+  ],
+  [
+    "a compressed frame without grpc-encoding",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"), 1)],
+    },
+  ],
+  [
+    "an unsupported grpc-encoding",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "snappy",
+      },
+      body: [envelope(helloRequest("Alice"), 1)],
+    },
+  ],
+  [
+    "grpc-encoding identity",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "identity",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "two request messages",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), envelope(helloRequest("B"))],
+    },
+  ],
+  [
+    "no request message",
+    { headers: { ":path": "/Greeter/SayHello", ...grpcHeaders } },
+  ],
+  [
+    "a message over maxMessageBytes",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest(big))],
+    },
+  ],
+  [
+    "an invalid grpc-timeout",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-timeout": "soon",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "a grpc-timeout of 0",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-timeout": "0m",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "application/grpc+proto",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "content-type": "application/grpc+proto",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "StreamHello",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "StreamHello with two request messages",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), envelope(helloRequest("B"))],
+    },
+  ],
+  [
+    "StreamHello with no request message",
+    { headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders } },
+  ],
+  [
+    "StreamHello with an empty name",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest(""))],
+    },
+  ],
+  [
+    "StreamHello with bytes that are not protobuf",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(Buffer.from([0xff, 0xff]))],
+    },
+  ],
+];
+
+for (const [name, request] of rawCases) {
+  test(`${name}: the fast path answers exactly as connect's gRPC handler`, async (t) => {
+    const fast = await startTestServer(t, { maxMessageBytes: 64 });
+    const slow = await startTestServer(t, {
+      maxMessageBytes: 64,
+      grpcFastPath: false,
+    });
+    const a = await rawH2(fast.url, request);
+    const b = await rawH2(slow.url, request);
+    assert.equal(fast.grpcFastPath.calls, 1, "the fast path served it");
+    assert.equal(slow.grpcFastPath.calls, 0);
+    const pick = (r: typeof a) => ({
+      status: r.status,
+      contentType: r.headers["content-type"],
+      encoding: r.headers["grpc-encoding"],
+      headersEndStream: r.headersEndStream,
+      body: r.body.toString("hex"),
+      trailers: r.trailers,
+    });
+    assert.deepEqual(pick(a), pick(b));
+    assert.ok(a.trailers["grpc-status"] !== undefined, "a status arrived");
+    await fast.inflight.whenIdle();
+  });
+}
+
+/** A Greeter that sets response metadata and fails with details, through the routes seam. */
+function detailedGreeter(router: ConnectRouter): void {
+  const greeter = createGreeter({ streamIntervalMs: 0 });
+  router.service(Greeter, {
+    ...greeter,
+    sayHello(req, ctx) {
+      ctx.responseHeader.set(
+        "x-echo",
+        ctx.requestHeader.get("x-request-id") ?? "none",
+      );
+      ctx.responseTrailer.set("x-trailer", "t1");
+      if (req.name === "fail") {
+        throw new ConnectError(
+          "no greeting for you",
+          Code.FailedPrecondition,
+          { "x-error-meta": "m1" },
+          [{ desc: HelloReplySchema, value: { message: "detail" } }],
+        );
+      }
+      return { message: `Hello, ${req.name}!` };
+    },
+    async *streamHello(req, ctx) {
+      ctx.responseHeader.set(
+        "x-echo",
+        ctx.requestHeader.get("x-request-id") ?? "none",
+      );
+      yield { message: `first ${req.name}` };
+      ctx.responseTrailer.set("x-trailer", "t2");
+      if (req.name === "fail") {
+        throw new ConnectError("stream broke", Code.DataLoss, undefined, [
+          { desc: HelloReplySchema, value: { message: "detail" } },
+        ]);
+      }
+    },
+  });
+}
+
+async function startDetailed(
+  t: TestContext,
+  grpcFastPath: boolean,
+): Promise<RunningServer> {
+  return startTestServer(t, { routes: detailedGreeter, grpcFastPath });
+}
+
+test("response headers and trailers a handler sets, and request metadata, reach a Connect gRPC client through the fast path", async (t) => {
+  const server = await startDetailed(t, true);
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  let header: Headers | undefined;
+  let trailer: Headers | undefined;
+  const res = await client.sayHello(
+    { name: "A" },
+    {
+      headers: { "x-request-id": "r1" },
+      onHeader: (h) => {
+        header = h;
+      },
+      onTrailer: (h) => {
+        trailer = h;
+      },
+    },
+  );
+  assert.equal(res.message, "Hello, A!");
+  assert.equal(header?.get("x-echo"), "r1");
+  assert.equal(trailer?.get("x-trailer"), "t1");
+  header = undefined;
+  trailer = undefined;
+  const replies: string[] = [];
+  for await (const r of client.streamHello(
+    { name: "B" },
+    {
+      headers: { "x-request-id": "r2" },
+      onHeader: (h) => {
+        header = h;
+      },
+      onTrailer: (h) => {
+        trailer = h;
+      },
+    },
+  ))
+    replies.push(r.message);
+  assert.deepEqual(replies, ["first B"]);
+  assert.equal(header?.get("x-echo"), "r2");
+  assert.equal(trailer?.get("x-trailer"), "t2");
+  assert.equal(server.grpcFastPath.calls, 2);
+});
+
+test("an error with details from the fast path reaches a Connect gRPC client with its details and metadata", async (t) => {
+  const server = await startDetailed(t, true);
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  const unary = await client.sayHello({ name: "fail" }).then(
+    () => assert.fail("no error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.equal(unary.code, Code.FailedPrecondition);
+  assert.equal(unary.rawMessage, "no greeting for you");
+  assert.deepEqual(
+    unary.findDetails(HelloReplySchema).map((d) => d.message),
+    ["detail"],
+  );
+  assert.equal(unary.metadata.get("x-error-meta"), "m1");
+  assert.equal(unary.metadata.get("x-trailer"), "t1");
+  const replies: string[] = [];
+  const stream = await (async () => {
+    for await (const r of client.streamHello({ name: "fail" }))
+      replies.push(r.message);
+  })().then(
+    () => assert.fail("no error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.deepEqual(replies, ["first fail"]);
+  assert.equal(stream.code, Code.DataLoss);
+  assert.deepEqual(
+    stream.findDetails(HelloReplySchema).map((d) => d.message),
+    ["detail"],
+  );
+  assert.equal(server.grpcFastPath.calls, 2);
+});
+
+const GrpcJsGreeter = grpc.loadPackageDefinition(
+  protoLoader.loadSync(
+    fileURLToPath(new URL("../proto/helloworld.proto", import.meta.url)),
+    {
+      keepCase: true,
+      defaults: true,
+    },
+  ),
+).Greeter as grpc.ServiceClientConstructor;
+
+/** What grpc-js sees of a failing SayHello: code, message, and the metadata it got. */
+async function grpcJsFailure(t: TestContext, server: RunningServer) {
+  const client = new GrpcJsGreeter(
+    `127.0.0.1:${server.port}`,
+    grpc.credentials.createInsecure(),
+  );
+  t.after(() => client.close());
+  const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+    client.sayHello({ name: "fail" }, (e: grpc.ServiceError | null) =>
+      e ? resolve(e) : reject(new Error("no error")),
+    ),
+  );
+  return {
+    code: err.code,
+    details: err.details,
+    detailsBin: (
+      err.metadata.get("grpc-status-details-bin")[0] as Buffer | undefined
+    )?.toString("hex"),
+    meta: err.metadata.get("x-error-meta"),
+  };
+}
+
+test("an error with details from the fast path reaches grpc-js exactly as connect's handler sends it", async (t) => {
+  const fast = await startDetailed(t, true);
+  const slow = await startDetailed(t, false);
+  const a = await grpcJsFailure(t, fast);
+  const b = await grpcJsFailure(t, slow);
+  assert.equal(a.code, grpc.status.FAILED_PRECONDITION);
+  assert.equal(a.details, "no greeting for you");
+  assert.deepEqual(a.meta, ["m1"]);
+  assert.ok(
+    a.detailsBin !== undefined &&
+      a.detailsBin.includes(
+        Buffer.from(
+          toBinary(
+            HelloReplySchema,
+            create(HelloReplySchema, { message: "detail" }),
+          ),
+        ).toString("hex"),
+      ),
+  );
+  assert.deepEqual(a, b);
+  assert.equal(fast.grpcFastPath.calls, 1);
+});
