@@ -699,7 +699,9 @@ function nodeHeaders(headers: Headers): Record<string, string | string[]> {
 function copyHeaders(from: Headers, to: Headers): void {
   if (from === to) return;
   for (const key of [...to.keys()]) to.delete(key);
-  from.forEach((value, key) => to.set(key, value));
+  from.forEach((value, key) => {
+    to.set(key, value);
+  });
 }
 
 /** As connect-node's connectErrorFromH2ResetCode: why a reset stream ended. */

@@ -337,8 +337,8 @@ test("response headers and trailers a handler sets, and request metadata, reach 
   assert.equal(res.message, "Hello, A!");
   assert.equal(header?.get("x-echo"), "r1");
   assert.equal(trailer?.get("x-trailer"), "t1");
-  header = undefined;
-  trailer = undefined;
+  header = undefined as Headers | undefined;
+  trailer = undefined as Headers | undefined;
   const replies: string[] = [];
   for await (const r of client.streamHello(
     { name: "B" },
