@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
@@ -8,7 +9,7 @@ import {
   type ConnectRouter,
   createClient,
 } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
@@ -289,6 +290,8 @@ function detailedGreeter(router: ConnectRouter): void {
           [{ desc: HelloReplySchema, value: { message: "detail" } }],
         );
       }
+      // A reply above compressMinBytes (1 KiB), so response compression applies.
+      if (req.name === "big") return { message: "big ".repeat(500) };
       return { message: `Hello, ${req.name}!` };
     },
     async *streamHello(req, ctx) {
@@ -447,4 +450,156 @@ test("an error with details from the fast path reaches grpc-js exactly as connec
   );
   assert.deepEqual(a, b);
   assert.equal(fast.grpcFastPath.calls, 1);
+});
+
+// Compression through the fast path, compared with connect's answer byte for byte.
+const compressionCases: [string, RawH2Options][] = [
+  [
+    "a gzip request",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "gzip",
+      },
+      body: [envelope(gzipSync(helloRequest("Alice")), 1)],
+    },
+  ],
+  [
+    "a br request",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "br",
+      },
+      body: [envelope(brotliCompressSync(helloRequest("Alice")), 1)],
+    },
+  ],
+  [
+    "a gzip request that is not gzip",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "gzip",
+      },
+      body: [envelope(helloRequest("Alice"), 1)],
+    },
+  ],
+  [
+    "a big reply to a client accepting gzip",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-accept-encoding": "gzip",
+      },
+      body: [envelope(helloRequest("big"))],
+    },
+  ],
+  [
+    "a big reply to a client accepting br first",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-accept-encoding": "snappy, br, gzip",
+      },
+      body: [envelope(helloRequest("big"))],
+    },
+  ],
+  [
+    "a small reply to a client accepting gzip",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-accept-encoding": "gzip",
+      },
+      body: [envelope(helloRequest("small"))],
+    },
+  ],
+];
+
+for (const [name, request] of compressionCases) {
+  test(`${name}: the fast path answers exactly as connect's gRPC handler`, async (t) => {
+    const fast = await startDetailed(t, true);
+    const slow = await startDetailed(t, false);
+    const a = await rawH2(fast.url, request);
+    const b = await rawH2(slow.url, request);
+    assert.equal(fast.grpcFastPath.calls, 1);
+    const pick = (r: typeof a) => ({
+      status: r.status,
+      headers: { ...r.headers, date: undefined },
+      body: r.body.toString("hex"),
+      trailers: r.trailers,
+    });
+    assert.deepEqual(pick(a), pick(b));
+  });
+}
+
+test("a Connect gRPC client compressing both ways gets its greeting from the fast path", async (t) => {
+  const server = await startDetailed(t, true);
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({
+      baseUrl: server.url,
+      sendCompression: compressionGzip,
+      acceptCompression: [compressionGzip],
+      compressMinBytes: 0,
+    }),
+  );
+  let encoding: string | null = null;
+  const res = await client.sayHello(
+    { name: "big" },
+    {
+      onHeader: (h) => {
+        encoding = h.get("grpc-encoding");
+      },
+    },
+  );
+  assert.equal(res.message, "big ".repeat(500));
+  assert.equal(encoding, "gzip");
+  assert.equal(server.grpcFastPath.calls, 1);
+});
+
+test("a client that cancels a long server stream stops the fast-path handler", async (t) => {
+  const size = 16 * 1024;
+  const total = 2000;
+  let yielded = 0;
+  const server = await startTestServer(t, {
+    routes: (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        async *streamHello() {
+          for (; yielded < total; ) {
+            yielded++;
+            yield { message: "x".repeat(size) };
+          }
+        },
+      }),
+  });
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  let received = 0;
+  const cancel = new AbortController();
+  await assert.rejects(
+    async () => {
+      for await (const _ of client.streamHello(
+        { name: "slow" },
+        { signal: cancel.signal },
+      )) {
+        received++;
+        // The client goes away: the handler must stop too.
+        if (received === 200) cancel.abort();
+      }
+    },
+    (e: unknown) => ConnectError.from(e).code === Code.Canceled,
+  );
+  await server.inflight.whenIdle();
+  assert.equal(server.grpcFastPath.calls, 1);
+  assert.ok(yielded < total, `the handler produced all ${yielded} replies`);
 });
