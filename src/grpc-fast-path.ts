@@ -366,11 +366,9 @@ async function serverStream(
 ): Promise<void> {
   const output = spec.method.output;
   const anyFn = async (req: StreamRequest): Promise<StreamResponse> => {
-    const message = await ensureSingle(
-      () => req.message[Symbol.asyncIterator]().next(),
-      "server-streaming",
-      req.message,
-    );
+    // The interceptors may have wrapped the request stream: read through them.
+    const it = req.message[Symbol.asyncIterator]();
+    const message = await ensureSingle(() => it.next(), "server-streaming");
     const impl = spec.impl(message as never, {
       ...context,
       service: req.service,
@@ -423,20 +421,11 @@ async function serverStream(
   if (done) copyHeaders(res.trailer, context.responseTrailer);
 }
 
-/**
- * Read exactly one message, as connect's ensureSingle: none or a second one is
- * UNIMPLEMENTED. `source` is handed back to return() so a wrapping generator
- * (the interceptors' taps) is closed like connect closes it.
- */
+/** Read exactly one message, as connect's ensureSingle: none or a second one is UNIMPLEMENTED. */
 async function ensureSingle(
   read: () => Promise<IteratorResult<unknown>>,
   method: string,
-  source?: AsyncIterable<unknown>,
 ): Promise<unknown> {
-  if (source !== undefined) {
-    const it = source[Symbol.asyncIterator]();
-    read = () => it.next();
-  }
   const first = await read();
   if (first.done === true) {
     throw new ConnectError(
