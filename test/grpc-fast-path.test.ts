@@ -16,6 +16,7 @@ import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createGreeter } from "../src/greeter.js";
 import type { RunningServer } from "../src/server.js";
+import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,
   helloRequest,
@@ -596,4 +597,40 @@ test("a client that cancels a long server stream stops the fast-path handler", a
   await server.inflight.whenIdle();
   assert.equal(server.grpcFastPath.calls, 1);
   assert.ok(yielded < total, `the handler produced all ${yielded} replies`);
+});
+
+test("fast-path calls produce the same log lines and metrics as connect's", async (t) => {
+  const run = async (grpcFastPath: boolean) => {
+    const log = new LogCapture();
+    const server = await startTestServer(t, {
+      grpcFastPath,
+      logDestination: log.destination,
+      logLevel: "info",
+    });
+    for (const [, request] of rawCases) await rawH2(server.url, request);
+    // A last call, to know every line before it has been written.
+    await rawH2(server.url, {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("last"))],
+    });
+    await log.waitFor(
+      (l) => l.procedure === "/Greeter/StreamHello" && l.sent === 5,
+    );
+    const lines = log
+      .calls()
+      .map(({ time, pid, hostname, durationMs, peer, ...rest }) => rest);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const handled = text
+      .split("\n")
+      .filter((l) => /^grpc_server_(handled|started|msg_\w+)_total\{/.test(l));
+    return { lines, handled, calls: server.grpcFastPath.calls };
+  };
+  const fast = await run(true);
+  const slow = await run(false);
+  assert.equal(fast.calls, rawCases.length + 1);
+  assert.equal(slow.calls, 0);
+  assert.ok(fast.lines.length > 5, "calls were logged");
+  assert.ok(fast.handled.length > 0, "calls were counted");
+  assert.deepEqual(fast.lines, slow.lines);
+  assert.deepEqual(fast.handled, slow.handled);
 });
