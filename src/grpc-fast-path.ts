@@ -80,6 +80,7 @@ export interface GrpcFastPathOptions
     | "compressMinBytes"
     | "maxTimeoutMs"
     | "shutdownSignal"
+    | "requestGate"
   > {
   /** Context values for a request, as connectNodeAdapter's option. @default undefined (empty values) */
   contextValues?: (req: NodeRequest) => ContextValues;
@@ -315,6 +316,9 @@ async function serve(
 
   let failure: unknown;
   try {
+    // As connect's applyRequestGate: before the body is read and before the
+    // interceptors, so a rejected call is never parsed nor observed.
+    if (opt.requestGate !== undefined) await opt.requestGate(context);
     if (spec.kind === "unary") {
       // As connect: the single request is read before the interceptors run.
       const message = await ensureSingle(readMessage, "unary");

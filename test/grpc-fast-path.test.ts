@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, gzipSync } from "node:zlib";
@@ -8,13 +10,19 @@ import {
   ConnectError,
   type ConnectRouter,
   createClient,
+  type HandlerContext,
 } from "@connectrpc/connect";
-import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  compressionGzip,
+  connectNodeAdapter,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createGreeter } from "../src/greeter.js";
+import { GrpcFastPath } from "../src/grpc-fast-path.js";
 import type { RunningServer } from "../src/server.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
@@ -633,4 +641,66 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
   assert.ok(fast.handled.length > 0, "calls were counted");
   assert.deepEqual(fast.lines, slow.lines);
   assert.deepEqual(fast.handled, slow.handled);
+});
+
+test("a request gate in the shared adapter options rejects fast-path calls as connect does", async (t) => {
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const options = {
+      requestGate(ctx: HandlerContext) {
+        if (ctx.requestHeader.get("x-allowed") !== "yes") {
+          throw new ConnectError("not allowed", Code.PermissionDenied);
+        }
+      },
+    };
+    const fastPath = new GrpcFastPath({ ...options, enabled });
+    const handler = fastPath.wrap(
+      connectNodeAdapter({
+        ...options,
+        routes: fastPath.record((router) =>
+          router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
+        ),
+      }),
+    );
+    const server = http2.createServer(handler);
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve),
+    );
+    t.after(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const call = (allowed: string) =>
+      rawH2(url, {
+        headers: {
+          ":path": "/Greeter/SayHello",
+          ...grpcHeaders,
+          "x-allowed": allowed,
+        },
+        body: [envelope(helloRequest("Alice"))],
+      });
+    const denied = await call("no");
+    const allowed = await call("yes");
+    answers.push({
+      served: fastPath.calls,
+      denied: [
+        denied.status,
+        denied.trailers["grpc-status"],
+        denied.trailers["grpc-message"],
+        denied.body.length,
+      ],
+      allowed: [
+        allowed.status,
+        allowed.trailers["grpc-status"],
+        allowed.body.toString("hex"),
+      ],
+    });
+  }
+  const [fast, slow] = answers;
+  assert.equal(fast?.served, 2);
+  assert.deepEqual(fast?.denied, [
+    200,
+    String(Code.PermissionDenied),
+    "not%20allowed",
+    0,
+  ]);
+  assert.deepEqual({ ...fast, served: 0 }, slow);
 });
