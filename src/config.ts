@@ -34,6 +34,12 @@ export interface Config {
   idleTimeoutMs: number;
   /** Worker processes sharing the port (node:cluster); 1 runs no cluster. @default 1 */
   workers: number;
+  /**
+   * Serve unary and server-streaming gRPC over HTTP/2 by the fast path
+   * (src/grpc-fast-path.ts) instead of connect's generic gRPC handler; off
+   * falls back to connect for every call. @default true
+   */
+  grpcFastPath: boolean;
 }
 
 /** The log levels, most severe first. */
@@ -164,6 +170,12 @@ export const settings = {
     default: "1",
     doc: 'worker processes sharing the port ("auto": one per CPU)',
   },
+  grpcFastPath: {
+    flag: "grpc-fast-path",
+    env: "GRPC_FAST_PATH",
+    default: "on",
+    doc: "serve unary and server-streaming gRPC over HTTP/2 by the fast path (on, off)",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Raw = Record<keyof typeof settings, string>;
@@ -249,6 +261,7 @@ export function loadConfig(
       raw.workers.trim() === "auto"
         ? availableParallelism()
         : integer(raw.workers, settings.workers, 1, 256),
+    grpcFastPath: onOff(raw.grpcFastPath, settings.grpcFastPath),
   };
 }
 
@@ -326,6 +339,15 @@ function origins(text: string, s: Setting): string[] {
     }
   }
   return list;
+}
+
+function onOff(text: string, s: Setting): boolean {
+  const value = text.trim().toLowerCase();
+  if (["on", "true", "1", "yes"].includes(value)) return true;
+  if (["off", "false", "0", "no"].includes(value)) return false;
+  throw new ConfigError(
+    `${s.env} (--${s.flag}) must be on or off, got "${text}"`,
+  );
 }
 
 function integer(text: string, s: Setting, min: number, max: number): number {

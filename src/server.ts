@@ -12,6 +12,7 @@ import { withCors } from "./cors.js";
 import { endOnAbort } from "./end-on-abort.js";
 import { hideInternalErrors } from "./errors.js";
 import { notFound } from "./fallback.js";
+import { GrpcFastPath } from "./grpc-fast-path.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
 import { callLog, createLogger } from "./logging.js";
@@ -49,6 +50,8 @@ export interface RunningServer {
   readonly logger: Logger;
   /** The server's Prometheus metrics, also served on GET /metrics. */
   readonly metrics: Metrics;
+  /** The gRPC fast path; its `calls` tells how many calls it served. */
+  readonly grpcFastPath: GrpcFastPath;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
@@ -76,29 +79,39 @@ export async function startServer(
   const status = new ServingStatus();
   const shutdownSignal = new AbortController();
   const compressions = [compressionGzip, compressionBrotli];
-  const connectHandler = connectNodeAdapter({
-    routes:
-      customRoutes ??
-      routes({
-        greeter: { streamIntervalMs: config.streamIntervalMs },
-        status,
-      }),
+  // One set of options for connect's handler and the gRPC fast path, so the two
+  // serve calls alike (src/grpc-fast-path.ts).
+  const adapterOptions = {
     interceptors: [
       observeCalls([inflight, metrics, callLog(logger)]),
       hideInternalErrors(logger),
       endOnAbort,
     ],
     contextValues: connectionValues,
-    fallback: withPage(metrics.serve(notFound)),
     readMaxBytes: config.maxMessageBytes,
     acceptCompression: compressions,
     compressMinBytes: config.compressMinBytes,
     shutdownSignal: shutdownSignal.signal,
+  };
+  const grpcFastPath = new GrpcFastPath({
+    ...adapterOptions,
+    enabled: config.grpcFastPath,
+  });
+  const connectHandler = connectNodeAdapter({
+    ...adapterOptions,
+    routes: grpcFastPath.record(
+      customRoutes ??
+        routes({
+          greeter: { streamIntervalMs: config.streamIntervalMs },
+          status,
+        }),
+    ),
+    fallback: withPage(metrics.serve(notFound)),
   });
   const handler = withCors(
     config.corsOrigins,
     advertiseGrpcEncodings(
-      connectHandler,
+      grpcFastPath.wrap(connectHandler),
       compressions.map((c) => c.name),
     ),
   );
@@ -151,6 +164,7 @@ export async function startServer(
     status,
     logger,
     metrics,
+    grpcFastPath,
     listener,
     close() {
       return new Promise<void>((resolve) => {

@@ -1,0 +1,706 @@
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { type TestContext, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { brotliCompressSync, gzipSync } from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createClient,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import {
+  compressionGzip,
+  connectNodeAdapter,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
+import { loadConfig } from "../src/config.js";
+import { createGreeter } from "../src/greeter.js";
+import { GrpcFastPath } from "../src/grpc-fast-path.js";
+import type { RunningServer } from "../src/server.js";
+import { LogCapture } from "./support/log-capture.js";
+import {
+  envelope,
+  helloRequest,
+  type RawH2Options,
+  rawH2,
+} from "./support/raw.js";
+import { startTestServer } from "./support/server.js";
+import { testTransport } from "./support/transports.js";
+
+const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
+
+test("GRPC_FAST_PATH and --grpc-fast-path switch the fast path, on by default", () => {
+  assert.equal(loadConfig([], {}).grpcFastPath, true);
+  assert.equal(loadConfig([], { GRPC_FAST_PATH: "off" }).grpcFastPath, false);
+  assert.equal(
+    loadConfig(["--grpc-fast-path", "on"], { GRPC_FAST_PATH: "off" })
+      .grpcFastPath,
+    true,
+  );
+  assert.throws(() => loadConfig([], { GRPC_FAST_PATH: "maybe" }), /on or off/);
+});
+
+test("the fast path serves unary and server-streaming gRPC over HTTP/2, and leaves every other call to connect", async (t) => {
+  const server = await startTestServer(t);
+  const count = async (call: () => Promise<unknown>) => {
+    const before = server.grpcFastPath.calls;
+    await call();
+    return server.grpcFastPath.calls - before;
+  };
+  const grpc2 = createClient(Greeter, testTransport("grpc", "2", server.url));
+  assert.equal(await count(() => grpc2.sayHello({ name: "A" })), 1);
+  assert.equal(
+    await count(async () => {
+      for await (const _ of grpc2.streamHello({ name: "A" }));
+    }),
+    1,
+  );
+  assert.equal(
+    await count(() =>
+      grpc2.collectGreetings(
+        (async function* () {
+          yield { name: "A" };
+        })(),
+      ),
+    ),
+    0,
+    "client streams are connect's",
+  );
+  for (const [protocol, version] of [
+    ["grpc", "1.1"],
+    ["connect", "2"],
+    ["grpc-web", "2"],
+  ] as const) {
+    const client = createClient(
+      Greeter,
+      testTransport(protocol, version, server.url),
+    );
+    assert.equal(
+      await count(() => client.sayHello({ name: "A" })),
+      0,
+      `${protocol} over HTTP/${version}`,
+    );
+  }
+  const json = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url, useBinaryFormat: false }),
+  );
+  assert.equal(await count(() => json.sayHello({ name: "A" })), 0, "+json");
+});
+
+test("with GRPC_FAST_PATH off every call goes to connect and still works", async (t) => {
+  const server = await startTestServer(t, { grpcFastPath: false });
+  const client = createClient(Greeter, testTransport("grpc", "2", server.url));
+  assert.equal((await client.sayHello({ name: "A" })).message, "Hello, A!");
+  assert.equal(server.grpcFastPath.calls, 0);
+});
+
+// Raw requests whose answers must be the same, field for field, from the fast
+// path and from connect's gRPC handler.
+const big = "x".repeat(100);
+const rawCases: [string, RawH2Options][] = [
+  [
+    "a good call",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "an empty name",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest(""))],
+    },
+  ],
+  [
+    "bytes that are not protobuf",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(Buffer.from([0xff, 0xff, 0xff, 0xff]))],
+    },
+  ],
+  [
+    "a frame shorter than its header says",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice")).subarray(0, 8)],
+    },
+  ],
+  [
+    "a frame cut inside its header",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [Buffer.from([0, 0, 0])],
+    },
+  ],
+  [
+    "a compressed frame without grpc-encoding",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"), 1)],
+    },
+  ],
+  [
+    "an unsupported grpc-encoding",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "snappy",
+      },
+      body: [envelope(helloRequest("Alice"), 1)],
+    },
+  ],
+  [
+    "grpc-encoding identity",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "identity",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "two request messages",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), envelope(helloRequest("B"))],
+    },
+  ],
+  [
+    "no request message",
+    { headers: { ":path": "/Greeter/SayHello", ...grpcHeaders } },
+  ],
+  [
+    "a message over maxMessageBytes",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest(big))],
+    },
+  ],
+  [
+    "an invalid grpc-timeout",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-timeout": "soon",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "a grpc-timeout of 0",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-timeout": "0m",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "application/grpc+proto",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "content-type": "application/grpc+proto",
+      },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "StreamHello",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "StreamHello with two request messages",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), envelope(helloRequest("B"))],
+    },
+  ],
+  [
+    "StreamHello with no request message",
+    { headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders } },
+  ],
+  [
+    "StreamHello with an empty name",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest(""))],
+    },
+  ],
+  [
+    "StreamHello with bytes that are not protobuf",
+    {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(Buffer.from([0xff, 0xff]))],
+    },
+  ],
+];
+
+for (const [name, request] of rawCases) {
+  test(`${name}: the fast path answers exactly as connect's gRPC handler`, async (t) => {
+    const fast = await startTestServer(t, { maxMessageBytes: 64 });
+    const slow = await startTestServer(t, {
+      maxMessageBytes: 64,
+      grpcFastPath: false,
+    });
+    const a = await rawH2(fast.url, request);
+    const b = await rawH2(slow.url, request);
+    assert.equal(fast.grpcFastPath.calls, 1, "the fast path served it");
+    assert.equal(slow.grpcFastPath.calls, 0);
+    const pick = (r: typeof a) => ({
+      status: r.status,
+      contentType: r.headers["content-type"],
+      encoding: r.headers["grpc-encoding"],
+      headersEndStream: r.headersEndStream,
+      body: r.body.toString("hex"),
+      trailers: r.trailers,
+    });
+    assert.deepEqual(pick(a), pick(b));
+    assert.ok(a.trailers["grpc-status"] !== undefined, "a status arrived");
+    await fast.inflight.whenIdle();
+  });
+}
+
+/** A Greeter that sets response metadata and fails with details, through the routes seam. */
+function detailedGreeter(router: ConnectRouter): void {
+  const greeter = createGreeter({ streamIntervalMs: 0 });
+  router.service(Greeter, {
+    ...greeter,
+    sayHello(req, ctx) {
+      ctx.responseHeader.set(
+        "x-echo",
+        ctx.requestHeader.get("x-request-id") ?? "none",
+      );
+      ctx.responseTrailer.set("x-trailer", "t1");
+      if (req.name === "fail") {
+        throw new ConnectError(
+          "no greeting for you",
+          Code.FailedPrecondition,
+          { "x-error-meta": "m1" },
+          [{ desc: HelloReplySchema, value: { message: "detail" } }],
+        );
+      }
+      // A reply above compressMinBytes (1 KiB), so response compression applies.
+      if (req.name === "big") return { message: "big ".repeat(500) };
+      return { message: `Hello, ${req.name}!` };
+    },
+    async *streamHello(req, ctx) {
+      ctx.responseHeader.set(
+        "x-echo",
+        ctx.requestHeader.get("x-request-id") ?? "none",
+      );
+      yield { message: `first ${req.name}` };
+      ctx.responseTrailer.set("x-trailer", "t2");
+      if (req.name === "fail") {
+        throw new ConnectError("stream broke", Code.DataLoss, undefined, [
+          { desc: HelloReplySchema, value: { message: "detail" } },
+        ]);
+      }
+    },
+  });
+}
+
+async function startDetailed(
+  t: TestContext,
+  grpcFastPath: boolean,
+): Promise<RunningServer> {
+  return startTestServer(t, { routes: detailedGreeter, grpcFastPath });
+}
+
+test("response headers and trailers a handler sets, and request metadata, reach a Connect gRPC client through the fast path", async (t) => {
+  const server = await startDetailed(t, true);
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  let header: Headers | undefined;
+  let trailer: Headers | undefined;
+  const res = await client.sayHello(
+    { name: "A" },
+    {
+      headers: { "x-request-id": "r1" },
+      onHeader: (h) => {
+        header = h;
+      },
+      onTrailer: (h) => {
+        trailer = h;
+      },
+    },
+  );
+  assert.equal(res.message, "Hello, A!");
+  assert.equal(header?.get("x-echo"), "r1");
+  assert.equal(trailer?.get("x-trailer"), "t1");
+  header = undefined as Headers | undefined;
+  trailer = undefined as Headers | undefined;
+  const replies: string[] = [];
+  for await (const r of client.streamHello(
+    { name: "B" },
+    {
+      headers: { "x-request-id": "r2" },
+      onHeader: (h) => {
+        header = h;
+      },
+      onTrailer: (h) => {
+        trailer = h;
+      },
+    },
+  ))
+    replies.push(r.message);
+  assert.deepEqual(replies, ["first B"]);
+  assert.equal(header?.get("x-echo"), "r2");
+  assert.equal(trailer?.get("x-trailer"), "t2");
+  assert.equal(server.grpcFastPath.calls, 2);
+});
+
+test("an error with details from the fast path reaches a Connect gRPC client with its details and metadata", async (t) => {
+  const server = await startDetailed(t, true);
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  const unary = await client.sayHello({ name: "fail" }).then(
+    () => assert.fail("no error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.equal(unary.code, Code.FailedPrecondition);
+  assert.equal(unary.rawMessage, "no greeting for you");
+  assert.deepEqual(
+    unary.findDetails(HelloReplySchema).map((d) => d.message),
+    ["detail"],
+  );
+  assert.equal(unary.metadata.get("x-error-meta"), "m1");
+  assert.equal(unary.metadata.get("x-trailer"), "t1");
+  const replies: string[] = [];
+  const stream = await (async () => {
+    for await (const r of client.streamHello({ name: "fail" }))
+      replies.push(r.message);
+  })().then(
+    () => assert.fail("no error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.deepEqual(replies, ["first fail"]);
+  assert.equal(stream.code, Code.DataLoss);
+  assert.deepEqual(
+    stream.findDetails(HelloReplySchema).map((d) => d.message),
+    ["detail"],
+  );
+  assert.equal(server.grpcFastPath.calls, 2);
+});
+
+const GrpcJsGreeter = grpc.loadPackageDefinition(
+  protoLoader.loadSync(
+    fileURLToPath(new URL("../proto/helloworld.proto", import.meta.url)),
+    {
+      keepCase: true,
+      defaults: true,
+    },
+  ),
+).Greeter as grpc.ServiceClientConstructor;
+
+/** What grpc-js sees of a failing SayHello: code, message, and the metadata it got. */
+async function grpcJsFailure(t: TestContext, server: RunningServer) {
+  const client = new GrpcJsGreeter(
+    `127.0.0.1:${server.port}`,
+    grpc.credentials.createInsecure(),
+  );
+  t.after(() => client.close());
+  const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+    client.sayHello({ name: "fail" }, (e: grpc.ServiceError | null) =>
+      e ? resolve(e) : reject(new Error("no error")),
+    ),
+  );
+  return {
+    code: err.code,
+    details: err.details,
+    detailsBin: (
+      err.metadata.get("grpc-status-details-bin")[0] as Buffer | undefined
+    )?.toString("hex"),
+    meta: err.metadata.get("x-error-meta"),
+  };
+}
+
+test("an error with details from the fast path reaches grpc-js exactly as connect's handler sends it", async (t) => {
+  const fast = await startDetailed(t, true);
+  const slow = await startDetailed(t, false);
+  const a = await grpcJsFailure(t, fast);
+  const b = await grpcJsFailure(t, slow);
+  assert.equal(a.code, grpc.status.FAILED_PRECONDITION);
+  assert.equal(a.details, "no greeting for you");
+  assert.deepEqual(a.meta, ["m1"]);
+  // google.rpc.Status carries the detail message's bytes.
+  const detail = Buffer.from(
+    toBinary(HelloReplySchema, create(HelloReplySchema, { message: "detail" })),
+  ).toString("hex");
+  assert.match(a.detailsBin ?? "", new RegExp(detail));
+  assert.deepEqual(a, b);
+  assert.equal(fast.grpcFastPath.calls, 1);
+});
+
+// Compression through the fast path, compared with connect's answer byte for byte.
+const compressionCases: [string, RawH2Options][] = [
+  [
+    "a gzip request",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "gzip",
+      },
+      body: [envelope(gzipSync(helloRequest("Alice")), 1)],
+    },
+  ],
+  [
+    "a br request",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "br",
+      },
+      body: [envelope(brotliCompressSync(helloRequest("Alice")), 1)],
+    },
+  ],
+  [
+    "a gzip request that is not gzip",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-encoding": "gzip",
+      },
+      body: [envelope(helloRequest("Alice"), 1)],
+    },
+  ],
+  [
+    "a big reply to a client accepting gzip",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-accept-encoding": "gzip",
+      },
+      body: [envelope(helloRequest("big"))],
+    },
+  ],
+  [
+    "a big reply to a client accepting br first",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-accept-encoding": "snappy, br, gzip",
+      },
+      body: [envelope(helloRequest("big"))],
+    },
+  ],
+  [
+    "a small reply to a client accepting gzip",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-accept-encoding": "gzip",
+      },
+      body: [envelope(helloRequest("small"))],
+    },
+  ],
+];
+
+for (const [name, request] of compressionCases) {
+  test(`${name}: the fast path answers exactly as connect's gRPC handler`, async (t) => {
+    const fast = await startDetailed(t, true);
+    const slow = await startDetailed(t, false);
+    const a = await rawH2(fast.url, request);
+    const b = await rawH2(slow.url, request);
+    assert.equal(fast.grpcFastPath.calls, 1);
+    const pick = (r: typeof a) => ({
+      status: r.status,
+      headers: { ...r.headers, date: undefined },
+      body: r.body.toString("hex"),
+      trailers: r.trailers,
+    });
+    assert.deepEqual(pick(a), pick(b));
+  });
+}
+
+test("a Connect gRPC client compressing both ways gets its greeting from the fast path", async (t) => {
+  const server = await startDetailed(t, true);
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({
+      baseUrl: server.url,
+      sendCompression: compressionGzip,
+      acceptCompression: [compressionGzip],
+      compressMinBytes: 0,
+    }),
+  );
+  let encoding: string | null = null;
+  const res = await client.sayHello(
+    { name: "big" },
+    {
+      onHeader: (h) => {
+        encoding = h.get("grpc-encoding");
+      },
+    },
+  );
+  assert.equal(res.message, "big ".repeat(500));
+  assert.equal(encoding, "gzip");
+  assert.equal(server.grpcFastPath.calls, 1);
+});
+
+test("a client that cancels a long server stream stops the fast-path handler", async (t) => {
+  const size = 16 * 1024;
+  const total = 2000;
+  let yielded = 0;
+  const server = await startTestServer(t, {
+    routes: (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        async *streamHello() {
+          for (; yielded < total; ) {
+            yielded++;
+            yield { message: "x".repeat(size) };
+          }
+        },
+      }),
+  });
+  const client = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  let received = 0;
+  const cancel = new AbortController();
+  await assert.rejects(
+    async () => {
+      for await (const _ of client.streamHello(
+        { name: "slow" },
+        { signal: cancel.signal },
+      )) {
+        received++;
+        // The client goes away: the handler must stop too.
+        if (received === 200) cancel.abort();
+      }
+    },
+    (e: unknown) => ConnectError.from(e).code === Code.Canceled,
+  );
+  await server.inflight.whenIdle();
+  assert.equal(server.grpcFastPath.calls, 1);
+  assert.ok(yielded < total, `the handler produced all ${yielded} replies`);
+});
+
+test("fast-path calls produce the same log lines and metrics as connect's", async (t) => {
+  const run = async (grpcFastPath: boolean) => {
+    const log = new LogCapture();
+    const server = await startTestServer(t, {
+      grpcFastPath,
+      logDestination: log.destination,
+      logLevel: "info",
+    });
+    for (const [, request] of rawCases) await rawH2(server.url, request);
+    // A last call, to know every line before it has been written.
+    await rawH2(server.url, {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("last"))],
+    });
+    await log.waitFor(
+      (l) => l.procedure === "/Greeter/StreamHello" && l.sent === 5,
+    );
+    const lines = log
+      .calls()
+      .map(({ time, pid, hostname, durationMs, peer, ...rest }) => rest);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const handled = text
+      .split("\n")
+      .filter((l) => /^grpc_server_(handled|started|msg_\w+)_total\{/.test(l));
+    return { lines, handled, calls: server.grpcFastPath.calls };
+  };
+  const fast = await run(true);
+  const slow = await run(false);
+  assert.equal(fast.calls, rawCases.length + 1);
+  assert.equal(slow.calls, 0);
+  assert.ok(fast.lines.length > 5, "calls were logged");
+  assert.ok(fast.handled.length > 0, "calls were counted");
+  assert.deepEqual(fast.lines, slow.lines);
+  assert.deepEqual(fast.handled, slow.handled);
+});
+
+test("a request gate in the shared adapter options rejects fast-path calls as connect does", async (t) => {
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const options = {
+      requestGate(ctx: HandlerContext) {
+        if (ctx.requestHeader.get("x-allowed") !== "yes") {
+          throw new ConnectError("not allowed", Code.PermissionDenied);
+        }
+      },
+    };
+    const fastPath = new GrpcFastPath({ ...options, enabled });
+    const handler = fastPath.wrap(
+      connectNodeAdapter({
+        ...options,
+        routes: fastPath.record((router) =>
+          router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
+        ),
+      }),
+    );
+    const server = http2.createServer(handler);
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve),
+    );
+    t.after(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const call = (allowed: string) =>
+      rawH2(url, {
+        headers: {
+          ":path": "/Greeter/SayHello",
+          ...grpcHeaders,
+          "x-allowed": allowed,
+        },
+        body: [envelope(helloRequest("Alice"))],
+      });
+    const denied = await call("no");
+    const allowed = await call("yes");
+    answers.push({
+      served: fastPath.calls,
+      denied: [
+        denied.status,
+        denied.trailers["grpc-status"],
+        denied.trailers["grpc-message"],
+        denied.body.length,
+      ],
+      allowed: [
+        allowed.status,
+        allowed.trailers["grpc-status"],
+        allowed.body.toString("hex"),
+      ],
+    });
+  }
+  const [fast, slow] = answers;
+  assert.equal(fast?.served, 2);
+  assert.deepEqual(fast?.denied, [
+    200,
+    String(Code.PermissionDenied),
+    "not%20allowed",
+    0,
+  ]);
+  assert.deepEqual({ ...fast, served: 0 }, slow);
+});
