@@ -9,8 +9,9 @@
  *
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
- * ceiling, grpc-js, connect, connect-tsx, connect-semi32, connect-w2;
- * default all but connect-semi32),
+ * ceiling, grpc-js, connect, connect-generic (GRPC_FAST_PATH=off),
+ * connect-tsx, connect-semi32, connect-w2; default ceiling, grpc-js,
+ * connect, connect-generic, connect-w2),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
  * of a duration; default 0, 2000 in quick mode), BENCH_OUT (results directory).
@@ -50,7 +51,7 @@ const settings = {
     process.env.BENCH_SERVERS ??
     (quick
       ? "ceiling,grpc-js,connect"
-      : "ceiling,grpc-js,connect,connect-tsx,connect-w2")
+      : "ceiling,grpc-js,connect,connect-generic,connect-w2")
   )
     .split(",")
     .map((s) => s.trim())
@@ -108,6 +109,14 @@ const servers: Record<string, ServerSpec> = {
     scenarios: allScenarios,
     processes: 1,
     idle: true,
+  },
+  "connect-generic": {
+    label: "connect-greeter, fast path off",
+    args: [join(dist, "src/main.js")],
+    env: { ...connectEnv, GRPC_FAST_PATH: "off" },
+    scenarios: ["grpc-unary", "stream"],
+    processes: 1,
+    idle: false,
   },
   "connect-tsx": {
     label: "connect-greeter (tsx)",
