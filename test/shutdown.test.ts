@@ -172,8 +172,8 @@ test("SIGTERM to the process group of `npm start` (what Ctrl-C does) drains the 
     signalledAt = performance.now();
     process.kill(-(server.child.pid as number), "SIGTERM");
   });
-  // npm and its shell die of the signal; the server (a grandchild) drains and
-  // exits, and only then is nothing left holding the output pipes.
+  // The server (npm's child) drains and exits; only then is nothing left
+  // holding the output pipes.
   await server.outputClosed;
   t.diagnostic(
     `every process was gone ${Math.round(performance.now() - signalledAt)} ms after SIGTERM`,

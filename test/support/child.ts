@@ -27,7 +27,7 @@ export interface Child {
 
 /**
  * Start a process in its own process group (cwd = repository root), so that
- * the npm → sh → tsx → node chain can be signalled and torn down as one; the
+ * the npm → node chain can be signalled and torn down as one; the
  * whole group is killed after the test, whatever happened.
  */
 export function startChild(
