@@ -439,18 +439,9 @@ async function idleStreams(name: string): Promise<IdleResult> {
   }
 }
 
-interface Row {
-  server: string;
+/** One server and scenario, summarized over rounds: the medians of its samples, and ratios. */
+interface Row extends Omit<Sample, "round" | "callsPerSec"> {
   label: string;
-  scenario: Scenario;
-  rate: number;
-  p50Ms: number;
-  p99Ms: number;
-  serverCpuUsPerCall: number;
-  serverCores: number;
-  clientCores: number;
-  peakRssMb: number;
-  failed: number;
   /** Rate over server cores used: what one fully busy core would do, robust to a shared machine. */
   perCore: number;
   vsGrpcJs: number | undefined;

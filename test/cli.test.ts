@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { createServer } from "node:net";
 import { test } from "node:test";
 import { protocols } from "../src/client/args.js";
-import { runClient, startChild } from "./support/child.js";
+import { runClient, startClient } from "./support/child.js";
 import { startTestServer } from "./support/server.js";
 
 // Each case starts npm → tsx → node; on a busy machine that takes seconds.
@@ -93,11 +93,7 @@ for (const protocol of protocols) {
     slow,
     async (t) => {
       const server = await startTestServer(t);
-      const child = startChild(t, "npm", [
-        "run",
-        "--silent",
-        "client",
-        "--",
+      const child = startClient(t, [
         "chat",
         "-",
         "--url",
@@ -303,16 +299,7 @@ test(
   slow,
   async (t) => {
     const server = await startTestServer(t);
-    const child = startChild(t, "npm", [
-      "run",
-      "--silent",
-      "client",
-      "--",
-      "chat",
-      "-",
-      "--url",
-      server.url,
-    ]);
+    const child = startClient(t, ["chat", "-", "--url", server.url]);
     child.process.stdin?.write("Alice\n");
     assert.equal(await child.nextLine(), "Hello, Alice!");
     // As `| head -1` does: close the pipe, then the client has more to print.
@@ -329,16 +316,7 @@ test(
   slow,
   async (t) => {
     const server = await startTestServer(t);
-    const child = startChild(t, "npm", [
-      "run",
-      "--silent",
-      "client",
-      "--",
-      "chat",
-      "-",
-      "--url",
-      server.url,
-    ]);
+    const child = startClient(t, ["chat", "-", "--url", server.url]);
     child.process.stdin?.write("Alice\n");
     assert.equal(await child.nextLine(), "Hello, Alice!");
     // An empty name fails the call; stdin stays open, as a terminal's would.

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -9,9 +9,22 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
-import type { RunningServer } from "../src/server.js";
+import type { RunningServer, ServerOptions } from "../src/server.js";
 import { LogCapture, type LogLine } from "./support/log-capture.js";
 import { startTestServer } from "./support/server.js";
+
+/** A real server whose log lines the test reads. */
+async function loggingServer(
+  t: TestContext,
+  options: Omit<ServerOptions, "logDestination">,
+): Promise<{ log: LogCapture; server: RunningServer }> {
+  const log = new LogCapture();
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    ...options,
+  });
+  return { log, server };
+}
 
 /** Every peer the server has a socket from, as address:port. */
 function peersOf(server: RunningServer): string[] {
@@ -42,9 +55,7 @@ function assertCallLine(
 }
 
 test("a Connect unary call over HTTP/1.1 logs one line with procedure, protocol, HTTP version, code, duration and peer", async (t) => {
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
+  const { log, server } = await loggingServer(t, {
     logLevel: "info",
   });
   const client = createClient(
@@ -68,9 +79,7 @@ test("a Connect unary call over HTTP/1.1 logs one line with procedure, protocol,
 });
 
 test("a gRPC server stream over HTTP/2 logs one line at its end, with the messages each way", async (t) => {
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
+  const { log, server } = await loggingServer(t, {
     logLevel: "info",
   });
   const client = createClient(
@@ -99,9 +108,7 @@ test("a gRPC server stream over HTTP/2 logs one line at its end, with the messag
 });
 
 test("a Connect client stream over HTTP/2 and a gRPC-Web unary call over HTTP/1.1 each log their protocol and version", async (t) => {
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
+  const { log, server } = await loggingServer(t, {
     logLevel: "info",
   });
   const connect = createClient(
@@ -143,9 +150,7 @@ test("a Connect client stream over HTTP/2 and a gRPC-Web unary call over HTTP/1.
 });
 
 test("a call that fails with INVALID_ARGUMENT logs its code and message", async (t) => {
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
+  const { log, server } = await loggingServer(t, {
     logLevel: "info",
   });
   const client = createClient(
@@ -163,9 +168,7 @@ test("a call that fails with INVALID_ARGUMENT logs its code and message", async 
 });
 
 test("at info, a bidi Chat of three messages logs one line and none per message", async (t) => {
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
+  const { log, server } = await loggingServer(t, {
     logLevel: "info",
   });
   const client = createClient(
@@ -191,9 +194,7 @@ test("at info, a bidi Chat of three messages logs one line and none per message"
 });
 
 test("at debug, every message of a call is logged too, without its content", async (t) => {
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
+  const { log, server } = await loggingServer(t, {
     logLevel: "debug",
   });
   const client = createClient(
@@ -216,9 +217,7 @@ test("at debug, every message of a call is logged too, without its content", asy
 });
 
 test("LOG_LEVEL=warn suppresses the lines of successful and client-error calls, not of a missed deadline", async (t) => {
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
+  const { log, server } = await loggingServer(t, {
     logLevel: "warn",
     streamIntervalMs: 60_000,
   });

@@ -107,14 +107,26 @@ export function startChild(
   };
 }
 
+/** Start the client CLI as a user would (`npm run --silent client -- ...`), to talk to it on stdin. */
+export function startClient(
+  t: TestContext,
+  args: readonly string[],
+  options: { input?: string } = {},
+): Child {
+  return startChild(
+    t,
+    "npm",
+    ["run", "--silent", "client", "--", ...args],
+    options,
+  );
+}
+
 /** Run the client CLI as a user would (`npm run --silent client -- ...`) and wait for it to exit. */
 export function runClient(
   t: TestContext,
   args: readonly string[],
   options: { input?: string } = {},
 ): Promise<Exit> {
-  return startChild(t, "npm", ["run", "--silent", "client", "--", ...args], {
-    // Without input the client must not wait on the test runner's stdin.
-    input: options.input ?? "",
-  }).exited;
+  // Without input the client must not wait on the test runner's stdin.
+  return startClient(t, args, { input: options.input ?? "" }).exited;
 }
