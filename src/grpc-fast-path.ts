@@ -17,15 +17,16 @@
  * with the read limit, the trailer status encoding. Where this file re-does
  * something connect does, the comment names the connect function it mirrors.
  *
+ * It takes the HTTP/2 server's raw streams (`claim`, through the listener's
+ * `claimStream`) rather than Node's compatibility-layer request and response,
+ * which cost a third of a call's CPU in the profile (bench/PROFILE.md).
+ *
  * Everything else falls through to the connect adapter untouched: HTTP/1.1,
  * gRPC-Web, Connect, +json, client/bidi streaming, unknown paths, services
- * registered with their own options.
+ * registered with their own options, and browser requests (with an Origin,
+ * which src/cors.ts answers).
  */
-import type {
-  Http2ServerRequest,
-  Http2ServerResponse,
-  ServerHttp2Stream,
-} from "node:http2";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { constants as h2 } from "node:http2";
 import { create, type DescMessage, isMessage } from "@bufbuild/protobuf";
 import {
@@ -59,15 +60,18 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import {
-  compressionBrotli,
-  compressionGzip,
-  type connectNodeAdapter,
-} from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 
-/** A Node request handler, as connectNodeAdapter returns. */
-export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
-type NodeRequest = Parameters<NodeHandler>[0];
+/** What the fast path tells about a call's connection, as much of a Node request as context values need. */
+export interface RequestConnection {
+  /** The connection's socket (for the peer address). */
+  readonly socket: {
+    readonly remoteAddress?: string;
+    readonly remotePort?: number;
+  };
+  /** Always "2.0": the fast path serves HTTP/2 only. */
+  readonly httpVersion: string;
+}
 
 /** The adapter options the fast path honours: pass the same object to connectNodeAdapter. */
 export interface GrpcFastPathOptions
@@ -83,7 +87,7 @@ export interface GrpcFastPathOptions
     | "requestGate"
   > {
   /** Context values for a request, as connectNodeAdapter's option. @default undefined (empty values) */
-  contextValues?: (req: NodeRequest) => ContextValues;
+  contextValues?: (req: RequestConnection) => ContextValues;
   /** Serve unary and server-streaming gRPC here; false leaves every call to connect. @default true */
   enabled?: boolean;
 }
@@ -118,9 +122,18 @@ export class GrpcFastPath {
   private readonly routes = new Map<string, Route>();
   private readonly opt: ReturnType<typeof validateUniversalHandlerOptions>;
   private readonly contextValues:
-    | ((req: NodeRequest) => ContextValues)
+    | ((req: RequestConnection) => ContextValues)
     | undefined;
   private readonly enabled: boolean;
+  /**
+   * How to end each call in flight, for the shutdown signal: one listener on
+   * it for all calls, rather than one per call (an EventTarget listener costs
+   * more than the rest of a call's bookkeeping, and hundreds of them trip
+   * Node's MaxListenersExceededWarning).
+   */
+  private readonly running = new Set<(reason: unknown) => void>();
+  /** The header advertiseGrpcEncodings (src/accept-encoding.ts) puts on connect's gRPC answers. */
+  private readonly acceptEncoding: string;
 
   constructor(options: GrpcFastPathOptions = {}) {
     // The same normalisation (defaults, limits) connect applies to these options.
@@ -134,6 +147,17 @@ export class GrpcFastPath {
     });
     this.contextValues = options.contextValues;
     this.enabled = options.enabled ?? true;
+    const shutdown = this.opt.shutdownSignal;
+    shutdown?.addEventListener(
+      "abort",
+      () => {
+        for (const end of this.running) end(shutdown.reason);
+      },
+      { once: true },
+    );
+    this.acceptEncoding = this.opt.acceptCompression
+      .map((c) => c.name)
+      .join(",");
   }
 
   /** Wrap a routes function: the router gets every service as before, and the fast path learns the same implementations. */
@@ -188,33 +212,51 @@ export class GrpcFastPath {
     }
   }
 
-  /** A handler that serves the fast cases and hands everything else to `next`. */
-  wrap(next: NodeHandler): NodeHandler {
-    if (!this.enabled) return next;
-    return (req, res) => {
-      const route =
-        req.httpVersionMajor === 2 && req.method === "POST"
-          ? this.routes.get((req.url ?? "").split("?", 1)[0] as string)
-          : undefined;
-      const type = req.headers["content-type"];
-      if (route === undefined || type === undefined || !binaryGrpc.test(type)) {
-        next(req, res);
-        return;
-      }
-      this.calls++;
-      serve(
-        this.opt,
-        route,
-        req as Http2ServerRequest,
-        res as unknown as Http2ServerResponse,
-        this.contextValues?.(req) ?? createContextValues(),
-      ).catch(() => {
-        // serve() reports every failure as a gRPC status; what lands here is a
-        // broken stream, which has nobody left to tell.
-        (res as unknown as Http2ServerResponse).stream?.destroy();
-      });
-    };
-  }
+  /**
+   * Serve `stream` if it is a fast case and return true; return false, having
+   * touched nothing, to leave it to Node's compatibility layer and connect.
+   */
+  readonly claim = (
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+  ): boolean => {
+    if (!this.enabled || headers[":method"] !== "POST") return false;
+    const path = headers[":path"] ?? "";
+    const q = path.indexOf("?");
+    const route = this.routes.get(q < 0 ? path : path.slice(0, q));
+    const type = headers["content-type"];
+    if (
+      route === undefined ||
+      type === undefined ||
+      !binaryGrpc.test(type) ||
+      headers.origin !== undefined
+    ) {
+      return false;
+    }
+    this.calls++;
+    // A reset or a write after the client left is an 'error' event; the call
+    // learns of it from 'close' and rstCode, as through the compatibility layer.
+    stream.on("error", () => {});
+    const socket = stream.session?.socket;
+    const values =
+      this.contextValues !== undefined && socket !== undefined
+        ? this.contextValues({ socket, httpVersion: "2.0" })
+        : createContextValues();
+    serve(
+      this.opt,
+      route,
+      stream,
+      headers,
+      values,
+      this.acceptEncoding,
+      this.running,
+    ).catch(() => {
+      // serve() reports every failure as a gRPC status; what lands here is a
+      // broken stream, which has nobody left to tell.
+      stream.destroy();
+    });
+    return true;
+  };
 }
 
 type Options = ReturnType<typeof validateUniversalHandlerOptions>;
@@ -223,13 +265,14 @@ type Options = ReturnType<typeof validateUniversalHandlerOptions>;
 async function serve(
   opt: Options,
   route: Route,
-  req: Http2ServerRequest,
-  res: Http2ServerResponse,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
   values: ContextValues,
+  acceptEncoding: string,
+  running: Set<(reason: unknown) => void>,
 ): Promise<void> {
   const { spec } = route;
-  const stream = res.stream;
-  const requestHeader = webHeaders(req.headers);
+  const requestHeader = webHeaders(headers);
   const timeout = parseTimeout(
     requestHeader.get(headerTimeout),
     opt.maxTimeoutMs,
@@ -257,16 +300,10 @@ async function serve(
     if (timeout.timeoutMs <= 0) expire();
     else timer = setTimeout(expire, timeout.timeoutMs);
   }
-  if (opt.shutdownSignal !== undefined) {
-    const shutdown = opt.shutdownSignal;
-    if (shutdown.aborted) end(shutdown.reason);
-    else
-      shutdown.addEventListener("abort", () => end(shutdown.reason), {
-        signal,
-      });
-  }
+  if (opt.shutdownSignal?.aborted) end(opt.shutdownSignal.reason);
+  running.add(end);
   // As connect-node: a reset tells why (CANCEL → canceled); a plain close ends the call.
-  req.once("close", () => end(resetError(stream.rstCode) ?? callEnded));
+  stream.once("close", () => end(resetError(stream.rstCode) ?? callEnded));
 
   const context: HandlerContext = {
     method: spec.method,
@@ -282,12 +319,12 @@ async function serve(
     responseTrailer: new Headers({ [headerGrpcStatus]: grpcStatusOk }),
     protocolName: "grpc",
     values,
-    url: `http://${req.authority}${req.url}`,
+    url: `http://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
   };
   if (compression.response) {
     context.responseHeader.set(headerEncoding, compression.response.name);
   }
-  const input = new EnvelopeReader(req, opt.readMaxBytes, () => {
+  const input = new EnvelopeReader(stream, opt.readMaxBytes, () => {
     // raised on the first read, as connect's transformPrepend does
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
@@ -308,7 +345,8 @@ async function serve(
     return { done: false, value: route.parse(data) };
   };
   const writer = new ResponseWriter(
-    res,
+    stream,
+    acceptEncoding,
     context,
     compression.response,
     opt.compressMinBytes,
@@ -338,6 +376,7 @@ async function serve(
     failure = e;
   }
   end(failure ?? callEnded);
+  running.delete(end);
   if (failure !== undefined) {
     setTrailerStatus(
       context.responseTrailer,
@@ -505,7 +544,7 @@ class EnvelopeReader {
   private first: (() => void) | undefined;
 
   constructor(
-    private readonly req: Http2ServerRequest,
+    private readonly req: ServerHttp2Stream,
     private readonly readMaxBytes: number,
     first: () => void,
   ) {
@@ -613,16 +652,36 @@ class EnvelopeReader {
  * when the stream asks, then the trailers.
  */
 class ResponseWriter {
+  private headersSent = false;
+
   constructor(
-    private readonly res: Http2ServerResponse,
+    private readonly stream: ServerHttp2Stream,
+    private readonly acceptEncoding: string,
     private readonly context: HandlerContext,
     private readonly compression: Compression | null,
     private readonly compressMinBytes: number,
   ) {}
 
   private get gone(): boolean {
-    const s: ServerHttp2Stream = this.res.stream;
-    return s === undefined || s.destroyed || s.closed;
+    return this.stream.destroyed || this.stream.closed;
+  }
+
+  private sendHeaders(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    const trailer = this.context.responseTrailer;
+    // Trailers are read when the stream asks for them, after the last write.
+    this.stream.once("wantTrailers", () =>
+      this.stream.sendTrailers(nodeHeaders(trailer)),
+    );
+    this.stream.respond(
+      {
+        ":status": 200,
+        "grpc-accept-encoding": this.acceptEncoding,
+        ...nodeHeaders(this.context.responseHeader),
+      },
+      { waitForTrailers: true },
+    );
   }
 
   /** Write one message; false when the client is gone and nothing more should be produced. */
@@ -639,11 +698,10 @@ class ResponseWriter {
     frame[0] = flags;
     frame.writeUInt32BE(data.byteLength, 1);
     frame.set(data, 5);
-    if (!this.res.headersSent)
-      this.res.writeHead(200, nodeHeaders(this.context.responseHeader));
-    if (this.res.write(frame)) return true;
+    this.sendHeaders();
+    if (this.stream.write(frame)) return true;
     // Back-pressure: wait until the stream drains or closes.
-    const stream = this.res.stream;
+    const stream = this.stream;
     await new Promise<void>((resolve) => {
       const done = () => {
         stream.off("drain", done);
@@ -659,15 +717,13 @@ class ResponseWriter {
   /** Headers if none went yet, then the trailers, and end the stream. */
   finish(): void {
     if (this.gone) return;
-    if (!this.res.headersSent)
-      this.res.writeHead(200, nodeHeaders(this.context.responseHeader));
-    this.res.addTrailers(nodeHeaders(this.context.responseTrailer));
-    this.res.end();
+    this.sendHeaders();
+    this.stream.end();
   }
 }
 
 /** As connect-node's nodeHeaderToWebHeader: pseudo-headers dropped, lists appended. */
-function webHeaders(headers: Http2ServerRequest["headers"]): Headers {
+function webHeaders(headers: IncomingHttpHeaders): Headers {
   const h = new Headers();
   for (const k in headers) {
     if (k.charCodeAt(0) === 58 /* ":" */) continue;

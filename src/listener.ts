@@ -32,10 +32,26 @@ export interface ListenerOptions {
    * @default 0
    */
   idleTimeoutMs?: number;
+  /**
+   * Offered every HTTP/2 stream before Node's compatibility layer makes a
+   * request of it; a stream it returns true for is its own to answer, and
+   * `handler` never sees it (src/grpc-fast-path.ts).
+   * @default undefined (every stream goes to `handler`)
+   */
+  claimStream?: StreamClaim;
 }
 
-/** A response of either HTTP server. */
-export type Response = http.ServerResponse | http2.Http2ServerResponse;
+/** Takes an HTTP/2 stream (true) or leaves it to the request handler (false, untouched). */
+export type StreamClaim = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+) => boolean;
+
+/** A response of either HTTP server, or an HTTP/2 stream answered by `claimStream`. */
+export type Response =
+  | http.ServerResponse
+  | http2.Http2ServerResponse
+  | http2.ServerHttp2Stream;
 
 /** A server answering HTTP/1.1 and HTTP/2 on one port, with its connections at hand for shutdown. */
 export interface Listener {
@@ -96,6 +112,16 @@ export function createListener(
     res.once("finish", done);
     res.once("close", done);
   };
+  const claim = options.claimStream;
+  const trackClaims = (server: http2.Http2Server | http2.Http2SecureServer) => {
+    if (claim === undefined) return;
+    claimStreams(server, (stream, headers) => {
+      if (!claim(stream, headers)) return false;
+      // An answered stream is a response shutdown waits for, as a request is.
+      if (!stream.closed) trackResponse(undefined, stream);
+      return true;
+    });
+  };
   if (options.tls) {
     const server = http2.createSecureServer(
       {
@@ -117,6 +143,7 @@ export function createListener(
     server.on("connection", track);
     server.on("session", trackSession);
     server.on("request", trackResponse);
+    trackClaims(server);
     return {
       server,
       http2Server: server,
@@ -135,6 +162,7 @@ export function createListener(
   const http2Server = http2.createServer(options.http2 ?? {}, handler);
   http2Server.on("session", trackSession);
   http2Server.on("request", trackResponse);
+  trackClaims(http2Server);
   const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? 10_000;
   const server = net.createServer((socket) => {
     track(socket);
@@ -150,6 +178,38 @@ export function createListener(
     sessions,
     responses,
   };
+}
+
+/**
+ * Offer every stream of `server` to `claim` before Node's compatibility layer,
+ * which listens to the same "stream" event and would answer it too.
+ *
+ * Node has no hook between a stream and its request objects; an event
+ * listener cannot stop the others, so the server's own `emit` is wrapped for
+ * this one event. Every other event, and every stream not claimed, goes on as
+ * before.
+ */
+export function claimStreams(
+  server: http2.Http2Server | http2.Http2SecureServer,
+  claim: StreamClaim,
+): void {
+  const emit = server.emit;
+  server.emit = function (
+    this: typeof server,
+    event: string | symbol,
+    ...args: unknown[]
+  ): boolean {
+    if (
+      event === "stream" &&
+      claim(
+        args[0] as http2.ServerHttp2Stream,
+        args[1] as http2.IncomingHttpHeaders,
+      )
+    ) {
+      return true;
+    }
+    return emit.call(this, event, ...args);
+  } as typeof emit;
 }
 
 /**

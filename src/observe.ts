@@ -26,7 +26,12 @@ export const connectionKey = createContextKey<Connection | undefined>(
 
 /** Context values for connectNodeAdapter's `contextValues` option: the request's connection. */
 export function connectionValues(
-  req: IncomingMessage | Http2ServerRequest,
+  req: Pick<IncomingMessage | Http2ServerRequest, "httpVersion"> & {
+    readonly socket: {
+      readonly remoteAddress?: string;
+      readonly remotePort?: number;
+    };
+  },
 ): ContextValues {
   const { remoteAddress = "", remotePort } = req.socket;
   const host = remoteAddress.includes(":")

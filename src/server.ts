@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import {
@@ -78,6 +79,9 @@ export async function startServer(
   const inflight = new InflightCalls();
   const status = new ServingStatus();
   const shutdownSignal = new AbortController();
+  // connect links every call's signal to it, one listener per call in flight:
+  // not a leak, so not worth Node's MaxListenersExceededWarning.
+  setMaxListeners(0, shutdownSignal.signal);
   const compressions = [compressionGzip, compressionBrotli];
   // One set of options for connect's handler and the gRPC fast path, so the two
   // serve calls alike (src/grpc-fast-path.ts).
@@ -111,7 +115,7 @@ export async function startServer(
   const handler = withCors(
     config.corsOrigins,
     advertiseGrpcEncodings(
-      grpcFastPath.wrap(connectHandler),
+      connectHandler,
       compressions.map((c) => c.name),
     ),
   );
@@ -119,6 +123,7 @@ export async function startServer(
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
+    claimStream: grpcFastPath.claim,
     http1: {
       maxHeaderSize: config.maxHeaderBytes,
       // Node refuses a headers timeout longer than the request timeout.

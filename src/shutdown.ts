@@ -61,7 +61,7 @@ export async function drain(
   const h1 = listener.http1Server;
   h1?.closeIdleConnections();
   const lastResponse = (res: Response) => {
-    if (res.req.httpVersionMajor !== 1) return;
+    if (!("req" in res) || res.req.httpVersionMajor !== 1) return;
     const socket = res.socket;
     if (!res.headersSent) {
       res.setHeader("connection", "close");
@@ -105,8 +105,8 @@ export async function drain(
 export interface SignalHooks {
   /** A first signal arrived; draining begins. */
   onSignal?(signal: NodeJS.Signals): void;
-  /** Draining finished; the process exits 0 right after. */
-  onDrained?(result: ShutdownResult): void;
+  /** Draining finished; the process exits 0 once what this returns settles (a log flushed). */
+  onDrained?(result: ShutdownResult): void | Promise<void>;
   /** A second signal arrived; the process exits at once with 128 + its number. */
   onForced?(signal: NodeJS.Signals): void;
 }
@@ -138,8 +138,8 @@ export function exitOnSignals(
     first = { signal, at: performance.now() };
     hooks.onSignal?.(signal);
     shutdown().then(
-      (result) => {
-        hooks.onDrained?.(result);
+      async (result) => {
+        await hooks.onDrained?.(result);
         process.exit(0);
       },
       (e: unknown) => {

@@ -23,6 +23,7 @@ import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createGreeter } from "../src/greeter.js";
 import { GrpcFastPath } from "../src/grpc-fast-path.js";
+import { claimStreams } from "../src/listener.js";
 import type { RunningServer } from "../src/server.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
@@ -654,7 +655,7 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
       },
     };
     const fastPath = new GrpcFastPath({ ...options, enabled });
-    const handler = fastPath.wrap(
+    const server = http2.createServer(
       connectNodeAdapter({
         ...options,
         routes: fastPath.record((router) =>
@@ -662,7 +663,7 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
         ),
       }),
     );
-    const server = http2.createServer(handler);
+    claimStreams(server, fastPath.claim);
     await new Promise<void>((resolve) =>
       server.listen(0, "127.0.0.1", resolve),
     );

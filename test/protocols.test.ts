@@ -96,7 +96,14 @@ function recordHttpVersions(server: RunningServer): string[] {
   const record = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
     seen.push(req.httpVersion);
   server.listener.http1Server?.on("request", record);
-  server.listener.http2Server.on("request", record);
+  // HTTP/2 by its streams, which the gRPC fast path answers without a request
+  // object; under TLS the HTTP/2 server also sees the HTTP/1.1 requests.
+  server.listener.http2Server.on("request", (req) => {
+    if (req.httpVersionMajor === 1) record(req);
+  });
+  server.listener.http2Server.on("session", (session) =>
+    session.on("stream", () => seen.push("2.0")),
+  );
   return seen;
 }
 
