@@ -24,7 +24,12 @@ export const endOnAbort: Interceptor = (next) => async (req) => {
   return { ...res, message: abortable(res.message, signal) };
 };
 
-/** The same messages, but a read pending when `signal` aborts rejects with its reason. */
+/**
+ * The same messages, but a read pending when `signal` aborts rejects with its
+ * reason. One abort listener serves the whole stream, rather than one per
+ * message: adding and removing an EventTarget listener costs more than
+ * passing a message on.
+ */
 function abortable<T>(
   messages: AsyncIterable<T>,
   signal: AbortSignal,
@@ -32,12 +37,54 @@ function abortable<T>(
   return {
     [Symbol.asyncIterator]() {
       const it = messages[Symbol.asyncIterator]();
+      let pending: ((reason: unknown) => void) | undefined;
+      let listening = false;
+      const onAbort = () => {
+        listening = false;
+        const reject = pending;
+        pending = undefined;
+        reject?.(signal.reason);
+      };
+      const stop = () => {
+        if (!listening) return;
+        listening = false;
+        signal.removeEventListener("abort", onAbort);
+      };
       return {
-        next: () => raceAbort(it.next(), signal),
-        return: (value?: unknown) =>
-          it.return?.(value) ??
-          Promise.resolve({ done: true as const, value: undefined }),
-        throw: (e?: unknown) => it.throw?.(e) ?? Promise.reject(e),
+        next() {
+          if (signal.aborted) return Promise.reject(signal.reason);
+          if (!listening) {
+            listening = true;
+            signal.addEventListener("abort", onAbort, { once: true });
+          }
+          return new Promise<IteratorResult<T>>((resolve, reject) => {
+            pending = reject;
+            // Settles after an abort too; nobody waits for it then.
+            it.next().then(
+              (r) => {
+                pending = undefined;
+                if (r.done === true) stop();
+                resolve(r);
+              },
+              (e: unknown) => {
+                pending = undefined;
+                stop();
+                reject(e);
+              },
+            );
+          });
+        },
+        return: (value?: unknown) => {
+          stop();
+          return (
+            it.return?.(value) ??
+            Promise.resolve({ done: true as const, value: undefined })
+          );
+        },
+        throw: (e?: unknown) => {
+          stop();
+          return it.throw?.(e) ?? Promise.reject(e);
+        },
       };
     },
   };

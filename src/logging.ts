@@ -14,16 +14,32 @@ export interface LoggerOptions {
 /**
  * Create the server's logger: one JSON object per line (pino).
  *
- * Lines go to stdout synchronously: pino's asynchronous default can lose or
- * reorder the last lines when the process exits right after them (seen with
- * stdout on a pipe), and shutdown lines matter most. One write per call is a
- * small cost next to the call itself.
+ * Lines go to stdout asynchronously (sonic-boom writes from libuv's thread
+ * pool, joining the lines that pile up meanwhile): a synchronous write per call
+ * was 5 % of a fast call's CPU (bench/PROFILE.md). pino flushes what is left
+ * synchronously when the process exits, so the shutdown lines still arrive.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     { level: options.level ?? "info" },
-    options.destination ?? pino.destination({ dest: 1, sync: true }),
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
+}
+
+/**
+ * End the logger's output and resolve once every line is written, in order:
+ * for just before process.exit. pino's flush() does not wait for a write
+ * already in progress, and the synchronous flush at exit can then overtake it.
+ */
+export function endLog(logger: Logger): Promise<void> {
+  const stream = (logger as unknown as Record<symbol, unknown>)[
+    pino.symbols.streamSym
+  ] as NodeJS.WritableStream | undefined;
+  if (stream === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once("close", () => resolve());
+    stream.end();
+  });
 }
 
 /**

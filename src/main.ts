@@ -1,7 +1,7 @@
 import cluster from "node:cluster";
 import { isClusterWorker, reportReady, runCluster } from "./cluster.js";
 import { ConfigError, helpText, loadConfig } from "./config.js";
-import { createLogger, lifecycleLogger } from "./logging.js";
+import { createLogger, endLog, lifecycleLogger } from "./logging.js";
 import { startServer } from "./server.js";
 import { exitOnSignals } from "./shutdown.js";
 
@@ -29,7 +29,10 @@ async function main(argv: string[]): Promise<void> {
   const log = lifecycleLogger(server.logger);
   exitOnSignals(() => server.shutdown(), {
     onSignal: (signal) => log.info({ signal }, "shutting down"),
-    onDrained: (result) => log.info(result, "stopped"),
+    onDrained: (result) => {
+      log.info(result, "stopped");
+      return endLog(server.logger);
+    },
     onForced: (signal) =>
       log.warn({ signal }, "second signal: exiting at once"),
   });
