@@ -35,7 +35,7 @@ export interface Config {
   /** Worker processes sharing the port (node:cluster); 1 runs no cluster. @default 1 */
   workers: number;
   /**
-   * Serve unary and server-streaming gRPC over HTTP/2 by the fast path
+   * Serve gRPC over HTTP/2 (binary protobuf, every kind of call) by the fast path
    * (src/grpc-fast-path.ts) instead of connect's generic gRPC handler; off
    * falls back to connect for every call. @default true
    */
@@ -174,7 +174,7 @@ export const settings = {
     flag: "grpc-fast-path",
     env: "GRPC_FAST_PATH",
     default: "on",
-    doc: "serve unary and server-streaming gRPC over HTTP/2 by the fast path (on, off)",
+    doc: "serve gRPC over HTTP/2 by the fast path (on, off)",
   },
 } as const satisfies Record<string, Setting>;
 

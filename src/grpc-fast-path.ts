@@ -1,11 +1,11 @@
 /**
- * A dedicated path for the hot gRPC cases: unary and server-streaming calls
- * over HTTP/2 with binary protobuf (issue 5).
+ * A dedicated path for the hot gRPC cases: calls of every kind (unary,
+ * server, client and bidi streaming) over HTTP/2 with binary protobuf (issue 5).
  *
  * WHY: connect's generic gRPC handler runs every call through nine to eleven
  * async-generator stages (ES2017-downlevelled), three AbortControllers and two
  * DOMExceptions (abort() without a reason); that costs ~8x the CPU of
- * @grpc/grpc-js per unary call (bench, PROFILE-draft.md). Here a call is read,
+ * @grpc/grpc-js per unary call (bench/PROFILE.md). Here a call is read,
  * invoked and written by plain code: one AbortController, no generators of our
  * own, no per-call exception on success.
  *
@@ -22,7 +22,7 @@
  * which cost a third of a call's CPU in the profile (bench/PROFILE.md).
  *
  * Everything else falls through to the connect adapter untouched: HTTP/1.1,
- * gRPC-Web, Connect, +json, client/bidi streaming, unknown paths, services
+ * gRPC-Web, Connect, +json, unknown paths, services
  * registered with their own options, and browser requests (with an Origin,
  * which src/cors.ts answers).
  */
@@ -45,6 +45,7 @@ import {
 import {
   type Compression,
   compressionNegotiate,
+  createAsyncIterable,
   createMethodSerializationLookup,
   invokeUnaryImplementation,
   type UniversalHandlerOptions,
@@ -88,7 +89,7 @@ export interface GrpcFastPathOptions
   > {
   /** Context values for a request, as connectNodeAdapter's option. @default undefined (empty values) */
   contextValues?: (req: RequestConnection) => ContextValues;
-  /** Serve unary and server-streaming gRPC here; false leaves every call to connect. @default true */
+  /** Serve gRPC over HTTP/2 here; false leaves every call to connect. @default true */
   enabled?: boolean;
 }
 
@@ -106,16 +107,16 @@ const compressedFlag = 1;
  */
 const callEnded = new DOMException("This operation was aborted", "AbortError");
 
+/** A streaming method's implementation: server, client or bidi. */
+type StreamSpec = Exclude<MethodImplSpec, { kind: "unary" }>;
+
 interface Route {
-  readonly spec: Extract<
-    MethodImplSpec,
-    { kind: "unary" } | { kind: "server_streaming" }
-  >;
+  readonly spec: MethodImplSpec;
   readonly parse: (data: Uint8Array) => unknown;
   readonly serialize: (message: unknown) => Uint8Array;
 }
 
-/** Serves unary and server-streaming gRPC over HTTP/2 before the connect adapter. */
+/** Serves binary gRPC over HTTP/2 before the connect adapter. */
 export class GrpcFastPath {
   /** Calls this path has taken (not fallen through); tests read it to know who served. */
   calls = 0;
@@ -195,7 +196,6 @@ export class GrpcFastPath {
 
   private add(methods: Record<string, MethodImplSpec>): void {
     for (const spec of Object.values(methods)) {
-      if (spec.kind !== "unary" && spec.kind !== "server_streaming") continue;
       const s = createMethodSerializationLookup(
         spec.method,
         this.opt.binaryOptions,
@@ -368,7 +368,7 @@ async function serve(
       );
       await writer.write(route.serialize(output));
     } else {
-      await serverStream(opt.interceptors, spec, context, readMessage, (m) =>
+      await streamCall(opt.interceptors, spec, context, readMessage, (m) =>
         writer.write(route.serialize(m)),
       );
     }
@@ -396,32 +396,44 @@ async function serve(
 }
 
 /**
- * A server-streaming call through the interceptors, as connect's
+ * A streaming call through the interceptors, as connect's
  * transformInvokeImplementation + invokeStreamImplementation, but driven by a
  * plain loop instead of a generator pipeline.
  */
-async function serverStream(
+async function streamCall(
   interceptors: Interceptor[],
-  spec: Extract<MethodImplSpec, { kind: "server_streaming" }>,
+  spec: StreamSpec,
   context: HandlerContext,
   readMessage: () => Promise<IteratorResult<unknown>>,
   write: (message: unknown) => Promise<boolean>,
 ): Promise<void> {
   const output = spec.method.output;
   const anyFn = async (req: StreamRequest): Promise<StreamResponse> => {
-    // The interceptors may have wrapped the request stream: read through them.
-    const it = req.message[Symbol.asyncIterator]();
-    const message = await ensureSingle(() => it.next(), "server-streaming");
-    const impl = spec.impl(message as never, {
+    // As connect's mergeRequest: what the interceptors changed, the handler sees.
+    const ctx = {
       ...context,
       service: req.service,
       requestHeader: req.header,
       signal: req.signal,
       values: req.contextValues,
-    });
+    };
+    // The interceptors may have wrapped the request stream: read through it.
+    const input = req.message as AsyncIterable<never>;
+    let message: AsyncIterable<unknown>;
+    if (spec.kind === "server_streaming") {
+      const it = input[Symbol.asyncIterator]();
+      const single = await ensureSingle(() => it.next(), "server-streaming");
+      message = normalized(output, spec.impl(single as never, ctx));
+    } else if (spec.kind === "client_streaming") {
+      message = createAsyncIterable([
+        normalize(output, await spec.impl(input, ctx)),
+      ]);
+    } else {
+      message = normalized(output, spec.impl(input, ctx));
+    }
     return {
       stream: true,
-      message: normalized(output, impl) as AsyncIterable<never>,
+      message: message as AsyncIterable<never>,
       method: spec.method,
       service: spec.method.parent,
       header: context.responseHeader,
@@ -486,20 +498,18 @@ async function ensureSingle(
   return first.value;
 }
 
+/** As connect's normalize: a partial message becomes a full one. */
+function normalize(desc: DescMessage, message: unknown): unknown {
+  return isMessage(message, desc) ? message : create(desc, message as never);
+}
+
 /** As connect's normalizeIterable: partial messages become full ones, without a generator. */
 function normalized(
   desc: DescMessage,
   source: AsyncIterable<unknown>,
 ): AsyncIterable<unknown> {
   const norm = (r: IteratorResult<unknown>): IteratorResult<unknown> =>
-    r.done === true
-      ? r
-      : {
-          done: false,
-          value: isMessage(r.value, desc)
-            ? r.value
-            : create(desc, r.value as never),
-        };
+    r.done === true ? r : { done: false, value: normalize(desc, r.value) };
   return {
     [Symbol.asyncIterator]() {
       const it = source[Symbol.asyncIterator]();
@@ -542,6 +552,12 @@ class EnvelopeReader {
   private discarding = false;
   private wake: (() => void) | undefined;
   private first: (() => void) | undefined;
+  private queuedBytes = 0;
+
+  /** Enough read ahead of the handler: more waits in the client, held by HTTP/2 flow control. */
+  private get full(): boolean {
+    return this.queue.length >= 16 || this.queuedBytes >= 64 * 1024;
+  }
 
   constructor(
     private readonly req: ServerHttp2Stream,
@@ -617,11 +633,12 @@ class EnvelopeReader {
         flags: buf[0] as number,
         data: buf.subarray(5, 5 + length),
       });
+      this.queuedBytes += length;
       buf = buf.subarray(5 + length);
     }
     this.buf = buf;
-    // Unary and server-streaming calls read at most two messages; do not buffer a flood.
-    if (this.queue.length >= 2) this.req.pause();
+    // Hold the client to the HTTP/2 window while messages wait to be read.
+    if (this.full) this.req.pause();
     this.wake?.();
   }
 
@@ -641,6 +658,8 @@ class EnvelopeReader {
     const item = this.queue.shift();
     if (item === undefined) return undefined;
     if ("error" in item) throw item.error;
+    this.queuedBytes -= item.data.byteLength;
+    if (!this.full && this.req.isPaused() && !this.ended) this.req.resume();
     return item;
   }
 }

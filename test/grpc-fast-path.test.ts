@@ -48,7 +48,7 @@ test("GRPC_FAST_PATH and --grpc-fast-path switch the fast path, on by default", 
   assert.throws(() => loadConfig([], { GRPC_FAST_PATH: "maybe" }), /on or off/);
 });
 
-test("the fast path serves unary and server-streaming gRPC over HTTP/2, and leaves every other call to connect", async (t) => {
+test("the fast path serves gRPC over HTTP/2, all four kinds of call, and leaves every other call to connect", async (t) => {
   const server = await startTestServer(t);
   const count = async (call: () => Promise<unknown>) => {
     const before = server.grpcFastPath.calls;
@@ -71,8 +71,19 @@ test("the fast path serves unary and server-streaming gRPC over HTTP/2, and leav
         })(),
       ),
     ),
-    0,
-    "client streams are connect's",
+    1,
+    "client streams",
+  );
+  assert.equal(
+    await count(async () => {
+      for await (const _ of grpc2.chat(
+        (async function* () {
+          yield { name: "A" };
+        })(),
+      ));
+    }),
+    1,
+    "bidi streams",
   );
   for (const [protocol, version] of [
     ["grpc", "1.1"],
@@ -252,6 +263,88 @@ const rawCases: [string, RawH2Options][] = [
     {
       headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
       body: [envelope(Buffer.from([0xff, 0xff]))],
+    },
+  ],
+  [
+    "CollectGreetings",
+    {
+      headers: { ":path": "/Greeter/CollectGreetings", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), envelope(helloRequest("B"))],
+    },
+  ],
+  [
+    "CollectGreetings with no names",
+    { headers: { ":path": "/Greeter/CollectGreetings", ...grpcHeaders } },
+  ],
+  [
+    "CollectGreetings with an empty name after a good one",
+    {
+      headers: { ":path": "/Greeter/CollectGreetings", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), envelope(helloRequest(""))],
+    },
+  ],
+  [
+    "CollectGreetings with more names than allowed",
+    {
+      headers: { ":path": "/Greeter/CollectGreetings", ...grpcHeaders },
+      body: [
+        Buffer.concat(
+          Array.from({ length: 1001 }, () => envelope(helloRequest("A"))),
+        ),
+      ],
+    },
+  ],
+  [
+    "CollectGreetings ending inside a frame",
+    {
+      headers: { ":path": "/Greeter/CollectGreetings", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), Buffer.from([0, 0, 0, 0, 9, 1])],
+    },
+  ],
+  [
+    "Chat",
+    {
+      headers: { ":path": "/Greeter/Chat", ...grpcHeaders },
+      body: [
+        envelope(helloRequest("A")),
+        envelope(helloRequest("B")),
+        envelope(helloRequest("C")),
+      ],
+    },
+  ],
+  [
+    "Chat with no names",
+    { headers: { ":path": "/Greeter/Chat", ...grpcHeaders } },
+  ],
+  [
+    "Chat with an empty name after a good one",
+    {
+      headers: { ":path": "/Greeter/Chat", ...grpcHeaders },
+      body: [envelope(helloRequest("A")), envelope(helloRequest(""))],
+    },
+  ],
+  [
+    // Only one message: after a good one, connect may or may not send its
+    // reply before the error, as its pipeline happens to interleave.
+    "Chat with a message over maxMessageBytes",
+    {
+      headers: { ":path": "/Greeter/Chat", ...grpcHeaders },
+      body: [envelope(helloRequest(big))],
+    },
+  ],
+  [
+    "Chat with gzip-compressed messages",
+    {
+      headers: {
+        ":path": "/Greeter/Chat",
+        ...grpcHeaders,
+        "grpc-encoding": "gzip",
+        "grpc-accept-encoding": "gzip",
+      },
+      body: [
+        envelope(gzipSync(helloRequest("A")), 1),
+        envelope(gzipSync(helloRequest("B")), 1),
+      ],
     },
   ],
 ];
