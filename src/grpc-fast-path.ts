@@ -303,7 +303,9 @@ async function serve(
   if (opt.shutdownSignal?.aborted) end(opt.shutdownSignal.reason);
   running.add(end);
   // As connect-node: a reset tells why (CANCEL → canceled); a plain close ends the call.
-  stream.once("close", () => end(resetError(stream.rstCode) ?? callEnded));
+  // on(), not once(), for events a stream emits once: once() allocates a
+  // wrapper per listener, and these live as long as the call.
+  stream.on("close", () => end(resetError(stream.rstCode) ?? callEnded));
 
   const context: HandlerContext = {
     method: spec.method,
@@ -409,14 +411,21 @@ async function streamCall(
 ): Promise<void> {
   const output = spec.method.output;
   const anyFn = async (req: StreamRequest): Promise<StreamResponse> => {
-    // As connect's mergeRequest: what the interceptors changed, the handler sees.
-    const ctx = {
-      ...context,
-      service: req.service,
-      requestHeader: req.header,
-      signal: req.signal,
-      values: req.contextValues,
-    };
+    // As connect's mergeRequest: what the interceptors changed, the handler
+    // sees; a copy only if they changed something (it lives as long as the call).
+    const ctx =
+      req.service === context.service &&
+      req.header === context.requestHeader &&
+      req.signal === context.signal &&
+      req.contextValues === context.values
+        ? context
+        : {
+            ...context,
+            service: req.service,
+            requestHeader: req.header,
+            signal: req.signal,
+            values: req.contextValues,
+          };
     // The interceptors may have wrapped the request stream: read through it.
     const input = req.message as AsyncIterable<never>;
     let message: AsyncIterable<unknown>;
@@ -566,7 +575,7 @@ class EnvelopeReader {
   ) {
     this.first = first;
     req.on("data", (chunk: Buffer) => this.push(chunk));
-    req.once("end", () => {
+    req.on("end", () => {
       if (!this.failed && this.buf !== undefined && this.buf.length > 0) {
         this.fail(
           new ConnectError(
@@ -578,7 +587,7 @@ class EnvelopeReader {
       this.ended = true;
       this.wake?.();
     });
-    req.once("close", () => {
+    req.on("close", () => {
       if (!this.ended) {
         this.ended = true;
         // As a Node stream iterator reports a premature close, through connect-node.
@@ -690,7 +699,7 @@ class ResponseWriter {
     this.headersSent = true;
     const trailer = this.context.responseTrailer;
     // Trailers are read when the stream asks for them, after the last write.
-    this.stream.once("wantTrailers", () =>
+    this.stream.on("wantTrailers", () =>
       this.stream.sendTrailers(nodeHeaders(trailer)),
     );
     this.stream.respond(

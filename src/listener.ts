@@ -109,8 +109,9 @@ export function createListener(
   const trackResponse = (_req: unknown, res: Response) => {
     responses.add(res);
     const done = () => responses.delete(res);
-    res.once("finish", done);
-    res.once("close", done);
+    // Each fires at most once; on() saves once()'s wrapper, per call.
+    res.on("finish", done);
+    res.on("close", done);
   };
   const claim = options.claimStream;
   const trackClaims = (server: http2.Http2Server | http2.Http2SecureServer) => {
@@ -231,7 +232,7 @@ function closeWhenIdle(
   session.on("stream", (stream) => {
     open++;
     clearTimeout(timer);
-    stream.once("close", () => {
+    stream.on("close", () => {
       if (--open === 0 && !session.closed) arm();
     });
   });

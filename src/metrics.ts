@@ -30,17 +30,32 @@ export class Metrics implements CallObserver {
   /** The registry every metric of this server is in. */
   readonly registry = new Registry();
 
-  readonly #started = new Counter({
+  /**
+   * Each procedure's and protocol's counts, as plain numbers that each metric
+   * copies in when scraped (its `collect`). prom-client hashes a labels object
+   * on every update, and counting every message that way was 5 % of a fast
+   * call's CPU (bench/PROFILE.md). Bounded: only registered procedures reach
+   * the interceptors, in at most three protocols.
+   */
+  readonly #series = new Map<string, Series>();
+
+  readonly #started: Counter<string> = new Counter({
     name: "grpc_server_started_total",
     help: "Total number of RPCs started on the server.",
     labelNames: callLabels,
     registers: [this.registry],
+    collect: () =>
+      publish(this.#started, this.#series, (s) => [[{}, s.started]]),
   });
-  readonly #handled = new Counter({
+  readonly #handled: Counter<string> = new Counter({
     name: "grpc_server_handled_total",
     help: "Total number of RPCs completed on the server, regardless of success or failure.",
     labelNames: [...callLabels, "grpc_code"],
     registers: [this.registry],
+    collect: () =>
+      publish(this.#handled, this.#series, (s) =>
+        [...s.handled].map(([code, n]) => [{ grpc_code: code }, n]),
+      ),
   });
   readonly #handling = new Histogram({
     name: "grpc_server_handling_seconds",
@@ -48,23 +63,28 @@ export class Metrics implements CallObserver {
     labelNames: callLabels,
     registers: [this.registry],
   });
-  readonly #inFlight = new Gauge({
+  readonly #inFlight: Gauge<string> = new Gauge({
     name: "grpc_server_streams_in_flight",
     help: "Calls (HTTP/2 streams, or HTTP/1.1 requests) being handled now, unary and streaming.",
     labelNames: callLabels,
     registers: [this.registry],
+    collect: () =>
+      publish(this.#inFlight, this.#series, (s) => [[{}, s.inFlight]]),
   });
-  readonly #received = new Counter({
+  readonly #received: Counter<string> = new Counter({
     name: "grpc_server_msg_received_total",
     help: "Total number of RPC stream messages received on the server.",
     labelNames: callLabels,
     registers: [this.registry],
+    collect: () =>
+      publish(this.#received, this.#series, (s) => [[{}, s.received]]),
   });
-  readonly #sent = new Counter({
+  readonly #sent: Counter<string> = new Counter({
     name: "grpc_server_msg_sent_total",
     help: "Total number of gRPC stream messages sent by the server.",
     labelNames: callLabels,
     registers: [this.registry],
+    collect: () => publish(this.#sent, this.#series, (s) => [[{}, s.sent]]),
   });
 
   constructor() {
@@ -73,55 +93,43 @@ export class Metrics implements CallObserver {
 
   /** @private Called by the call observer. */
   callStarted(call: Call): void {
-    const m = this.#of(call);
-    m.started.inc();
-    m.inFlight.inc();
+    const s = this.#of(call);
+    s.started++;
+    s.inFlight++;
   }
 
   /** @private Called by the call observer. */
   messageReceived(call: Call): void {
-    this.#of(call).received.inc();
+    this.#of(call).received++;
   }
 
   /** @private Called by the call observer. */
   messageSent(call: Call): void {
-    this.#of(call).sent.inc();
+    this.#of(call).sent++;
   }
 
   /** @private Called by the call observer. */
   callFinished(call: Call, outcome: Outcome): void {
-    const m = this.#of(call);
-    m.inFlight.dec();
+    const s = this.#of(call);
+    s.inFlight--;
     const code = grpcCodeName(outcome.error?.code);
-    let handled = m.handled.get(code);
-    if (handled === undefined) {
-      handled = this.#handled.labels({ ...labels(call), grpc_code: code });
-      m.handled.set(code, handled);
-    }
-    handled.inc();
-    m.handling.observe(outcome.durationMs / 1000);
+    s.handled.set(code, (s.handled.get(code) ?? 0) + 1);
+    s.handling.observe(outcome.durationMs / 1000);
   }
-
-  /**
-   * Each procedure's and protocol's labelled series, looked up once: prom-client
-   * hashes a labels object on every update otherwise, which was 5 % of a fast
-   * call's CPU (bench/PROFILE.md). Bounded: only registered procedures reach
-   * the interceptors, in at most three protocols.
-   */
-  readonly #series = new Map<string, Series>();
 
   #of(call: Call): Series {
     const key = `${call.protocol} ${call.procedure}`;
     let series = this.#series.get(key);
     if (series === undefined) {
-      const l = labels(call);
+      const labels = labelsOf(call);
       series = {
-        started: this.#started.labels(l),
-        inFlight: this.#inFlight.labels(l),
-        received: this.#received.labels(l),
-        sent: this.#sent.labels(l),
-        handling: this.#handling.labels(l),
+        labels,
+        started: 0,
+        inFlight: 0,
+        received: 0,
+        sent: 0,
         handled: new Map(),
+        handling: this.#handling.labels(labels),
       };
       this.#series.set(key, series);
     }
@@ -157,18 +165,35 @@ export class Metrics implements CallObserver {
   }
 }
 
-/** One procedure's and protocol's series of every metric. */
+/** One procedure's and protocol's counts, and its latency histogram. */
 interface Series {
-  readonly started: Counter.Internal;
-  readonly inFlight: Gauge.Internal<CallLabel>;
-  readonly received: Counter.Internal;
-  readonly sent: Counter.Internal;
-  readonly handling: Histogram.Internal<CallLabel>;
+  readonly labels: Record<CallLabel, string>;
+  started: number;
+  inFlight: number;
+  received: number;
+  sent: number;
   /** By code, as codes come. */
-  readonly handled: Map<string, Counter.Internal>;
+  readonly handled: Map<string, number>;
+  readonly handling: Histogram.Internal<CallLabel>;
 }
 
-function labels(call: Call): Record<CallLabel, string> {
+/** Set `metric` to the counts `pick` reads from each series, with any extra labels it names. */
+function publish(
+  metric: Counter<string> | Gauge<string>,
+  series: ReadonlyMap<string, Series>,
+  pick: (s: Series) => [Record<string, string>, number][],
+): void {
+  metric.reset();
+  for (const s of series.values()) {
+    for (const [extra, value] of pick(s)) {
+      const labels = { ...s.labels, ...extra };
+      if (metric instanceof Gauge) metric.set(labels, value);
+      else metric.inc(labels, value);
+    }
+  }
+}
+
+function labelsOf(call: Call): Record<CallLabel, string> {
   return {
     grpc_type: call.type,
     grpc_service: call.service,
