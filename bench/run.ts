@@ -9,7 +9,7 @@
  *
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
- * ceiling, grpc-js, connect, connect-generic (GRPC_FAST_PATH=off),
+ * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off),
  * connect-tsx, connect-semi32, connect-w2; default ceiling, grpc-js,
  * connect, connect-generic, connect-w2),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
@@ -113,7 +113,7 @@ const servers: Record<string, ServerSpec> = {
   "connect-generic": {
     label: "connect-greeter, fast path off",
     args: [join(dist, "src/main.js")],
-    env: { ...connectEnv, GRPC_FAST_PATH: "off" },
+    env: { ...connectEnv, FAST_PATH: "off" },
     scenarios: ["grpc-unary", "stream"],
     processes: 1,
     idle: false,

@@ -35,11 +35,11 @@ export interface Config {
   /** Worker processes sharing the port (node:cluster); 1 runs no cluster. @default 1 */
   workers: number;
   /**
-   * Serve gRPC over HTTP/2 (binary protobuf, every kind of call) by the fast path
-   * (src/grpc-fast-path.ts) instead of connect's generic gRPC handler; off
-   * falls back to connect for every call. @default true
+   * Serve gRPC calls (binary protobuf, every kind) and Connect unary calls
+   * over HTTP/2 by the fast path (src/fast-path.ts) instead of connect's
+   * generic handlers; off falls back to connect for every call. @default true
    */
-  grpcFastPath: boolean;
+  fastPath: boolean;
 }
 
 /** The log levels, most severe first. */
@@ -170,11 +170,11 @@ export const settings = {
     default: "1",
     doc: 'worker processes sharing the port ("auto": one per CPU)',
   },
-  grpcFastPath: {
-    flag: "grpc-fast-path",
-    env: "GRPC_FAST_PATH",
+  fastPath: {
+    flag: "fast-path",
+    env: "FAST_PATH",
     default: "on",
-    doc: "serve gRPC over HTTP/2 by the fast path (on, off)",
+    doc: "serve gRPC and Connect unary calls over HTTP/2 by the fast path (on, off)",
   },
 } as const satisfies Record<string, Setting>;
 
@@ -261,7 +261,7 @@ export function loadConfig(
       raw.workers.trim() === "auto"
         ? availableParallelism()
         : integer(raw.workers, settings.workers, 1, 256),
-    grpcFastPath: onOff(raw.grpcFastPath, settings.grpcFastPath),
+    fastPath: onOff(raw.fastPath, settings.fastPath),
   };
 }
 

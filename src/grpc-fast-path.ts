@@ -1,41 +1,14 @@
 /**
- * A dedicated path for the hot gRPC cases: calls of every kind (unary,
- * server, client and bidi streaming) over HTTP/2 with binary protobuf (issue 5).
- *
- * WHY: connect's generic gRPC handler runs every call through nine to eleven
- * async-generator stages (ES2017-downlevelled), three AbortControllers and two
- * DOMExceptions (abort() without a reason); that costs ~8x the CPU of
- * @grpc/grpc-js per unary call (bench/PROFILE.md). Here a call is read,
- * invoked and written by plain code: one AbortController, no generators of our
- * own, no per-call exception on success.
- *
- * WHAT STAYS THE SAME: the same service implementation objects the router
- * registers (recorded by `record`), the same interceptors applied the same way
- * (so logs, metrics, inflight and error hiding see fast calls exactly like
- * connect's), the same context values, and connect's own helpers for what the
- * client sees: timeout parsing, compression negotiation, (de)serialization
- * with the read limit, the trailer status encoding. Where this file re-does
- * something connect does, the comment names the connect function it mirrors.
- *
- * It takes the HTTP/2 server's raw streams (`claim`, through the listener's
- * `claimStream`) rather than Node's compatibility-layer request and response,
- * which cost a third of a call's CPU in the profile (bench/PROFILE.md).
- *
- * Everything else falls through to the connect adapter untouched: HTTP/1.1,
- * gRPC-Web, Connect, +json, unknown paths, services
- * registered with their own options, and browser requests (with an Origin,
- * which src/cors.ts answers).
+ * The fast path's gRPC (src/fast-path.ts): calls of every kind over HTTP/2,
+ * binary protobuf, mirroring connect's protocol-grpc/handler-factory.js and
+ * connect-node's node-universal-handler.js, without their generator pipeline.
  */
-import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { constants as h2 } from "node:http2";
+
+import type { ServerHttp2Stream } from "node:http2";
 import { create, type DescMessage, isMessage } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
-  type ConnectRouter,
-  type ContextValues,
-  createContextValues,
-  createServiceImplSpec,
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
@@ -46,10 +19,7 @@ import {
   type Compression,
   compressionNegotiate,
   createAsyncIterable,
-  createMethodSerializationLookup,
   invokeUnaryImplementation,
-  type UniversalHandlerOptions,
-  validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import {
   grpcStatusOk,
@@ -61,218 +31,25 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-
-/** What the fast path tells about a call's connection, as much of a Node request as context values need. */
-export interface RequestConnection {
-  /** The connection's socket (for the peer address). */
-  readonly socket: {
-    readonly remoteAddress?: string;
-    readonly remotePort?: number;
-  };
-  /** Always "2.0": the fast path serves HTTP/2 only. */
-  readonly httpVersion: string;
-}
-
-/** The adapter options the fast path honours: pass the same object to connectNodeAdapter. */
-export interface GrpcFastPathOptions
-  extends Pick<
-    Partial<UniversalHandlerOptions>,
-    | "interceptors"
-    | "readMaxBytes"
-    | "writeMaxBytes"
-    | "acceptCompression"
-    | "compressMinBytes"
-    | "maxTimeoutMs"
-    | "shutdownSignal"
-    | "requestGate"
-  > {
-  /** Context values for a request, as connectNodeAdapter's option. @default undefined (empty values) */
-  contextValues?: (req: RequestConnection) => ContextValues;
-  /** Serve gRPC over HTTP/2 here; false leaves every call to connect. @default true */
-  enabled?: boolean;
-}
+import { type FastCall, nodeHeaders } from "./fast-path.js";
 
 /** The connect content type for binary gRPC responses (protocol-grpc contentTypeProto). */
 const contentTypeProto = "application/grpc+proto";
-/** Binary gRPC only: +json and everything else is connect's. */
-const binaryGrpc = /^application\/grpc(?:\+proto)?$/i;
 const compressedFlag = 1;
-
-/**
- * The reason a finished call's signal carries. connect aborts the handler
- * context with no reason at the end of every call, which makes Node build a
- * DOMException with a stack trace per call (9 % of CPU in the profile); one
- * shared DOMException gives handlers the same kind of reason for free.
- */
-const callEnded = new DOMException("This operation was aborted", "AbortError");
 
 /** A streaming method's implementation: server, client or bidi. */
 type StreamSpec = Exclude<MethodImplSpec, { kind: "unary" }>;
 
-interface Route {
-  readonly spec: MethodImplSpec;
-  readonly parse: (data: Uint8Array) => unknown;
-  readonly serialize: (message: unknown) => Uint8Array;
-}
-
-/** Serves binary gRPC over HTTP/2 before the connect adapter. */
-export class GrpcFastPath {
-  /** Calls this path has taken (not fallen through); tests read it to know who served. */
-  calls = 0;
-  private readonly routes = new Map<string, Route>();
-  private readonly opt: ReturnType<typeof validateUniversalHandlerOptions>;
-  private readonly contextValues:
-    | ((req: RequestConnection) => ContextValues)
-    | undefined;
-  private readonly enabled: boolean;
-  /**
-   * How to end each call in flight, for the shutdown signal: one listener on
-   * it for all calls, rather than one per call (an EventTarget listener costs
-   * more than the rest of a call's bookkeeping, and hundreds of them trip
-   * Node's MaxListenersExceededWarning).
-   */
-  private readonly running = new Set<(reason: unknown) => void>();
-  /** The header advertiseGrpcEncodings (src/accept-encoding.ts) puts on connect's gRPC answers. */
-  private readonly acceptEncoding: string;
-
-  constructor(options: GrpcFastPathOptions = {}) {
-    // The same normalisation (defaults, limits) connect applies to these options.
-    // connectNodeAdapter's default compressions, so both paths accept the same.
-    this.opt = validateUniversalHandlerOptions({
-      ...options,
-      acceptCompression: options.acceptCompression ?? [
-        compressionGzip,
-        compressionBrotli,
-      ],
-    });
-    this.contextValues = options.contextValues;
-    this.enabled = options.enabled ?? true;
-    const shutdown = this.opt.shutdownSignal;
-    shutdown?.addEventListener(
-      "abort",
-      () => {
-        for (const end of this.running) end(shutdown.reason);
-      },
-      { once: true },
-    );
-    this.acceptEncoding = this.opt.acceptCompression
-      .map((c) => c.name)
-      .join(",");
-  }
-
-  /** Wrap a routes function: the router gets every service as before, and the fast path learns the same implementations. */
-  record(
-    routes: (router: ConnectRouter) => void,
-  ): (router: ConnectRouter) => void {
-    return (router) => {
-      const recording: ConnectRouter = {
-        get handlers() {
-          return router.handlers;
-        },
-        service: (service, impl, options) => {
-          // Per-service options would change behaviour here; leave those to connect.
-          if (options === undefined)
-            this.add(createServiceImplSpec(service, impl).methods);
-          router.service(service, impl, options);
-          return recording;
-        },
-        rpc: (method, impl, options) => {
-          if (options === undefined)
-            this.add({
-              [method.localName]: {
-                kind: method.methodKind,
-                method,
-                impl,
-              } as MethodImplSpec,
-            });
-          router.rpc(method, impl, options);
-          return recording;
-        },
-      };
-      routes(recording);
-    };
-  }
-
-  private add(methods: Record<string, MethodImplSpec>): void {
-    for (const spec of Object.values(methods)) {
-      const s = createMethodSerializationLookup(
-        spec.method,
-        this.opt.binaryOptions,
-        this.opt.jsonOptions,
-        this.opt,
-      );
-      const i = s.getI(true);
-      const o = s.getO(true);
-      this.routes.set(`/${spec.method.parent.typeName}/${spec.method.name}`, {
-        spec,
-        parse: (data) => i.parse(data),
-        serialize: (m) => o.serialize(m as never),
-      });
-    }
-  }
-
-  /**
-   * Serve `stream` if it is a fast case and return true; return false, having
-   * touched nothing, to leave it to Node's compatibility layer and connect.
-   */
-  readonly claim = (
-    stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
-  ): boolean => {
-    if (!this.enabled || headers[":method"] !== "POST") return false;
-    const path = headers[":path"] ?? "";
-    const q = path.indexOf("?");
-    const route = this.routes.get(q < 0 ? path : path.slice(0, q));
-    const type = headers["content-type"];
-    if (
-      route === undefined ||
-      type === undefined ||
-      !binaryGrpc.test(type) ||
-      headers.origin !== undefined
-    ) {
-      return false;
-    }
-    this.calls++;
-    // A reset or a write after the client left is an 'error' event; the call
-    // learns of it from 'close' and rstCode, as through the compatibility layer.
-    stream.on("error", () => {});
-    const socket = stream.session?.socket;
-    const values =
-      this.contextValues !== undefined && socket !== undefined
-        ? this.contextValues({ socket, httpVersion: "2.0" })
-        : createContextValues();
-    serve(
-      this.opt,
-      route,
-      stream,
-      headers,
-      values,
-      this.acceptEncoding,
-      this.running,
-    ).catch(() => {
-      // serve() reports every failure as a gRPC status; what lands here is a
-      // broken stream, which has nobody left to tell.
-      stream.destroy();
-    });
-    return true;
-  };
-}
-
-type Options = ReturnType<typeof validateUniversalHandlerOptions>;
-
-/** One call: mirrors protocol-grpc/handler-factory.js and node-universal-handler.js. */
-async function serve(
-  opt: Options,
-  route: Route,
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  values: ContextValues,
-  acceptEncoding: string,
-  running: Set<(reason: unknown) => void>,
+/**
+ * One gRPC call, `grpcAcceptEncoding` the encodings it reads, for the
+ * grpc-accept-encoding header connect's answers get (src/accept-encoding.ts).
+ */
+export async function serveGrpc(
+  call: FastCall,
+  grpcAcceptEncoding: string,
 ): Promise<void> {
+  const { opt, route, stream, requestHeader } = call;
   const { spec } = route;
-  const requestHeader = webHeaders(headers);
   const timeout = parseTimeout(
     requestHeader.get(headerTimeout),
     opt.maxTimeoutMs,
@@ -283,46 +60,12 @@ async function serve(
     requestHeader.get(headerAcceptEncoding),
     headerAcceptEncoding,
   );
-
-  // One controller for request close, deadline and end of call (connect links three).
-  const abort = new AbortController();
-  const signal = abort.signal;
-  let timer: NodeJS.Timeout | undefined;
-  let deadlineAt: number | undefined;
-  const end = (reason: unknown) => {
-    if (timer !== undefined) clearTimeout(timer);
-    if (!signal.aborted) abort.abort(reason);
-  };
-  if (timeout.timeoutMs !== undefined) {
-    deadlineAt = Date.now() + timeout.timeoutMs;
-    const expire = () =>
-      end(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-    if (timeout.timeoutMs <= 0) expire();
-    else timer = setTimeout(expire, timeout.timeoutMs);
-  }
-  if (opt.shutdownSignal?.aborted) end(opt.shutdownSignal.reason);
-  running.add(end);
-  // As connect-node: a reset tells why (CANCEL → canceled); a plain close ends the call.
-  // on(), not once(), for events a stream emits once: once() allocates a
-  // wrapper per listener, and these live as long as the call.
-  stream.on("close", () => end(resetError(stream.rstCode) ?? callEnded));
-
-  const context: HandlerContext = {
-    method: spec.method,
-    service: spec.method.parent,
-    signal,
-    timeoutMs:
-      deadlineAt === undefined
-        ? () => undefined
-        : () => (deadlineAt as number) - Date.now(),
-    requestMethod: "POST",
-    requestHeader,
-    responseHeader: new Headers({ [headerContentType]: contentTypeProto }),
-    responseTrailer: new Headers({ [headerGrpcStatus]: grpcStatusOk }),
-    protocolName: "grpc",
-    values,
-    url: `http://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
-  };
+  call.startDeadline(timeout.timeoutMs);
+  const context = call.handlerContext(
+    "grpc",
+    new Headers({ [headerContentType]: contentTypeProto }),
+    new Headers({ [headerGrpcStatus]: grpcStatusOk }),
+  );
   if (compression.response) {
     context.responseHeader.set(headerEncoding, compression.response.name);
   }
@@ -344,11 +87,11 @@ async function serve(
       }
       data = await compression.request.decompress(data, opt.readMaxBytes);
     }
-    return { done: false, value: route.parse(data) };
+    return { done: false, value: route.binary.parse(data) };
   };
   const writer = new ResponseWriter(
     stream,
-    acceptEncoding,
+    grpcAcceptEncoding,
     context,
     compression.response,
     opt.compressMinBytes,
@@ -368,17 +111,16 @@ async function serve(
         message as never,
         opt.interceptors,
       );
-      await writer.write(route.serialize(output));
+      await writer.write(route.binary.serialize(output));
     } else {
       await streamCall(opt.interceptors, spec, context, readMessage, (m) =>
-        writer.write(route.serialize(m)),
+        writer.write(route.binary.serialize(m)),
       );
     }
   } catch (e) {
     failure = e;
   }
-  end(failure ?? callEnded);
-  running.delete(end);
+  call.end(failure);
   if (failure !== undefined) {
     setTrailerStatus(
       context.responseTrailer,
@@ -750,31 +492,6 @@ class ResponseWriter {
   }
 }
 
-/** As connect-node's nodeHeaderToWebHeader: pseudo-headers dropped, lists appended. */
-function webHeaders(headers: IncomingHttpHeaders): Headers {
-  const h = new Headers();
-  for (const k in headers) {
-    if (k.charCodeAt(0) === 58 /* ":" */) continue;
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (typeof v === "string") h.append(k, v);
-    else for (const e of v) h.append(k, e);
-  }
-  return h;
-}
-
-/** As connect-node's webHeaderToNodeHeaders, for the values fetch Headers hold. */
-function nodeHeaders(headers: Headers): Record<string, string | string[]> {
-  const o: Record<string, string | string[]> = Object.create(null);
-  headers.forEach((value, key) => {
-    const existing = o[key];
-    if (existing === undefined) o[key] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else o[key] = [existing, value];
-  });
-  return o;
-}
-
 /** As connect's copyHeaders (invoke-implementation.js): an interceptor's headers replace the context's. */
 function copyHeaders(from: Headers, to: Headers): void {
   if (from === to) return;
@@ -783,45 +500,3 @@ function copyHeaders(from: Headers, to: Headers): void {
     to.set(key, value);
   });
 }
-
-/** As connect-node's connectErrorFromH2ResetCode: why a reset stream ended. */
-function resetError(rstCode: number | undefined): ConnectError | undefined {
-  const name = (code: number) =>
-    `http/2 stream closed with error code ${h2Names.get(code) ?? code} (0x${code.toString(16)})`;
-  switch (rstCode) {
-    case h2.NGHTTP2_PROTOCOL_ERROR:
-    case h2.NGHTTP2_INTERNAL_ERROR:
-    case h2.NGHTTP2_FLOW_CONTROL_ERROR:
-    case h2.NGHTTP2_SETTINGS_TIMEOUT:
-    case h2.NGHTTP2_FRAME_SIZE_ERROR:
-    case h2.NGHTTP2_COMPRESSION_ERROR:
-    case h2.NGHTTP2_CONNECT_ERROR:
-      return new ConnectError(name(rstCode), Code.Internal);
-    case h2.NGHTTP2_REFUSED_STREAM:
-      return new ConnectError(name(rstCode), Code.Unavailable);
-    case h2.NGHTTP2_CANCEL:
-      return new ConnectError(name(rstCode), Code.Canceled);
-    case h2.NGHTTP2_ENHANCE_YOUR_CALM:
-      return new ConnectError(name(rstCode), Code.ResourceExhausted);
-    case h2.NGHTTP2_INADEQUATE_SECURITY:
-    case h2.NGHTTP2_HTTP_1_1_REQUIRED:
-      return new ConnectError(name(rstCode), Code.PermissionDenied);
-    default:
-      return undefined;
-  }
-}
-
-const h2Names = new Map<number, string>([
-  [h2.NGHTTP2_PROTOCOL_ERROR, "PROTOCOL_ERROR"],
-  [h2.NGHTTP2_INTERNAL_ERROR, "INTERNAL_ERROR"],
-  [h2.NGHTTP2_FLOW_CONTROL_ERROR, "FLOW_CONTROL_ERROR"],
-  [h2.NGHTTP2_SETTINGS_TIMEOUT, "SETTINGS_TIMEOUT"],
-  [h2.NGHTTP2_FRAME_SIZE_ERROR, "FRAME_SIZE_ERROR"],
-  [h2.NGHTTP2_REFUSED_STREAM, "REFUSED_STREAM"],
-  [h2.NGHTTP2_CANCEL, "CANCEL"],
-  [h2.NGHTTP2_COMPRESSION_ERROR, "COMPRESSION_ERROR"],
-  [h2.NGHTTP2_CONNECT_ERROR, "CONNECT_ERROR"],
-  [h2.NGHTTP2_ENHANCE_YOUR_CALM, "ENHANCE_YOUR_CALM"],
-  [h2.NGHTTP2_INADEQUATE_SECURITY, "INADEQUATE_SECURITY"],
-  [h2.NGHTTP2_HTTP_1_1_REQUIRED, "HTTP_1_1_REQUIRED"],
-]);

@@ -35,7 +35,7 @@ export interface ListenerOptions {
   /**
    * Offered every HTTP/2 stream before Node's compatibility layer makes a
    * request of it; a stream it returns true for is its own to answer, and
-   * `handler` never sees it (src/grpc-fast-path.ts).
+   * `handler` never sees it (src/fast-path.ts).
    * @default undefined (every stream goes to `handler`)
    */
   claimStream?: StreamClaim;

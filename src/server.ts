@@ -13,7 +13,7 @@ import { withCors } from "./cors.js";
 import { endOnAbort } from "./end-on-abort.js";
 import { hideInternalErrors } from "./errors.js";
 import { notFound } from "./fallback.js";
-import { GrpcFastPath } from "./grpc-fast-path.js";
+import { FastPath } from "./fast-path.js";
 import { InflightCalls } from "./inflight.js";
 import { createListener, type Listener } from "./listener.js";
 import { callLog, createLogger } from "./logging.js";
@@ -52,7 +52,7 @@ export interface RunningServer {
   /** The server's Prometheus metrics, also served on GET /metrics. */
   readonly metrics: Metrics;
   /** The gRPC fast path; its `calls` tells how many calls it served. */
-  readonly grpcFastPath: GrpcFastPath;
+  readonly fastPath: FastPath;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
@@ -84,7 +84,7 @@ export async function startServer(
   setMaxListeners(0, shutdownSignal.signal);
   const compressions = [compressionGzip, compressionBrotli];
   // One set of options for connect's handler and the gRPC fast path, so the two
-  // serve calls alike (src/grpc-fast-path.ts).
+  // serve calls alike (src/fast-path.ts).
   const adapterOptions = {
     interceptors: [
       observeCalls([inflight, metrics, callLog(logger)]),
@@ -97,13 +97,13 @@ export async function startServer(
     compressMinBytes: config.compressMinBytes,
     shutdownSignal: shutdownSignal.signal,
   };
-  const grpcFastPath = new GrpcFastPath({
+  const fastPath = new FastPath({
     ...adapterOptions,
-    enabled: config.grpcFastPath,
+    enabled: config.fastPath,
   });
   const connectHandler = connectNodeAdapter({
     ...adapterOptions,
-    routes: grpcFastPath.record(
+    routes: fastPath.record(
       customRoutes ??
         routes({
           greeter: { streamIntervalMs: config.streamIntervalMs },
@@ -123,7 +123,7 @@ export async function startServer(
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
-    claimStream: grpcFastPath.claim,
+    claimStream: fastPath.claim,
     http1: {
       maxHeaderSize: config.maxHeaderBytes,
       // Node refuses a headers timeout longer than the request timeout.
@@ -169,7 +169,7 @@ export async function startServer(
     status,
     logger,
     metrics,
-    grpcFastPath,
+    fastPath,
     listener,
     close() {
       return new Promise<void>((resolve) => {

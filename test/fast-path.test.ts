@@ -21,8 +21,8 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { loadConfig } from "../src/config.js";
+import { FastPath } from "../src/fast-path.js";
 import { createGreeter } from "../src/greeter.js";
-import { GrpcFastPath } from "../src/grpc-fast-path.js";
 import { claimStreams } from "../src/listener.js";
 import type { RunningServer } from "../src/server.js";
 import { LogCapture } from "./support/log-capture.js";
@@ -37,23 +37,22 @@ import { testTransport } from "./support/transports.js";
 
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
-test("GRPC_FAST_PATH and --grpc-fast-path switch the fast path, on by default", () => {
-  assert.equal(loadConfig([], {}).grpcFastPath, true);
-  assert.equal(loadConfig([], { GRPC_FAST_PATH: "off" }).grpcFastPath, false);
+test("FAST_PATH and --fast-path switch the fast path, on by default", () => {
+  assert.equal(loadConfig([], {}).fastPath, true);
+  assert.equal(loadConfig([], { FAST_PATH: "off" }).fastPath, false);
   assert.equal(
-    loadConfig(["--grpc-fast-path", "on"], { GRPC_FAST_PATH: "off" })
-      .grpcFastPath,
+    loadConfig(["--fast-path", "on"], { FAST_PATH: "off" }).fastPath,
     true,
   );
-  assert.throws(() => loadConfig([], { GRPC_FAST_PATH: "maybe" }), /on or off/);
+  assert.throws(() => loadConfig([], { FAST_PATH: "maybe" }), /on or off/);
 });
 
-test("the fast path serves gRPC over HTTP/2, all four kinds of call, and leaves every other call to connect", async (t) => {
+test("the fast path serves gRPC over HTTP/2, all four kinds of call, and Connect unary calls, and leaves every other call to connect", async (t) => {
   const server = await startTestServer(t);
   const count = async (call: () => Promise<unknown>) => {
-    const before = server.grpcFastPath.calls;
+    const before = server.fastPath.calls;
     await call();
-    return server.grpcFastPath.calls - before;
+    return server.fastPath.calls - before;
   };
   const grpc2 = createClient(Greeter, testTransport("grpc", "2", server.url));
   assert.equal(await count(() => grpc2.sayHello({ name: "A" })), 1);
@@ -85,9 +84,21 @@ test("the fast path serves gRPC over HTTP/2, all four kinds of call, and leaves 
     1,
     "bidi streams",
   );
+  const connect2 = createClient(
+    Greeter,
+    testTransport("connect", "2", server.url),
+  );
+  assert.equal(await count(() => connect2.sayHello({ name: "A" })), 1);
+  assert.equal(
+    await count(async () => {
+      for await (const _ of connect2.streamHello({ name: "A" }));
+    }),
+    0,
+    "Connect streams are connect's",
+  );
   for (const [protocol, version] of [
     ["grpc", "1.1"],
-    ["connect", "2"],
+    ["connect", "1.1"],
     ["grpc-web", "2"],
   ] as const) {
     const client = createClient(
@@ -107,11 +118,11 @@ test("the fast path serves gRPC over HTTP/2, all four kinds of call, and leaves 
   assert.equal(await count(() => json.sayHello({ name: "A" })), 0, "+json");
 });
 
-test("with GRPC_FAST_PATH off every call goes to connect and still works", async (t) => {
-  const server = await startTestServer(t, { grpcFastPath: false });
+test("with FAST_PATH off every call goes to connect and still works", async (t) => {
+  const server = await startTestServer(t, { fastPath: false });
   const client = createClient(Greeter, testTransport("grpc", "2", server.url));
   assert.equal((await client.sayHello({ name: "A" })).message, "Hello, A!");
-  assert.equal(server.grpcFastPath.calls, 0);
+  assert.equal(server.fastPath.calls, 0);
 });
 
 // Raw requests whose answers must be the same, field for field, from the fast
@@ -354,12 +365,12 @@ for (const [name, request] of rawCases) {
     const fast = await startTestServer(t, { maxMessageBytes: 64 });
     const slow = await startTestServer(t, {
       maxMessageBytes: 64,
-      grpcFastPath: false,
+      fastPath: false,
     });
     const a = await rawH2(fast.url, request);
     const b = await rawH2(slow.url, request);
-    assert.equal(fast.grpcFastPath.calls, 1, "the fast path served it");
-    assert.equal(slow.grpcFastPath.calls, 0);
+    assert.equal(fast.fastPath.calls, 1, "the fast path served it");
+    assert.equal(slow.fastPath.calls, 0);
     const pick = (r: typeof a) => ({
       status: r.status,
       contentType: r.headers["content-type"],
@@ -415,9 +426,9 @@ function detailedGreeter(router: ConnectRouter): void {
 
 async function startDetailed(
   t: TestContext,
-  grpcFastPath: boolean,
+  fastPath: boolean,
 ): Promise<RunningServer> {
-  return startTestServer(t, { routes: detailedGreeter, grpcFastPath });
+  return startTestServer(t, { routes: detailedGreeter, fastPath });
 }
 
 test("response headers and trailers a handler sets, and request metadata, reach a Connect gRPC client through the fast path", async (t) => {
@@ -462,7 +473,7 @@ test("response headers and trailers a handler sets, and request metadata, reach 
   assert.deepEqual(replies, ["first B"]);
   assert.equal(header?.get("x-echo"), "r2");
   assert.equal(trailer?.get("x-trailer"), "t2");
-  assert.equal(server.grpcFastPath.calls, 2);
+  assert.equal(server.fastPath.calls, 2);
 });
 
 test("an error with details from the fast path reaches a Connect gRPC client with its details and metadata", async (t) => {
@@ -497,7 +508,7 @@ test("an error with details from the fast path reaches a Connect gRPC client wit
     stream.findDetails(HelloReplySchema).map((d) => d.message),
     ["detail"],
   );
-  assert.equal(server.grpcFastPath.calls, 2);
+  assert.equal(server.fastPath.calls, 2);
 });
 
 const GrpcJsGreeter = grpc.loadPackageDefinition(
@@ -546,7 +557,7 @@ test("an error with details from the fast path reaches grpc-js exactly as connec
   ).toString("hex");
   assert.match(a.detailsBin ?? "", new RegExp(detail));
   assert.deepEqual(a, b);
-  assert.equal(fast.grpcFastPath.calls, 1);
+  assert.equal(fast.fastPath.calls, 1);
 });
 
 // Compression through the fast path, compared with connect's answer byte for byte.
@@ -625,7 +636,7 @@ for (const [name, request] of compressionCases) {
     const slow = await startDetailed(t, false);
     const a = await rawH2(fast.url, request);
     const b = await rawH2(slow.url, request);
-    assert.equal(fast.grpcFastPath.calls, 1);
+    assert.equal(fast.fastPath.calls, 1);
     const pick = (r: typeof a) => ({
       status: r.status,
       headers: { ...r.headers, date: undefined },
@@ -633,6 +644,180 @@ for (const [name, request] of compressionCases) {
       trailers: r.trailers,
     });
     assert.deepEqual(pick(a), pick(b));
+  });
+}
+
+// Raw Connect unary requests whose answers must be the same, header for
+// header, from the fast path and from connect's Connect handler.
+const connectProto = { "content-type": "application/proto" };
+const connectJson = { "content-type": "application/json" };
+const jsonBody = (text: string) => [Buffer.from(text)];
+const connectCases: [string, RawH2Options][] = [
+  [
+    "a good Connect call",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...connectProto },
+      body: [helloRequest("Alice")],
+    },
+  ],
+  [
+    "a good Connect call in JSON",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...connectJson },
+      body: jsonBody('{"name":"Alice"}'),
+    },
+  ],
+  [
+    "a Connect call in JSON with a charset and a protocol version",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/json; charset=utf-8",
+        "connect-protocol-version": "1",
+      },
+      body: jsonBody('{"name":"Alice"}'),
+    },
+  ],
+  [
+    "a Connect call with request metadata, answered with headers and trailers",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...connectProto,
+        "x-request-id": "r1",
+      },
+      body: [helloRequest("A")],
+    },
+  ],
+  [
+    "a Connect call failing with details and metadata",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...connectJson },
+      body: jsonBody('{"name":"fail"}'),
+    },
+  ],
+  [
+    "a Connect call with an empty name",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...connectProto },
+      body: [helloRequest("")],
+    },
+  ],
+  [
+    "a Connect call with bytes that are not protobuf",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...connectProto },
+      body: [Buffer.from([0xff, 0xff, 0xff, 0xff])],
+    },
+  ],
+  [
+    "a Connect call with bytes that are not JSON",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...connectJson },
+      body: jsonBody("{name:"),
+    },
+  ],
+  [
+    "a Connect call with no body",
+    { headers: { ":path": "/Greeter/SayHello", ...connectProto } },
+  ],
+  [
+    "a Connect body over maxMessageBytes, with its content-length",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...connectProto,
+        "content-length": String(helloRequest(big).length),
+      },
+      body: [helloRequest(big)],
+    },
+  ],
+  [
+    "a Connect body over maxMessageBytes, without a content-length",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...connectProto },
+      body: [helloRequest(big)],
+    },
+  ],
+  [
+    "a gzip-compressed Connect request",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...connectProto,
+        "content-encoding": "gzip",
+      },
+      body: [gzipSync(helloRequest("Alice"))],
+    },
+  ],
+  [
+    "a Connect request in an unsupported content-encoding",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...connectProto,
+        "content-encoding": "snappy",
+      },
+      body: [helloRequest("Alice")],
+    },
+  ],
+  [
+    "a big Connect reply to a client accepting br",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...connectProto,
+        "accept-encoding": "br, gzip",
+      },
+      body: [helloRequest("big")],
+    },
+  ],
+  [
+    "an invalid connect-timeout-ms",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...connectProto,
+        "connect-timeout-ms": "soon",
+      },
+      body: [helloRequest("Alice")],
+    },
+  ],
+  [
+    "a connect-timeout-ms of 0",
+    {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...connectProto,
+        "connect-timeout-ms": "0",
+      },
+      body: [helloRequest("Alice")],
+    },
+  ],
+];
+
+for (const [name, request] of connectCases) {
+  test(`${name}: the fast path answers exactly as connect's Connect handler`, async (t) => {
+    const start = (fastPath: boolean) =>
+      startTestServer(t, {
+        routes: detailedGreeter,
+        maxMessageBytes: 64,
+        fastPath,
+      });
+    const fast = await start(true);
+    const slow = await start(false);
+    const a = await rawH2(fast.url, request);
+    const b = await rawH2(slow.url, request);
+    assert.equal(fast.fastPath.calls, 1, "the fast path served it");
+    assert.equal(slow.fastPath.calls, 0);
+    const pick = (r: typeof a) => ({
+      status: r.status,
+      headers: { ...r.headers, date: undefined },
+      body: r.body.toString("hex"),
+      trailers: r.trailers,
+    });
+    assert.deepEqual(pick(a), pick(b));
+    await fast.inflight.whenIdle();
   });
 }
 
@@ -658,7 +843,7 @@ test("a Connect gRPC client compressing both ways gets its greeting from the fas
   );
   assert.equal(res.message, "big ".repeat(500));
   assert.equal(encoding, "gzip");
-  assert.equal(server.grpcFastPath.calls, 1);
+  assert.equal(server.fastPath.calls, 1);
 });
 
 test("a client that cancels a long server stream stops the fast-path handler", async (t) => {
@@ -697,15 +882,15 @@ test("a client that cancels a long server stream stops the fast-path handler", a
     (e: unknown) => ConnectError.from(e).code === Code.Canceled,
   );
   await server.inflight.whenIdle();
-  assert.equal(server.grpcFastPath.calls, 1);
+  assert.equal(server.fastPath.calls, 1);
   assert.ok(yielded < total, `the handler produced all ${yielded} replies`);
 });
 
 test("fast-path calls produce the same log lines and metrics as connect's", async (t) => {
-  const run = async (grpcFastPath: boolean) => {
+  const run = async (fastPath: boolean) => {
     const log = new LogCapture();
     const server = await startTestServer(t, {
-      grpcFastPath,
+      fastPath,
       logDestination: log.destination,
       logLevel: "info",
     });
@@ -725,7 +910,7 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
     const handled = text
       .split("\n")
       .filter((l) => /^grpc_server_(handled|started|msg_\w+)_total\{/.test(l));
-    return { lines, handled, calls: server.grpcFastPath.calls };
+    return { lines, handled, calls: server.fastPath.calls };
   };
   const fast = await run(true);
   const slow = await run(false);
@@ -747,7 +932,7 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
         }
       },
     };
-    const fastPath = new GrpcFastPath({ ...options, enabled });
+    const fastPath = new FastPath({ ...options, enabled });
     const server = http2.createServer(
       connectNodeAdapter({
         ...options,
