@@ -34,60 +34,74 @@ function abortable<T>(
   messages: AsyncIterable<T>,
   signal: AbortSignal,
 ): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = messages[Symbol.asyncIterator]();
-      let pending: ((reason: unknown) => void) | undefined;
-      let listening = false;
-      const onAbort = () => {
-        listening = false;
-        const reject = pending;
-        pending = undefined;
-        reject?.(signal.reason);
-      };
-      const stop = () => {
-        if (!listening) return;
-        listening = false;
-        signal.removeEventListener("abort", onAbort);
-      };
-      return {
-        next() {
-          if (signal.aborted) return Promise.reject(signal.reason);
-          if (!listening) {
-            listening = true;
-            signal.addEventListener("abort", onAbort, { once: true });
-          }
-          return new Promise<IteratorResult<T>>((resolve, reject) => {
-            pending = reject;
-            // Settles after an abort too; nobody waits for it then.
-            it.next().then(
-              (r) => {
-                pending = undefined;
-                if (r.done === true) stop();
-                resolve(r);
-              },
-              (e: unknown) => {
-                pending = undefined;
-                stop();
-                reject(e);
-              },
-            );
-          });
-        },
-        return: (value?: unknown) => {
-          stop();
-          return (
-            it.return?.(value) ??
-            Promise.resolve({ done: true as const, value: undefined })
-          );
-        },
-        throw: (e?: unknown) => {
-          stop();
-          return it.throw?.(e) ?? Promise.reject(e);
-        },
-      };
-    },
+  return new Abortable(messages, signal);
+}
+
+/** A class, not closures: an open stream holds one small object. */
+class Abortable<T> implements AsyncIterable<T>, AsyncIterator<T> {
+  private it: AsyncIterator<T> | undefined;
+  private pending: ((reason: unknown) => void) | undefined;
+  private listening = false;
+  private readonly onAbort = () => {
+    this.listening = false;
+    const reject = this.pending;
+    this.pending = undefined;
+    reject?.(this.signal.reason);
   };
+
+  constructor(
+    private readonly messages: AsyncIterable<T>,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    this.it = this.messages[Symbol.asyncIterator]();
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    const { signal } = this;
+    if (signal.aborted) return Promise.reject(signal.reason);
+    if (!this.listening) {
+      this.listening = true;
+      signal.addEventListener("abort", this.onAbort, { once: true });
+    }
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.pending = reject;
+      // Settles after an abort too; nobody waits for it then.
+      (this.it as AsyncIterator<T>).next().then(
+        (r) => {
+          this.pending = undefined;
+          if (r.done === true) this.stop();
+          resolve(r);
+        },
+        (e: unknown) => {
+          this.pending = undefined;
+          this.stop();
+          reject(e);
+        },
+      );
+    });
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    this.stop();
+    return (
+      this.it?.return?.(value) ??
+      Promise.resolve({ done: true as const, value: undefined })
+    );
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<T>> {
+    this.stop();
+    return this.it?.throw?.(e) ?? Promise.reject(e);
+  }
+
+  private stop(): void {
+    if (!this.listening) return;
+    this.listening = false;
+    this.signal.removeEventListener("abort", this.onAbort);
+  }
 }
 
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

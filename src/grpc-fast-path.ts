@@ -197,9 +197,7 @@ async function streamCall(
   }
   const res = await next({
     stream: true,
-    message: {
-      [Symbol.asyncIterator]: () => ({ next: readMessage }),
-    } as AsyncIterable<never>,
+    message: new MessageSource(readMessage) as AsyncIterable<never>,
     method: spec.method,
     requestMethod: context.requestMethod,
     url: context.url,
@@ -259,28 +257,56 @@ function normalized(
   desc: DescMessage,
   source: AsyncIterable<unknown>,
 ): AsyncIterable<unknown> {
-  const norm = (r: IteratorResult<unknown>): IteratorResult<unknown> =>
-    r.done === true ? r : { done: false, value: normalize(desc, r.value) };
-  return {
-    [Symbol.asyncIterator]() {
-      const it = source[Symbol.asyncIterator]();
-      return {
-        next: () => it.next().then(norm),
-        return:
-          it.return &&
-          ((v?: unknown) =>
-            (it.return as (v?: unknown) => Promise<IteratorResult<unknown>>)(
-              v,
-            ).then(norm)),
-        throw:
-          it.throw &&
-          ((e?: unknown) =>
-            (it.throw as (e?: unknown) => Promise<IteratorResult<unknown>>)(
-              e,
-            ).then(norm)),
-      };
-    },
-  };
+  return new Normalized(desc, source);
+}
+
+/**
+ * A class rather than closures in an object literal: an open stream holds
+ * one small object instead of four functions (and the names V8 builds at run
+ * time for computed keys such as [Symbol.asyncIterator]).
+ */
+class Normalized implements AsyncIterable<unknown>, AsyncIterator<unknown> {
+  private it: AsyncIterator<unknown> | undefined;
+  private readonly norm = (
+    r: IteratorResult<unknown>,
+  ): IteratorResult<unknown> =>
+    r.done === true ? r : { done: false, value: normalize(this.desc, r.value) };
+
+  constructor(
+    private readonly desc: DescMessage,
+    private readonly source: AsyncIterable<unknown>,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    this.it = this.source[Symbol.asyncIterator]();
+    return this;
+  }
+
+  next(): Promise<IteratorResult<unknown>> {
+    return (this.it as AsyncIterator<unknown>).next().then(this.norm);
+  }
+
+  return(v?: unknown): Promise<IteratorResult<unknown>> {
+    const it = this.it as AsyncIterator<unknown>;
+    if (it.return === undefined)
+      return Promise.resolve({ done: true, value: v });
+    return it.return(v).then(this.norm);
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<unknown>> {
+    const it = this.it as AsyncIterator<unknown>;
+    if (it.throw === undefined) return Promise.reject(e);
+    return it.throw(e).then(this.norm);
+  }
+}
+
+/** The request messages as an async iterable, read by `next`. */
+class MessageSource implements AsyncIterable<unknown>, AsyncIterator<unknown> {
+  constructor(readonly next: () => Promise<IteratorResult<unknown>>) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }
 
 interface Envelope {

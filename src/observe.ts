@@ -1,5 +1,3 @@
-import type { IncomingMessage } from "node:http";
-import type { Http2ServerRequest } from "node:http2";
 import { performance } from "node:perf_hooks";
 import {
   Code,
@@ -25,23 +23,38 @@ export const connectionKey = createContextKey<Connection | undefined>(
 );
 
 /** Context values for connectNodeAdapter's `contextValues` option: the request's connection. */
-export function connectionValues(
-  req: Pick<IncomingMessage | Http2ServerRequest, "httpVersion"> & {
-    readonly socket: {
-      readonly remoteAddress?: string;
-      readonly remotePort?: number;
+export function connectionValues(req: ConnectionSource): ContextValues {
+  // One Connection per connection, shared by its calls. Node's HTTP/2
+  // compatibility layer hands out a new socket proxy per request, so an
+  // HTTP/2 request is known by its session.
+  const key: object =
+    "stream" in req && req.stream?.session ? req.stream.session : req.socket;
+  let connection = connections.get(key);
+  if (connection === undefined) {
+    const { remoteAddress = "", remotePort } = req.socket;
+    const host = remoteAddress.includes(":")
+      ? `[${remoteAddress}]`
+      : remoteAddress;
+    connection = {
+      peer: `${host}:${remotePort ?? ""}`,
+      httpVersion: req.httpVersion,
     };
-  },
-): ContextValues {
-  const { remoteAddress = "", remotePort } = req.socket;
-  const host = remoteAddress.includes(":")
-    ? `[${remoteAddress}]`
-    : remoteAddress;
-  return createContextValues().set(connectionKey, {
-    peer: `${host}:${remotePort ?? ""}`,
-    httpVersion: req.httpVersion,
-  });
+    connections.set(key, connection);
+  }
+  return createContextValues().set(connectionKey, connection);
 }
+
+/** What connectionValues reads of a request: any Node request, or the fast path's RequestConnection. */
+export interface ConnectionSource {
+  readonly httpVersion: string;
+  readonly socket: {
+    readonly remoteAddress?: string;
+    readonly remotePort?: number;
+  };
+  readonly stream?: { readonly session?: object | undefined };
+}
+
+const connections = new WeakMap<object, Connection>();
 
 /** The kind of a call, named as gRPC's Prometheus metrics name it. */
 export type CallType =
