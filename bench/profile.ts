@@ -2,7 +2,8 @@
  * `npm run bench:profile`: where this server spends its time on unary calls.
  *
  * For gRPC unary and Connect unary (binary proto) on connect-greeter, and gRPC
- * unary on @grpc/grpc-js for comparison, starts the server under
+ * unary on @grpc/grpc-js for comparison (and connect-greeter with FAST_PATH=off,
+ * that is connect's own handlers), starts the server under
  * `node --cpu-prof --trace-gc --trace-gc-nvp` with bench/profile-hooks preloaded,
  * warms it up, loads it with h2load (-c 8 -m 32, a fixed number of calls), stops
  * it, and reports: top self-time functions, time per package, GC pauses and
@@ -51,6 +52,8 @@ interface Case {
   name: string;
   server: string;
   grpc: boolean;
+  /** Extra environment for the server. */
+  env?: Record<string, string>;
 }
 const cases: Case[] = [
   { name: "connect-greeter, gRPC unary", server: "src/main.js", grpc: true },
@@ -63,6 +66,18 @@ const cases: Case[] = [
     name: "@grpc/grpc-js, gRPC unary",
     server: "bench/servers/grpc-js.js",
     grpc: true,
+  },
+  {
+    name: "connect-greeter, gRPC unary, fast path off",
+    server: "src/main.js",
+    grpc: true,
+    env: { FAST_PATH: "off" },
+  },
+  {
+    name: "connect-greeter, Connect unary, fast path off",
+    server: "src/main.js",
+    grpc: false,
+    env: { FAST_PATH: "off" },
   },
 ];
 
@@ -115,6 +130,7 @@ async function loadCase(c: Case, dir: string, heap: boolean) {
       PORT: "0",
       HOST: "127.0.0.1",
       STREAM_INTERVAL_MS: "0",
+      ...c.env,
       PROFILE_HOOKS_OUT: join(dir, "hooks.json"),
       ...(heap ? { PROFILE_HEAP_OUT: join(dir, "heap.json") } : {}),
     },

@@ -9,9 +9,9 @@
  *
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
- * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off),
- * connect-tsx, connect-semi32, connect-w2; default ceiling, grpc-js,
- * connect, connect-generic, connect-w2),
+ * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off), connect-quiet
+ * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2; default ceiling,
+ * grpc-js, connect, connect-generic, connect-quiet, connect-w2),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
  * of a duration; default 0, 2000 in quick mode), BENCH_OUT (results directory).
@@ -51,7 +51,7 @@ const settings = {
     process.env.BENCH_SERVERS ??
     (quick
       ? "ceiling,grpc-js,connect"
-      : "ceiling,grpc-js,connect,connect-generic,connect-w2")
+      : "ceiling,grpc-js,connect,connect-generic,connect-quiet,connect-w2")
   )
     .split(",")
     .map((s) => s.trim())
@@ -114,7 +114,15 @@ const servers: Record<string, ServerSpec> = {
     label: "connect-greeter, fast path off",
     args: [join(dist, "src/main.js")],
     env: { ...connectEnv, FAST_PATH: "off" },
-    scenarios: ["grpc-unary", "stream"],
+    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    processes: 1,
+    idle: false,
+  },
+  "connect-quiet": {
+    label: "connect-greeter, LOG_LEVEL=warn",
+    args: [join(dist, "src/main.js")],
+    env: { ...connectEnv, LOG_LEVEL: "warn" },
+    scenarios: ["grpc-unary", "connect-unary", "stream"],
     processes: 1,
     idle: false,
   },
@@ -540,7 +548,7 @@ function num(name: string, fallback: number, min = Number.MIN_VALUE): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value < min) {
     throw new Error(
-      `${name} must be a number of at least ${min}, got "${text}"`,
+      `${name} must be ${min === Number.MIN_VALUE ? "a positive number" : `a number of at least ${min}`}, got "${text}"`,
     );
   }
   return value;
