@@ -1,117 +1,117 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { createListener } from "../src/listener.js";
+import { startTestServer } from "./support/server.js";
 
 /** HTTP/2's default initial stream window (RFC 9113, 6.9.2), which Node's server keeps. */
 const streamWindow = 65_535;
 
-test("a client streaming far more than a stalled CollectGreetings reads is held back by HTTP/2 flow control: the server buffers one window, and the writes resume when the handler pulls", {
-  timeout: 60_000,
-}, async (t) => {
-  // The Greeter reads eagerly, so the stalled handler is the test's own, on
-  // the same listener and Connect adapter the server uses.
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let request: http2.Http2ServerRequest | undefined;
-  let maxBuffered = 0;
-  const handler = connectNodeAdapter({
-    readMaxBytes: 4 * 1024 * 1024,
-    contextValues(req) {
-      request = req as http2.Http2ServerRequest;
-      return createContextValues();
-    },
-    routes(router) {
-      router.service(Greeter, {
-        async collectGreetings(reqs) {
-          await released;
-          let count = 0;
-          for await (const _ of reqs) {
-            count++;
-            maxBuffered = Math.max(maxBuffered, buffered());
-          }
-          return { message: `read ${count}` };
-        },
-      });
-    },
+/** How far the fast path reads ahead of a handler (src/grpc-fast-path.ts EnvelopeReader): 64 KiB, plus the message that crossed it. */
+const fastPathReadAhead = 64 * 1024;
+
+for (const fastPath of [false, true]) {
+  const who = fastPath ? "the fast path" : "connect's handler";
+  test(`through ${who}, a client streaming far more than a stalled CollectGreetings reads is held back by HTTP/2 flow control: the server buffers one window, and the writes resume when the handler pulls`, {
+    timeout: 60_000,
+  }, async (t) => {
+    // The Greeter reads eagerly, so the stalled handler is the test's own, on
+    // the server's listener, adapter and (or not) fast path.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let serverStream: http2.ServerHttp2Stream | undefined;
+    let maxBuffered = 0;
+    const buffered = () => serverStream?.readableLength ?? 0;
+    const server = await startTestServer(t, {
+      fastPath,
+      maxMessageBytes: 4 * 1024 * 1024,
+      routes(router) {
+        router.service(Greeter, {
+          async collectGreetings(reqs) {
+            await released;
+            let count = 0;
+            for await (const _ of reqs) {
+              count++;
+              maxBuffered = Math.max(maxBuffered, buffered());
+            }
+            return { message: `read ${count}` };
+          },
+        });
+      },
+    });
+    server.listener.http2Server.on("session", (session) =>
+      session.on("stream", (stream) => {
+        serverStream = stream;
+      }),
+    );
+
+    const session = http2.connect(server.url);
+    t.after(() => session.destroy());
+    await once(session, "remoteSettings");
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/Greeter/CollectGreetings",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    const trailers = once(stream, "trailers") as Promise<
+      [http2.IncomingHttpHeaders]
+    >;
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer) => chunks.push(c));
+
+    // 2048 messages of 16 KiB: 32 MiB, 500 times the window.
+    const messages = 2048;
+    const frame = helloFrame("x".repeat(16 * 1024));
+    let accepted = 0;
+    const writer = (async () => {
+      for (let i = 0; i < messages; i++) {
+        accepted += frame.length;
+        if (!stream.write(frame)) await once(stream, "drain");
+      }
+      stream.end();
+    })();
+
+    // Wait until the client may send nothing more on this stream: the server
+    // has not granted any window beyond what it buffers.
+    await until(() => serverStream?.state.localWindowSize === 0);
+    assert.ok(
+      buffered() <= streamWindow,
+      `the server buffers ${buffered()} bytes for the call`,
+    );
+    const acceptedWhileStalled = accepted;
+    t.diagnostic(
+      `stalled: server buffers ${buffered()} B, client had ${acceptedWhileStalled} B of ${messages * frame.length} accepted`,
+    );
+    // What the client could hand to write(): one window in flight, plus its own
+    // stream buffer (16 KiB high-water mark) and the message that filled it,
+    // plus what the fast path reads ahead of the handler.
+    const readAhead = fastPath ? fastPathReadAhead + frame.length : 0;
+    assert.ok(
+      acceptedWhileStalled <=
+        streamWindow + readAhead + 2 * 16 * 1024 + 2 * frame.length,
+      `the client got ${acceptedWhileStalled} bytes accepted`,
+    );
+    assert.ok(
+      acceptedWhileStalled < messages * frame.length,
+      "the client was held back before it sent everything",
+    );
+
+    release();
+    await writer;
+    const [headers] = await trailers;
+    assert.equal(headers["grpc-status"], "0");
+    assert.match(
+      Buffer.concat(chunks).toString("latin1"),
+      new RegExp(`read ${messages}`),
+    );
+    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+    t.diagnostic(`while pulling: server buffered at most ${maxBuffered} B`);
+    // Pulling one message at a time never let the buffer grow past a window.
+    assert.ok(maxBuffered <= streamWindow, `buffered at most ${maxBuffered}`);
   });
-  const buffered = () => request?.stream.readableLength ?? 0;
-  const listener = createListener(handler);
-  await new Promise<void>((resolve) =>
-    listener.server.listen(0, "127.0.0.1", resolve),
-  );
-  t.after(() => {
-    for (const socket of listener.sockets) socket.destroy();
-    listener.server.close();
-  });
-  const port = (listener.server.address() as AddressInfo).port;
-
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  t.after(() => session.destroy());
-  await once(session, "remoteSettings");
-  const stream = session.request({
-    ":method": "POST",
-    ":path": "/Greeter/CollectGreetings",
-    "content-type": "application/grpc",
-    te: "trailers",
-  });
-  const trailers = once(stream, "trailers") as Promise<
-    [http2.IncomingHttpHeaders]
-  >;
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-
-  // 2048 messages of 16 KiB: 32 MiB, 500 times the window.
-  const messages = 2048;
-  const frame = helloFrame("x".repeat(16 * 1024));
-  let accepted = 0;
-  const writer = (async () => {
-    for (let i = 0; i < messages; i++) {
-      accepted += frame.length;
-      if (!stream.write(frame)) await once(stream, "drain");
-    }
-    stream.end();
-  })();
-
-  // Wait until the client may send nothing more on this stream: the server
-  // has not granted any window beyond the first.
-  await until(() => request?.stream.state.localWindowSize === 0);
-  assert.ok(
-    buffered() <= streamWindow,
-    `the server buffers ${buffered()} bytes for the call`,
-  );
-  const acceptedWhileStalled = accepted;
-  t.diagnostic(
-    `stalled: server buffers ${buffered()} B, client had ${acceptedWhileStalled} B of ${messages * frame.length} accepted`,
-  );
-  // What the client could hand to write(): one window in flight, plus its own
-  // stream buffer (16 KiB high-water mark) and the message that filled it.
-  assert.ok(
-    acceptedWhileStalled <= streamWindow + 2 * 16 * 1024 + 2 * frame.length,
-    `the client got ${acceptedWhileStalled} bytes accepted`,
-  );
-  assert.ok(
-    acceptedWhileStalled < messages * frame.length,
-    "the client was held back before it sent everything",
-  );
-
-  release();
-  await writer;
-  const [headers] = await trailers;
-  assert.equal(headers["grpc-status"], "0");
-  assert.match(
-    Buffer.concat(chunks).toString("latin1"),
-    new RegExp(`read ${messages}`),
-  );
-  t.diagnostic(`while pulling: server buffered at most ${maxBuffered} B`);
-  // Pulling one message at a time never let the buffer grow past a window.
-  assert.ok(maxBuffered <= streamWindow, `buffered at most ${maxBuffered}`);
-});
+}
 
 /** A gRPC-framed HelloRequest with a name of any length (protobuf field 1, varint length). */
 function helloFrame(name: string): Buffer {
