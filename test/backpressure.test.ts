@@ -134,3 +134,64 @@ function helloFrame(name: string): Buffer {
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
+
+for (const fastPath of [false, true]) {
+  const who = fastPath ? "the fast path" : "connect's handler";
+  test(`through ${who}, a client that stops reading a server stream holds the handler back: it produces about a window's worth, waits, and goes on when the client reads`, {
+    timeout: 60_000,
+  }, async (t) => {
+    const messages = 2048;
+    const reply = "y".repeat(16 * 1024);
+    let produced = 0;
+    let serverStream: http2.ServerHttp2Stream | undefined;
+    const server = await startTestServer(t, {
+      fastPath,
+      routes(router) {
+        router.service(Greeter, {
+          async *streamHello() {
+            for (let i = 0; i < messages; i++) {
+              produced++;
+              yield { message: reply };
+            }
+          },
+        });
+      },
+    });
+    server.listener.http2Server.on("session", (session) =>
+      session.on("stream", (stream) => {
+        serverStream = stream;
+      }),
+    );
+    const session = http2.connect(server.url);
+    t.after(() => session.destroy());
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/Greeter/StreamHello",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    stream.end(helloFrame("Alice"));
+    // The client reads nothing yet: once the server's writes back up, the
+    // handler must be waiting, not producing the rest into memory.
+    await until(() => serverStream?.writableNeedDrain === true);
+    const producedWhileStalled = produced;
+    t.diagnostic(`stalled after ${producedWhileStalled} of ${messages}`);
+    assert.ok(
+      producedWhileStalled <= 64,
+      `the handler produced ${producedWhileStalled} messages of 16 KiB`,
+    );
+
+    const trailers = once(stream, "trailers") as Promise<
+      [http2.IncomingHttpHeaders]
+    >;
+    let bytes = 0;
+    stream.on("data", (c: Buffer) => {
+      bytes += c.length;
+    });
+    const [headers] = await trailers;
+    assert.equal(headers["grpc-status"], "0");
+    assert.equal(produced, messages);
+    assert.ok(bytes > messages * reply.length, `received ${bytes} bytes`);
+    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+  });
+}
