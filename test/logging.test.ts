@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { type TestContext, test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -329,3 +333,64 @@ for (const level of ["info", "warn"]) {
     assert.equal(code, 0);
   });
 }
+
+test("when stdout stops taking log lines, the server queues them up to its limit, then drops them with one note on stderr, and keeps serving", {
+  timeout: 120_000,
+}, async (t) => {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "src/main.ts", "--port", "0", "--host", "127.0.0.1"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.after(() => child.kill("SIGKILL"));
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  // Read the ready line, then nothing more: stdout's pipe fills and stays full.
+  const lines = createInterface({ input: child.stdout });
+  const [ready] = (await once(lines, "line")) as [string];
+  lines.close();
+  child.stdout.pause();
+  const url = (JSON.parse(ready) as { url: string }).url;
+
+  // 100,000 calls log ~21 MB (~210 bytes a line), more than maxQueuedLogBytes (16 MiB).
+  const body = join(mkdtempSync(join(tmpdir(), "log-drop-")), "body");
+  writeFileSync(
+    body,
+    Buffer.from([0, 0, 0, 0, 7, 0x0a, 5, ...Buffer.from("Alice")]),
+  );
+  const load = spawn(
+    "h2load",
+    [
+      "-c",
+      "4",
+      "-m",
+      "32",
+      "-n",
+      "100000",
+      "-d",
+      body,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      `${url}/Greeter/SayHello`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let report = "";
+  load.stdout.on("data", (chunk: Buffer) => {
+    report += chunk.toString();
+  });
+  const [code] = (await once(load, "close")) as [number | null];
+  assert.equal(code, 0);
+  assert.match(report, /100000 succeeded, 0 failed/);
+  assert.match(
+    stderr,
+    /stdout is not keeping up with the log; dropping lines beyond 16777216 queued bytes\n/,
+  );
+  assert.equal(stderr.match(/not keeping up/g)?.length, 1, "said once");
+  const client = createClient(Greeter, createGrpcTransport({ baseUrl: url }));
+  assert.equal((await client.sayHello({ name: "A" })).message, "Hello, A!");
+});
