@@ -51,7 +51,7 @@ export interface RunningServer {
   readonly logger: Logger;
   /** The server's Prometheus metrics, also served on GET /metrics. */
   readonly metrics: Metrics;
-  /** The gRPC fast path; its `calls` tells how many calls it served. */
+  /** The fast path (src/fast-path.ts); its `calls` tells how many calls it served. */
   readonly fastPath: FastPath;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
@@ -83,7 +83,7 @@ export async function startServer(
   // not a leak, so not worth Node's MaxListenersExceededWarning.
   setMaxListeners(0, shutdownSignal.signal);
   const compressions = [compressionGzip, compressionBrotli];
-  // One set of options for connect's handler and the gRPC fast path, so the two
+  // One set of options for connect's handler and the fast path, so the two
   // serve calls alike (src/fast-path.ts).
   const adapterOptions = {
     interceptors: [
