@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { type TestContext, test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -12,6 +9,8 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
+import { h2load } from "../bench/h2load.js";
+import { grpcFrame, requestBytes } from "../bench/wire.js";
 import { Greeter } from "../gen/helloworld_pb.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
 import { LogCapture, type LogLine } from "./support/log-capture.js";
@@ -355,37 +354,18 @@ test("when stdout stops taking log lines, the server queues them up to its limit
   const url = (JSON.parse(ready) as { url: string }).url;
 
   // 100,000 calls log ~21 MB (~210 bytes a line), more than maxQueuedLogBytes (16 MiB).
-  const body = join(mkdtempSync(join(tmpdir(), "log-drop-")), "body");
-  writeFileSync(
-    body,
-    Buffer.from([0, 0, 0, 0, 7, 0x0a, 5, ...Buffer.from("Alice")]),
-  );
-  const load = spawn(
-    "h2load",
-    [
-      "-c",
-      "4",
-      "-m",
-      "32",
-      "-n",
-      "100000",
-      "-d",
-      body,
-      "-H",
-      "content-type: application/grpc",
-      "-H",
-      "te: trailers",
-      `${url}/Greeter/SayHello`,
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  let report = "";
-  load.stdout.on("data", (chunk: Buffer) => {
-    report += chunk.toString();
+  const run = await h2load({
+    url,
+    path: "/Greeter/SayHello",
+    headers: { "content-type": "application/grpc", te: "trailers" },
+    body: grpcFrame(requestBytes("Alice")),
+    connections: 4,
+    streams: 32,
+    requests: 100_000,
+    cpus: undefined,
   });
-  const [code] = (await once(load, "close")) as [number | null];
-  assert.equal(code, 0);
-  assert.match(report, /100000 succeeded, 0 failed/);
+  assert.equal(run.succeeded, 100_000);
+  assert.equal(run.failed + run.errored, 0);
   assert.match(
     stderr,
     /stdout is not keeping up with the log; dropping lines beyond 16777216 queued bytes\n/,
