@@ -26,7 +26,7 @@ export async function startServerProcess(
     ? ["taskset", ["-c", cpus, process.execPath, ...args]]
     : [process.execPath, [...args]];
   const child = spawn(cmd, argv, {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ADMIN_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);

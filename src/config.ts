@@ -40,6 +40,14 @@ export interface Config {
    * generic handlers; off falls back to connect for every call. @default true
    */
   fastPath: boolean;
+  /**
+   * TCP port of the admin listener, which serves `GET /metrics` apart from the
+   * API port, so that exposing the API does not expose internals; 0 picks a
+   * free one, undefined ("off") serves no metrics. @default 9464
+   */
+  adminPort: number | undefined;
+  /** Serve gRPC server reflection (v1 and v1alpha); off hides the schema from clients. @default true */
+  reflection: boolean;
 }
 
 /** The log levels, most severe first. */
@@ -176,6 +184,18 @@ export const settings = {
     default: "on",
     doc: "serve gRPC and Connect unary calls over HTTP/2 by the fast path (on, off)",
   },
+  adminPort: {
+    flag: "admin-port",
+    env: "ADMIN_PORT",
+    default: "9464",
+    doc: 'port of GET /metrics, apart from the API ("off": none; 0 picks one)',
+  },
+  reflection: {
+    flag: "reflection",
+    env: "REFLECTION",
+    default: "on",
+    doc: "serve gRPC server reflection (on, off)",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Raw = Record<keyof typeof settings, string>;
@@ -262,6 +282,8 @@ export function loadConfig(
         ? availableParallelism()
         : integer(raw.workers, settings.workers, 1, 256),
     fastPath: onOff(raw.fastPath, settings.fastPath),
+    adminPort: adminPort(raw),
+    reflection: onOff(raw.reflection, settings.reflection),
   };
 }
 
@@ -339,6 +361,23 @@ function origins(text: string, s: Setting): string[] {
     }
   }
   return list;
+}
+
+function adminPort(raw: Raw): number | undefined {
+  const s = settings.adminPort;
+  if (raw.adminPort.trim().toLowerCase() === "off") return undefined;
+  if (!/^\s*\d+\s*$/.test(raw.adminPort)) {
+    throw new ConfigError(
+      `${s.env} (--${s.flag}) must be a port from 0 to 65535 or "off", got "${raw.adminPort}"`,
+    );
+  }
+  const port = integer(raw.adminPort, s, 0, 65535);
+  if (port !== 0 && String(port) === raw.port.trim()) {
+    throw new ConfigError(
+      `${s.env} (--${s.flag}) must differ from ${settings.port.env} (${port}): metrics are kept off the API port`,
+    );
+  }
+  return port;
 }
 
 function onOff(text: string, s: Setting): boolean {

@@ -43,7 +43,15 @@ async function main(argv: string[]): Promise<void> {
   if (isClusterWorker()) reportReady(ready);
   else {
     const protocols = ["grpc", "grpc-web", "connect"];
-    log.info({ url: server.url, port: server.port, protocols }, ready);
+    log.info(
+      {
+        url: server.url,
+        port: server.port,
+        protocols,
+        metricsUrl: server.metricsUrl,
+      },
+      ready,
+    );
   }
 }
 

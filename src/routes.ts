@@ -12,6 +12,8 @@ export interface RoutesOptions {
   greeter?: GreeterOptions;
   /** Whether the server takes new work, as health checks report it. @default always serving */
   status?: ServingStatus;
+  /** Serve gRPC server reflection (v1 and v1alpha). @default true */
+  reflection?: boolean;
 }
 
 /** Register every service this server offers on a Connect router. */
@@ -28,6 +30,6 @@ export function routes(
       }),
     );
     // Reflection describes whatever this router serves, itself included.
-    registerReflection(router);
+    if (options.reflection ?? true) registerReflection(router);
   };
 }

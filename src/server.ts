@@ -8,6 +8,7 @@ import {
 } from "@connectrpc/connect-node";
 import type { DestinationStream, Logger } from "pino";
 import { advertiseGrpcEncodings } from "./accept-encoding.js";
+import { startAdminServer } from "./admin.js";
 import { type Config, defaultConfig } from "./config.js";
 import { withCors } from "./cors.js";
 import { endOnAbort } from "./end-on-abort.js";
@@ -49,8 +50,10 @@ export interface RunningServer {
   readonly status: ServingStatus;
   /** The server's logger (JSON lines at the configured level). */
   readonly logger: Logger;
-  /** The server's Prometheus metrics, also served on GET /metrics. */
+  /** The server's Prometheus metrics, served on the admin port's GET /metrics. */
   readonly metrics: Metrics;
+  /** Where the metrics are served, such as http://localhost:9464/metrics; undefined with the admin port off. */
+  readonly metricsUrl: string | undefined;
   /** The fast path (src/fast-path.ts); its `calls` tells how many calls it served. */
   readonly fastPath: FastPath;
   /** The listener, with its HTTP servers and sockets. */
@@ -108,9 +111,10 @@ export async function startServer(
         routes({
           greeter: { streamIntervalMs: config.streamIntervalMs },
           status,
+          reflection: config.reflection,
         }),
     ),
-    fallback: withPage(metrics.serve(notFound)),
+    fallback: withPage(notFound),
   });
   const handler = withCors(
     config.corsOrigins,
@@ -160,22 +164,39 @@ export async function startServer(
     );
   });
   const port = (server.address() as AddressInfo).port;
+  const host = config.host === "" ? undefined : config.host;
+  const admin =
+    config.adminPort === undefined
+      ? undefined
+      : await startAdminServer(metrics, config.adminPort, host).catch(
+          async (e: unknown) => {
+            await new Promise((resolve) => server.close(resolve));
+            throw e;
+          },
+        );
   let shuttingDown: Promise<ShutdownResult> | undefined;
   return {
     config,
     port,
     url: urlOf(config, port),
+    metricsUrl:
+      admin === undefined
+        ? undefined
+        : `${urlOf({ ...config, tls: undefined }, admin.port)}/metrics`,
     inflight,
     status,
     logger,
     metrics,
     fastPath,
     listener,
-    close() {
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of listener.sockets) socket.destroy();
-      });
+    async close() {
+      await Promise.all([
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          for (const socket of listener.sockets) socket.destroy();
+        }),
+        admin?.close(),
+      ]);
     },
     shutdown(graceMs = config.shutdownGraceMs) {
       shuttingDown ??= drain(
@@ -189,14 +210,18 @@ export async function startServer(
             ),
         },
         graceMs,
-      );
+      ).then(async (result) => {
+        // Metrics stay scrapable while the server drains.
+        await admin?.close();
+        return result;
+      });
       return shuttingDown;
     },
   };
 }
 
 /** The URL a client on this machine would use: a wildcard address becomes localhost. */
-function urlOf(config: Config, port: number): string {
+function urlOf(config: Pick<Config, "host" | "tls">, port: number): string {
   const wildcard =
     config.host === "" || config.host === "::" || config.host === "0.0.0.0";
   const host = wildcard ? "localhost" : config.host;

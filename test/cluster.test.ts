@@ -44,6 +44,8 @@ async function startCluster(
       "127.0.0.1",
       "--stream-interval-ms",
       String(streamIntervalMs),
+      "--admin-port",
+      "0",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );

@@ -891,7 +891,7 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
     const lines = log
       .calls()
       .map(({ time, pid, hostname, durationMs, peer, ...rest }) => rest);
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const text = await (await fetch(server.metricsUrl ?? "")).text();
     const handled = text
       .split("\n")
       .filter((l) => /^grpc_server_(handled|started|msg_\w+)_total\{/.test(l));

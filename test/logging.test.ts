@@ -291,7 +291,7 @@ for (const level of ["info", "warn"]) {
       ["--import", "tsx", "src/main.ts", "--port", "0", "--host", "127.0.0.1"],
       {
         stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, LOG_LEVEL: level },
+        env: { ...process.env, LOG_LEVEL: level, ADMIN_PORT: "0" },
       },
     );
     t.after(() => child.kill("SIGKILL"));
@@ -339,7 +339,10 @@ test("when stdout stops taking log lines, the server queues them up to its limit
   const child = spawn(
     process.execPath,
     ["--import", "tsx", "src/main.ts", "--port", "0", "--host", "127.0.0.1"],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ADMIN_PORT: "0" },
+    },
   );
   t.after(() => child.kill("SIGKILL"));
   let stderr = "";

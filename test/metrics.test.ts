@@ -6,6 +6,7 @@ import {
   createGrpcTransport,
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { rawH2 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 
 interface Sample {
@@ -15,8 +16,9 @@ interface Sample {
 }
 
 /** Scrape GET /metrics and parse the text exposition format's samples. */
-async function scrape(url: string): Promise<Sample[]> {
-  const res = await fetch(`${url}/metrics`);
+async function scrape(url: string | undefined): Promise<Sample[]> {
+  assert.ok(url, "the server serves metrics");
+  const res = await fetch(url);
   assert.equal(res.status, 200);
   const samples: Sample[] = [];
   for (const line of (await res.text()).split("\n")) {
@@ -88,9 +90,11 @@ function feed<T>(): { push(v: T): void; end(): void; it: AsyncIterable<T> } {
   };
 }
 
-test("GET /metrics serves the Prometheus text format with the process metrics", async (t) => {
+test("GET /metrics on the admin port serves the Prometheus text format with the process metrics", async (t) => {
   const server = await startTestServer(t);
-  const res = await fetch(`${server.url}/metrics`);
+  assert.match(server.metricsUrl ?? "", /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+  assert.notEqual(new URL(server.metricsUrl ?? "").port, String(server.port));
+  const res = await fetch(server.metricsUrl ?? "");
   assert.equal(res.status, 200);
   assert.match(
     res.headers.get("content-type") ?? "",
@@ -103,14 +107,35 @@ test("GET /metrics serves the Prometheus text format with the process metrics", 
   assert.match(text, /^# TYPE grpc_server_handling_seconds histogram$/m);
 });
 
-test("POST /metrics and other paths are not metrics", async (t) => {
+test("POST /metrics and other paths of the admin port are not metrics", async (t) => {
   const server = await startTestServer(t);
-  const post = await fetch(`${server.url}/metrics`, { method: "POST" });
+  const admin = new URL(server.metricsUrl ?? "");
+  const post = await fetch(admin, { method: "POST" });
   assert.equal(post.status, 404);
   await post.body?.cancel();
-  const other = await fetch(`${server.url}/metrics/x`);
+  const other = await fetch(new URL("/metrics/x", admin));
   assert.equal(other.status, 404);
   await other.body?.cancel();
+});
+
+test("the API port does not serve metrics, over HTTP/1.1 or HTTP/2", async (t) => {
+  const server = await startTestServer(t);
+  const h1 = await fetch(`${server.url}/metrics`);
+  assert.equal(h1.status, 404);
+  assert.doesNotMatch(await h1.text(), /grpc_server|process_cpu/);
+  const h2 = await rawH2(server.url, {
+    headers: { ":method": "GET", ":path": "/metrics" },
+    body: [],
+  });
+  assert.equal(h2.status, 404);
+});
+
+test("with the admin port off, nothing serves metrics", async (t) => {
+  const server = await startTestServer(t, { adminPort: undefined });
+  assert.equal(server.metricsUrl, undefined);
+  const res = await fetch(`${server.url}/metrics`);
+  assert.equal(res.status, 404);
+  await res.body?.cancel();
 });
 
 test("calls move the started, handled and message counters by their method, protocol and code", async (t) => {
@@ -123,7 +148,7 @@ test("calls move the started, handled and message counters by their method, prot
     Greeter,
     createGrpcTransport({ baseUrl: server.url }),
   );
-  const before = await scrape(server.url);
+  const before = await scrape(server.metricsUrl);
   await connect.sayHello({ name: "a" });
   await connect.sayHello({ name: "b" });
   await assert.rejects(grpc.sayHello({ name: "" }));
@@ -137,7 +162,7 @@ test("calls move the started, handled and message counters by their method, prot
       yield { name: "z" };
     })(),
   );
-  const after = await scrape(server.url);
+  const after = await scrape(server.metricsUrl);
   const delta = (name: string, labels: Record<string, string>) =>
     sampleValue(after, name, labels) - sampleValue(before, name, labels);
 
@@ -189,10 +214,10 @@ test("the handling-time histogram counts every finished call", async (t) => {
     createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
   );
   const labels = method("SayHello", "unary", "connect");
-  const before = await scrape(server.url);
+  const before = await scrape(server.metricsUrl);
   for (let i = 0; i < 3; i++) await client.sayHello({ name: "a" });
   await assert.rejects(client.sayHello({ name: "" }));
-  const after = await scrape(server.url);
+  const after = await scrape(server.metricsUrl);
   const delta = (name: string, l: Record<string, string>) =>
     sampleValue(after, name, l) - sampleValue(before, name, l);
   assert.equal(delta("grpc_server_handling_seconds_count", labels), 4);
@@ -222,17 +247,17 @@ test("the in-flight gauge counts an open Chat stream and drops when it ends", as
   );
   const chat = method("Chat", "bidi_stream", "grpc");
   const gauge = "grpc_server_streams_in_flight";
-  assert.equal(sampleValue(await scrape(server.url), gauge, chat), 0);
+  assert.equal(sampleValue(await scrape(server.metricsUrl), gauge, chat), 0);
 
   const requests = feed<{ name: string }>();
   const replies = client.chat(requests.it)[Symbol.asyncIterator]();
   requests.push({ name: "a" });
   assert.equal((await replies.next()).value?.message, "Hello, a!");
-  assert.equal(sampleValue(await scrape(server.url), gauge, chat), 1);
+  assert.equal(sampleValue(await scrape(server.metricsUrl), gauge, chat), 1);
 
   requests.end();
   assert.equal((await replies.next()).done, true);
-  const after = await scrape(server.url);
+  const after = await scrape(server.metricsUrl);
   assert.equal(sampleValue(after, gauge, chat), 0);
   assert.equal(
     sampleValue(after, "grpc_server_handled_total", {
@@ -253,11 +278,11 @@ test("each server counts only its own calls", async (t) => {
   await client.sayHello({ name: "a" });
   const labels = method("SayHello", "unary", "connect");
   assert.equal(
-    sampleValue(await scrape(one.url), "grpc_server_started_total", labels),
+    sampleValue(await scrape(one.metricsUrl), "grpc_server_started_total", labels),
     1,
   );
   assert.equal(
-    sampleValue(await scrape(two.url), "grpc_server_started_total", labels),
+    sampleValue(await scrape(two.metricsUrl), "grpc_server_started_total", labels),
     0,
   );
 });
@@ -277,7 +302,7 @@ test("a StreamHello the client cancels is counted as Canceled and leaves the in-
   assert.equal((await replies.next()).value?.message, "Hello a, message 0");
   assert.equal(
     sampleValue(
-      await scrape(server.url),
+      await scrape(server.metricsUrl),
       "grpc_server_streams_in_flight",
       stream,
     ),
@@ -286,7 +311,7 @@ test("a StreamHello the client cancels is counted as Canceled and leaves the in-
   abort.abort();
   await assert.rejects(replies.next());
   await server.inflight.whenIdle();
-  const after = await scrape(server.url);
+  const after = await scrape(server.metricsUrl);
   assert.equal(sampleValue(after, "grpc_server_streams_in_flight", stream), 0);
   assert.equal(
     sampleValue(after, "grpc_server_handled_total", {

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { settings } from "../src/config.js";
+import type { RunningServer } from "../src/server.js";
 import { repoRoot, startChild } from "./support/child.js";
 import {
   type Fence,
@@ -19,11 +20,15 @@ const blocks = fences(readme);
 // npm, npx and tsx start in seconds on a busy machine; a generous bound, not a speed goal.
 const slow = { timeout: 180_000 };
 
-/** The README's address of the server, rewritten to the test's server. */
+/** The README's addresses of the server's API and admin ports, rewritten to the test's server. */
 const readmeAddress = "localhost:50051";
+const readmeAdminAddress = "localhost:9464";
 
-function rewrite(text: string, port: number): string {
-  return text.replaceAll(readmeAddress, `127.0.0.1:${port}`);
+function rewrite(text: string, server: RunningServer): string {
+  const admin = new URL(server.metricsUrl ?? "http://unset").host;
+  return text
+    .replaceAll(readmeAddress, `127.0.0.1:${server.port}`)
+    .replaceAll(readmeAdminAddress, admin);
 }
 
 for (const fence of blocks.filter((f) => f.lang === "sh")) {
@@ -37,7 +42,7 @@ for (const fence of blocks.filter((f) => f.lang === "sh")) {
       const exit = await startChild(
         t,
         "bash",
-        ["-c", rewrite(command, server.port)],
+        ["-c", rewrite(command, server)],
         { input: "" },
       ).exited;
       const where = `README line ${line}: ${command}\nstderr: ${exit.stderr}`;
@@ -63,7 +68,7 @@ for (const { fence, output } of tsBlocks) {
     const dir = await mkdtemp(join(repoRoot, ".readme-ts-"));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, "hello.ts");
-    await writeFile(file, `${rewrite(fence.lines.join("\n"), server.port)}\n`);
+    await writeFile(file, `${rewrite(fence.lines.join("\n"), server)}\n`);
     await writeFile(
       join(dir, "tsconfig.json"),
       JSON.stringify({ extends: "../tsconfig.json", include: ["hello.ts"] }),

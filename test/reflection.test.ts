@@ -44,6 +44,7 @@ import {
 import { Greeter } from "../gen/helloworld_pb.js";
 import { createGreeter } from "../src/greeter.js";
 import { registerReflection } from "../src/reflection.js";
+import { rawH2 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 
 const exec = promisify(execFile);
@@ -127,6 +128,42 @@ test("buf curl --list-methods lists every method of every service", {
     "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
   ]);
+});
+
+test("with reflection off, both reflection services answer UNIMPLEMENTED and buf curl cannot list services, while the Greeter still answers", {
+  timeout: 60_000,
+}, async (t) => {
+  const server = await startTestServer(t, { reflection: false });
+  const listed = await bufCurl(
+    ...grpcFlags,
+    "--list-services",
+    server.url,
+  ).then(
+    () => assert.fail("buf curl listed services with reflection off"),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.notEqual(listed.code, 0);
+  assert.match(listed.stderr, /unimplemented/i);
+  for (const version of ["v1", "v1alpha"]) {
+    const res = await rawH2(server.url, {
+      headers: {
+        ":path": `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+        "content-type": "application/grpc",
+        te: "trailers",
+      },
+      body: [],
+    });
+    assert.equal(res.headers["grpc-status"], String(Code.Unimplemented));
+  }
+  const hello = await bufCurl(
+    ...grpcFlags,
+    "--schema",
+    "proto",
+    "-d",
+    '{"name":"A"}',
+    `${server.url}/Greeter/SayHello`,
+  );
+  assert.deepEqual(JSON.parse(hello.stdout), { message: "Hello, A!" });
 });
 
 test("buf curl asks grpc.reflection.v1 by default and v1alpha with --reflect-protocol grpc-v1alpha", {

@@ -12,7 +12,8 @@ const readyLine =
 function envWith(env: Record<string, string> = {}): NodeJS.ProcessEnv {
   const clean = { ...process.env };
   for (const s of Object.values(settings)) delete clean[s.env];
-  return { ...clean, ...env };
+  // Other test files run servers at the same time: a free admin port, not 9464.
+  return { ...clean, ADMIN_PORT: "0", ...env };
 }
 
 /** `npm start`; --silent keeps npm's own banner and lifecycle error lines out of the output. */
@@ -117,6 +118,24 @@ const badSettings: {
     args: [],
     env: { PORT: "70000" },
     names: /\bPORT\b/,
+  },
+  {
+    what: "ADMIN_PORT=metrics",
+    args: [],
+    env: { ADMIN_PORT: "metrics" },
+    names: /ADMIN_PORT.*"off"/,
+  },
+  {
+    what: "the admin port equal to the API port",
+    args: ["--port", "50099", "--admin-port", "50099"],
+    env: {},
+    names: /ADMIN_PORT.*differ from PORT/,
+  },
+  {
+    what: "REFLECTION=maybe",
+    args: [],
+    env: { REFLECTION: "maybe" },
+    names: /REFLECTION.*on or off/,
   },
   {
     what: "a TLS certificate file that does not exist",

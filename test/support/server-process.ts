@@ -38,7 +38,8 @@ export async function spawnServer(
     cwd: projectRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
+    // Many servers run at once in the tests: each its own free admin port.
+    env: { ADMIN_PORT: "0", ...process.env, NO_COLOR: "1" },
   });
   let stderr = "";
   child.stderr?.setEncoding("utf8").on("data", (d: string) => {

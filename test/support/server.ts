@@ -19,6 +19,8 @@ export async function startTestServer(
     host: "127.0.0.1",
     streamIntervalMs: 0,
     logLevel: "silent",
+    // Many servers run at once in the tests: each its own free admin port.
+    adminPort: 0,
     ...options,
   });
   t.after(() => server.close());
