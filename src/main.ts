@@ -1,9 +1,13 @@
 import cluster from "node:cluster";
-import { isClusterWorker, reportReady, runCluster } from "./cluster.js";
 import { ConfigError, helpText, loadConfig } from "./config.js";
-import { createLogger, endLog, lifecycleLogger } from "./logging.js";
+import {
+  isClusterWorker,
+  reportReady,
+  runCluster,
+} from "./lifecycle/cluster.js";
+import { exitOnSignals } from "./lifecycle/shutdown.js";
+import { createLogger, endLog, lifecycleLogger } from "./logger.js";
 import { startServer } from "./server.js";
-import { exitOnSignals } from "./shutdown.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
 async function main(argv: string[]): Promise<void> {

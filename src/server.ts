@@ -7,23 +7,23 @@ import {
   connectNodeAdapter,
 } from "@connectrpc/connect-node";
 import type { DestinationStream, Logger } from "pino";
-import { advertiseGrpcEncodings } from "./accept-encoding.js";
-import { startAdminServer } from "./admin.js";
+import { endOnAbort } from "./calls/end-on-abort.js";
+import { hideInternalErrors } from "./calls/hide-internal-errors.js";
+import { InflightCalls } from "./calls/inflight.js";
+import { Metrics } from "./calls/metrics.js";
+import { connectionValues, observeCalls } from "./calls/observe.js";
 import { type Config, defaultConfig } from "./config.js";
-import { withCors } from "./cors.js";
-import { endOnAbort } from "./end-on-abort.js";
-import { hideInternalErrors } from "./errors.js";
-import { notFound } from "./fallback.js";
-import { FastPath } from "./fast-path.js";
-import { InflightCalls } from "./inflight.js";
-import { createListener, type Listener } from "./listener.js";
-import { callLog, createLogger } from "./logging.js";
-import { Metrics } from "./metrics.js";
-import { connectionValues, observeCalls } from "./observe.js";
-import { withPage } from "./page.js";
-import { routes } from "./routes.js";
-import { ServingStatus } from "./serving-status.js";
-import { drain, type ShutdownResult } from "./shutdown.js";
+import { FastPath } from "./fast-path/router.js";
+import { withCors } from "./http/cors.js";
+import { advertiseGrpcEncodings } from "./http/grpc-accept-encoding.js";
+import { notFound } from "./http/not-found.js";
+import { withPage } from "./http/page.js";
+import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
+import { callLog, createLogger } from "./logger.js";
+import { routes } from "./services/routes.js";
+import { ServingStatus } from "./services/serving-status.js";
+import { startAdminServer } from "./transport/admin.js";
+import { createListener, type Listener } from "./transport/listener.js";
 
 /** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
 export type ServerOptions = Partial<Config> & ServerSeams;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { streamHelloCount } from "../src/greeter.js";
 import type { RunningServer } from "../src/server.js";
+import { streamHelloCount } from "../src/services/greeter.js";
 import { launchChromium, withBrowserPage } from "./support/browser.js";
 import { startTestServer } from "./support/server.js";
 

@@ -21,10 +21,10 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { loadConfig } from "../src/config.js";
-import { FastPath } from "../src/fast-path.js";
-import { createGreeter } from "../src/greeter.js";
-import { claimStreams } from "../src/listener.js";
+import { FastPath } from "../src/fast-path/router.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
+import { createGreeter } from "../src/services/greeter.js";
+import { claimStreams } from "../src/transport/listener.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,

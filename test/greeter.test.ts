@@ -8,12 +8,12 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { endOnAbort } from "../src/end-on-abort.js";
+import { endOnAbort } from "../src/calls/end-on-abort.js";
 import {
   createGreeter,
   maxCollectedNames,
   maxNameLength,
-} from "../src/greeter.js";
+} from "../src/services/greeter.js";
 import { connectErrorOf } from "./support/errors.js";
 import { pushable } from "./support/pushable.js";
 

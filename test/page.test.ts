@@ -10,7 +10,7 @@ import { gunzipSync } from "node:zlib";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { withPage } from "../src/page.js";
+import { withPage } from "../src/http/page.js";
 import { buildWeb } from "../web/build.js";
 import { startTestServer } from "./support/server.js";
 

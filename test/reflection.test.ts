@@ -42,8 +42,8 @@ import {
   ServerReflection as ServerReflectionV1alpha,
 } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { createGreeter } from "../src/greeter.js";
-import { registerReflection } from "../src/reflection.js";
+import { createGreeter } from "../src/services/greeter.js";
+import { registerReflection } from "../src/services/reflection.js";
 import { rawH2 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 

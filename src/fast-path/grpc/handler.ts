@@ -31,7 +31,7 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { type FastCall, nodeHeaders } from "./fast-call.js";
+import { type FastCall, nodeHeaders } from "../call.js";
 
 /** The connect content type for binary gRPC responses (protocol-grpc contentTypeProto). */
 const contentTypeProto = "application/grpc+proto";

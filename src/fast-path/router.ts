@@ -38,9 +38,9 @@ import {
   validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { serveConnectUnary } from "./connect-fast-path.js";
-import { type Codec, FastCall, type Options, type Route } from "./fast-call.js";
-import { serveGrpc } from "./grpc-fast-path.js";
+import { type Codec, FastCall, type Options, type Route } from "./call.js";
+import { serveConnectUnary } from "./connect/handler.js";
+import { serveGrpc } from "./grpc/handler.js";
 
 /** What the fast path tells about a call's connection, as much of a Node request as context values need. */
 export interface RequestConnection {

@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Metrics } from "./metrics.js";
+import type { Metrics } from "../calls/metrics.js";
 
 /** The admin listener: metrics on a port of their own, apart from the API. */
 export interface AdminServer {

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { type DestinationStream, type Level, type Logger, pino } from "pino";
+import { type Call, type CallObserver, codeName } from "./calls/observe.js";
 import type { LogLevel } from "./config.js";
-import { type Call, type CallObserver, codeName } from "./observe.js";
 
 /** Options of the server's logger. */
 export interface LoggerOptions {

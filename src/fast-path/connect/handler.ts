@@ -24,7 +24,7 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
-import { type FastCall, nodeHeaders } from "./fast-call.js";
+import { type FastCall, nodeHeaders } from "../call.js";
 
 /** One Connect unary call, its messages in protobuf (`binary`) or JSON. */
 export async function serveConnectUnary(

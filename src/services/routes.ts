@@ -1,6 +1,6 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import { Health } from "../gen/health/v1/health_pb.js";
-import { Greeter } from "../gen/helloworld_pb.js";
+import { Health } from "../../gen/health/v1/health_pb.js";
+import { Greeter } from "../../gen/helloworld_pb.js";
 import { createGreeter, type GreeterOptions } from "./greeter.js";
 import { createHealth } from "./health.js";
 import { registerReflection } from "./reflection.js";

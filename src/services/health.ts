@@ -2,7 +2,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   type Health,
   HealthCheckResponse_ServingStatus as Status,
-} from "../gen/health/v1/health_pb.js";
+} from "../../gen/health/v1/health_pb.js";
 import type { ServingStatus } from "./serving-status.js";
 
 /** Options of the health service. */

@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../transport/listener.js";
 
 type Request = Parameters<RequestHandler>[0];
 type Response = Parameters<RequestHandler>[1];

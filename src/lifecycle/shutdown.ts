@@ -1,7 +1,7 @@
 import { constants } from "node:os";
-import type { InflightCalls } from "./inflight.js";
-import type { Listener, Response } from "./listener.js";
-import type { ServingStatus } from "./serving-status.js";
+import type { InflightCalls } from "../calls/inflight.js";
+import type { ServingStatus } from "../services/serving-status.js";
+import type { Listener, Response } from "../transport/listener.js";
 
 /** How long calls ended at the end of the grace period get to send their status, in milliseconds. */
 const endCallsMs = 1000;

@@ -6,7 +6,7 @@ import {
   Histogram,
   Registry,
 } from "prom-client";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../transport/listener.js";
 import type { Call, CallObserver, Outcome } from "./observe.js";
 
 /** The path metrics are served on. */

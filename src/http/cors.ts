@@ -1,5 +1,5 @@
 import { cors } from "@connectrpc/connect";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../transport/listener.js";
 
 /** How long a browser may cache a preflight answer, in seconds (as connectrpc.com/cors recommends). */
 export const corsMaxAgeSeconds = 7200;

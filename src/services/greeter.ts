@@ -1,5 +1,5 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { Greeter } from "../gen/helloworld_pb.js";
+import type { Greeter } from "../../gen/helloworld_pb.js";
 import { sleep } from "./sleep.js";
 
 /** Options of the Greeter service implementation. */

@@ -1,4 +1,4 @@
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../transport/listener.js";
 
 /**
  * Wrap a handler so that every gRPC and gRPC-Web response names the message
