@@ -5,7 +5,7 @@ import {
   reportReady,
   runCluster,
 } from "./lifecycle/cluster.js";
-import { exitOnSignals } from "./lifecycle/shutdown.js";
+import { exitOnSignals } from "./lifecycle/signals.js";
 import { createLogger, endLog, lifecycleLogger } from "./logger.js";
 import { startServer } from "./server.js";
 

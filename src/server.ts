@@ -7,19 +7,22 @@ import {
   connectNodeAdapter,
 } from "@connectrpc/connect-node";
 import type { DestinationStream, Logger } from "pino";
+import { callLog } from "./calls/call-log.js";
+import { connectionValues } from "./calls/connection.js";
 import { endOnAbort } from "./calls/end-on-abort.js";
 import { hideInternalErrors } from "./calls/hide-internal-errors.js";
 import { InflightCalls } from "./calls/inflight.js";
 import { Metrics } from "./calls/metrics.js";
-import { connectionValues, observeCalls } from "./calls/observe.js";
+import { observeCalls } from "./calls/observe.js";
 import { type Config, defaultConfig } from "./config.js";
 import { FastPath } from "./fast-path/router.js";
-import { withCors } from "./http/cors.js";
-import { advertiseGrpcEncodings } from "./http/grpc-accept-encoding.js";
+import { cors } from "./http/cors.js";
+import { grpcAcceptEncoding } from "./http/grpc-accept-encoding.js";
+import { chain } from "./http/middleware.js";
 import { notFound } from "./http/not-found.js";
-import { withPage } from "./http/page.js";
+import { page } from "./http/page.js";
 import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
-import { callLog, createLogger } from "./logger.js";
+import { createLogger } from "./logger.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
 import { startAdminServer } from "./transport/admin.js";
@@ -104,24 +107,34 @@ export async function startServer(
     ...adapterOptions,
     enabled: config.fastPath,
   });
-  const connectHandler = connectNodeAdapter({
-    ...adapterOptions,
-    routes: fastPath.record(
-      customRoutes ??
-        routes({
-          greeter: { streamIntervalMs: config.streamIntervalMs },
-          status,
-          reflection: config.reflection,
+  const services = fastPath.record(
+    customRoutes ??
+      routes({
+        greeter: { streamIntervalMs: config.streamIntervalMs },
+        status,
+        reflection: config.reflection,
+      }),
+  );
+  // A request's way through the HTTP handlers, in order. The fast path takes
+  // its calls before any of these (claimStream, below); they serve the rest.
+  const handler = chain(
+    [
+      // browsers from other origins: preflights answered, CORS headers added
+      cors(config.corsOrigins),
+      // gRPC answers name the encodings the server reads
+      grpcAcceptEncoding(compressions.map((c) => c.name)),
+      // the services, over every protocol and HTTP version
+      (next) =>
+        connectNodeAdapter({
+          ...adapterOptions,
+          routes: services,
+          fallback: next,
         }),
-    ),
-    fallback: withPage(notFound),
-  });
-  const handler = withCors(
-    config.corsOrigins,
-    advertiseGrpcEncodings(
-      connectHandler,
-      compressions.map((c) => c.name),
-    ),
+      // GET / and /assets/: the browser page
+      page(),
+    ],
+    // anything else: UNIMPLEMENTED in the caller's protocol, or 404
+    notFound,
   );
   const listener = createListener(handler, {
     tls: config.tls,

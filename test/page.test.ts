@@ -10,7 +10,7 @@ import { gunzipSync } from "node:zlib";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { withPage } from "../src/http/page.js";
+import { page } from "../src/http/page.js";
 import { buildWeb } from "../web/build.js";
 import { startTestServer } from "./support/server.js";
 
@@ -25,13 +25,10 @@ after(() => rm(root, { recursive: true, force: true }));
 /** Serve the page from `pageRoot` on a real socket; whatever it passes on gets 418 "next". */
 async function servePage(t: TestContext, pageRoot = root): Promise<string> {
   const server = http.createServer(
-    withPage(
-      (_req, res) => {
-        res.writeHead(418, { "content-type": "text/plain" });
-        res.end("next");
-      },
-      { root: pageRoot },
-    ),
+    page({ root: pageRoot })((_req, res) => {
+      res.writeHead(418, { "content-type": "text/plain" });
+      res.end("next");
+    }),
   );
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   t.after(() => new Promise((resolve) => server.close(resolve)));

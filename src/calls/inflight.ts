@@ -1,5 +1,4 @@
-import type { Interceptor } from "@connectrpc/connect";
-import { type CallObserver, observeCalls } from "./observe.js";
+import type { CallObserver } from "./observe.js";
 
 /**
  * Counts the calls a server is running, from the moment a handler is invoked
@@ -20,13 +19,6 @@ export class InflightCalls implements CallObserver {
     if (this.#count === 0) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
-
-  /**
-   * An interceptor that does the counting on its own. The server instead
-   * passes this object to its one call observer (src/observe.ts), which feeds
-   * logs and metrics too; put either first so it sees every call.
-   */
-  readonly interceptor: Interceptor = observeCalls([this]);
 
   /** @private Called by the call observer. */
   callStarted(): void {

@@ -1,60 +1,7 @@
 import { performance } from "node:perf_hooks";
-import {
-  Code,
-  ConnectError,
-  type ContextValues,
-  createContextKey,
-  createContextValues,
-  type Interceptor,
-} from "@connectrpc/connect";
-
-/** The connection a call arrived on; interceptors do not see it, so the adapter hands it over. */
-export interface Connection {
-  /** The client's address and port, such as 127.0.0.1:52144 or [::1]:52144. */
-  readonly peer: string;
-  /** The HTTP version, "1.1" or "2.0". */
-  readonly httpVersion: string;
-}
-
-/** Where a call finds its connection among its context values. */
-export const connectionKey = createContextKey<Connection | undefined>(
-  undefined,
-  { description: "the connection a call arrived on" },
-);
-
-/** Context values for connectNodeAdapter's `contextValues` option: the request's connection. */
-export function connectionValues(req: ConnectionSource): ContextValues {
-  // One Connection per connection, shared by its calls. Node's HTTP/2
-  // compatibility layer hands out a new socket proxy per request, so an
-  // HTTP/2 request is known by its session.
-  const key: object =
-    "stream" in req && req.stream?.session ? req.stream.session : req.socket;
-  let connection = connections.get(key);
-  if (connection === undefined) {
-    const { remoteAddress = "", remotePort } = req.socket;
-    const host = remoteAddress.includes(":")
-      ? `[${remoteAddress}]`
-      : remoteAddress;
-    connection = {
-      peer: `${host}:${remotePort ?? ""}`,
-      httpVersion: req.httpVersion,
-    };
-    connections.set(key, connection);
-  }
-  return createContextValues().set(connectionKey, connection);
-}
-
-/** What connectionValues reads of a request: any Node request, or the fast path's RequestConnection. */
-export interface ConnectionSource {
-  readonly httpVersion: string;
-  readonly socket: {
-    readonly remoteAddress?: string;
-    readonly remotePort?: number;
-  };
-  readonly stream?: { readonly session?: object | undefined };
-}
-
-const connections = new WeakMap<object, Connection>();
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { type Protocol, parseRequestType } from "../http/content-type.js";
+import { connectionKey } from "./connection.js";
 
 /** The kind of a call, named as gRPC's Prometheus metrics name it. */
 export type CallType =
@@ -62,9 +9,6 @@ export type CallType =
   | "client_stream"
   | "server_stream"
   | "bidi_stream";
-
-/** The protocol a call speaks, told by its request content type. */
-export type Protocol = "grpc" | "grpc-web" | "connect";
 
 /** What is known about a call when its handler is invoked. */
 export interface Call {
@@ -197,12 +141,9 @@ function abortReason(signal: AbortSignal): ConnectError {
   return ConnectError.from(signal.reason, Code.Canceled);
 }
 
-/** Tell the protocol by the content type; Connect GET requests have none. */
+/** The protocol of a call connect serves: a Connect GET request has no content type. */
 function protocolOf(contentType: string | null): Protocol {
-  if (contentType === null) return "connect";
-  if (/^application\/grpc-web/i.test(contentType)) return "grpc-web";
-  if (/^application\/grpc/i.test(contentType)) return "grpc";
-  return "connect";
+  return parseRequestType(contentType)?.protocol ?? "connect";
 }
 
 async function* tap<T>(

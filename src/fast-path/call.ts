@@ -4,7 +4,6 @@
  * request close, deadline, shutdown and end of call.
  */
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { constants as h2 } from "node:http2";
 import {
   Code,
   ConnectError,
@@ -13,6 +12,8 @@ import {
   type MethodImplSpec,
 } from "@connectrpc/connect";
 import type { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { webHeaders } from "./headers.js";
+import { resetError } from "./reset-error.js";
 
 /** The adapter options after connect's own validation and defaults. */
 export type Options = ReturnType<typeof validateUniversalHandlerOptions>;
@@ -33,8 +34,8 @@ export interface Route {
 /**
  * The reason a finished call's signal carries. connect aborts the handler
  * context with no reason at the end of every call, which makes Node build a
- * DOMException with a stack trace per call (9 % of CPU in the profile); one
- * shared DOMException gives handlers the same kind of reason for free.
+ * DOMException with a stack trace per call; one shared DOMException gives
+ * handlers the same kind of reason for free.
  */
 export const callEnded = new DOMException(
   "This operation was aborted",
@@ -119,72 +120,3 @@ export class FastCall {
     return this.stream.destroyed || this.stream.closed;
   }
 }
-
-/** As connect-node's nodeHeaderToWebHeader: pseudo-headers dropped, lists appended. */
-function webHeaders(headers: IncomingHttpHeaders): Headers {
-  const h = new Headers();
-  for (const k in headers) {
-    if (k.charCodeAt(0) === 58 /* ":" */) continue;
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (typeof v === "string") h.append(k, v);
-    else for (const e of v) h.append(k, e);
-  }
-  return h;
-}
-
-/** As connect-node's webHeaderToNodeHeaders, for the values fetch Headers hold. */
-export function nodeHeaders(
-  headers: Headers,
-): Record<string, string | string[]> {
-  const o: Record<string, string | string[]> = Object.create(null);
-  headers.forEach((value, key) => {
-    const existing = o[key];
-    if (existing === undefined) o[key] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else o[key] = [existing, value];
-  });
-  return o;
-}
-
-/** As connect-node's connectErrorFromH2ResetCode: why a reset stream ended (undefined: it was not reset). */
-function resetError(rstCode: number | undefined): ConnectError | undefined {
-  const name = (code: number) =>
-    `http/2 stream closed with error code ${h2Names.get(code) ?? code} (0x${code.toString(16)})`;
-  switch (rstCode) {
-    case h2.NGHTTP2_PROTOCOL_ERROR:
-    case h2.NGHTTP2_INTERNAL_ERROR:
-    case h2.NGHTTP2_FLOW_CONTROL_ERROR:
-    case h2.NGHTTP2_SETTINGS_TIMEOUT:
-    case h2.NGHTTP2_FRAME_SIZE_ERROR:
-    case h2.NGHTTP2_COMPRESSION_ERROR:
-    case h2.NGHTTP2_CONNECT_ERROR:
-      return new ConnectError(name(rstCode), Code.Internal);
-    case h2.NGHTTP2_REFUSED_STREAM:
-      return new ConnectError(name(rstCode), Code.Unavailable);
-    case h2.NGHTTP2_CANCEL:
-      return new ConnectError(name(rstCode), Code.Canceled);
-    case h2.NGHTTP2_ENHANCE_YOUR_CALM:
-      return new ConnectError(name(rstCode), Code.ResourceExhausted);
-    case h2.NGHTTP2_INADEQUATE_SECURITY:
-    case h2.NGHTTP2_HTTP_1_1_REQUIRED:
-      return new ConnectError(name(rstCode), Code.PermissionDenied);
-    default:
-      return undefined;
-  }
-}
-
-const h2Names = new Map<number, string>([
-  [h2.NGHTTP2_PROTOCOL_ERROR, "PROTOCOL_ERROR"],
-  [h2.NGHTTP2_INTERNAL_ERROR, "INTERNAL_ERROR"],
-  [h2.NGHTTP2_FLOW_CONTROL_ERROR, "FLOW_CONTROL_ERROR"],
-  [h2.NGHTTP2_SETTINGS_TIMEOUT, "SETTINGS_TIMEOUT"],
-  [h2.NGHTTP2_FRAME_SIZE_ERROR, "FRAME_SIZE_ERROR"],
-  [h2.NGHTTP2_REFUSED_STREAM, "REFUSED_STREAM"],
-  [h2.NGHTTP2_CANCEL, "CANCEL"],
-  [h2.NGHTTP2_COMPRESSION_ERROR, "COMPRESSION_ERROR"],
-  [h2.NGHTTP2_CONNECT_ERROR, "CONNECT_ERROR"],
-  [h2.NGHTTP2_ENHANCE_YOUR_CALM, "ENHANCE_YOUR_CALM"],
-  [h2.NGHTTP2_INADEQUATE_SECURITY, "INADEQUATE_SECURITY"],
-  [h2.NGHTTP2_HTTP_1_1_REQUIRED, "HTTP_1_1_REQUIRED"],
-]);

@@ -1,12 +1,12 @@
 /**
- * A dedicated path for the hot cases (issue 5): gRPC calls of every kind and
+ * A dedicated path for the hot cases: gRPC calls of every kind and
  * Connect unary calls, over HTTP/2, in protobuf (and JSON for Connect).
  *
  * WHY: connect's generic handlers run every call through Node's HTTP/2
  * compatibility layer, three AbortControllers and two DOMExceptions (abort()
  * without a reason), and gRPC calls through nine to eleven async-generator
  * stages on top; that costs several times the CPU of @grpc/grpc-js per call
- * (bench/PROFILE.md). Here a call is read, invoked and written by plain code
+ * (bench/PROFILE.md measures it). Here a call is read, invoked and written by plain code
  * on the raw HTTP/2 stream: one AbortController, no generators of our own, no
  * exception on success.
  *
@@ -38,20 +38,11 @@ import {
   validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import type { ConnectionSource } from "../calls/connection.js";
+import { parseRequestType } from "../http/content-type.js";
 import { type Codec, FastCall, type Options, type Route } from "./call.js";
 import { serveConnectUnary } from "./connect/handler.js";
 import { serveGrpc } from "./grpc/handler.js";
-
-/** What the fast path tells about a call's connection, as much of a Node request as context values need. */
-export interface RequestConnection {
-  /** The connection's socket (for the peer address). */
-  readonly socket: {
-    readonly remoteAddress?: string;
-    readonly remotePort?: number;
-  };
-  /** Always "2.0": the fast path serves HTTP/2 only. */
-  readonly httpVersion: string;
-}
 
 /** The adapter options the fast path honours: pass the same object to connectNodeAdapter. */
 export interface FastPathOptions
@@ -68,15 +59,10 @@ export interface FastPathOptions
     | "requireConnectProtocolHeader"
   > {
   /** Context values for a request, as connectNodeAdapter's option. @default undefined (empty values) */
-  contextValues?: (req: RequestConnection) => ContextValues;
+  contextValues?: (req: ConnectionSource) => ContextValues;
   /** Serve the fast cases here; false leaves every call to connect. @default true */
   enabled?: boolean;
 }
-
-/** Binary gRPC only: +json is connect's. */
-const grpcType = /^application\/grpc(?:\+proto)?$/i;
-/** Connect unary: the content types connect's parseContentType accepts for it. */
-const connectType = /^application\/(proto|json)(?:;\s*charset=utf-?8)?$/i;
 
 /** Serves the fast cases over HTTP/2 before Node's compatibility layer and the connect adapter. */
 export class FastPath {
@@ -85,7 +71,7 @@ export class FastPath {
   private readonly routes = new Map<string, Route>();
   private readonly opt: Options;
   private readonly contextValues:
-    | ((req: RequestConnection) => ContextValues)
+    | ((req: ConnectionSource) => ContextValues)
     | undefined;
   private readonly enabled: boolean;
   /**
@@ -95,7 +81,7 @@ export class FastPath {
    * Node's MaxListenersExceededWarning).
    */
   private readonly running = new Set<(reason: unknown) => void>();
-  /** The header advertiseGrpcEncodings (src/accept-encoding.ts) puts on connect's gRPC answers. */
+  /** The header grpcAcceptEncoding (src/http/grpc-accept-encoding.ts) puts on connect's gRPC answers. */
   private readonly grpcAcceptEncoding: string;
 
   constructor(options: FastPathOptions = {}) {
@@ -198,23 +184,22 @@ export class FastPath {
     const path = headers[":path"] ?? "";
     const q = path.indexOf("?");
     const route = this.routes.get(q < 0 ? path : path.slice(0, q));
-    const type = headers["content-type"];
-    if (route === undefined || type === undefined) return false;
+    if (route === undefined) return false;
+    const type = parseRequestType(headers["content-type"]);
     let serve: (call: FastCall) => Promise<void>;
-    if (grpcType.test(type)) {
+    if (type?.protocol === "grpc" && type.binary) {
       serve = (call) => serveGrpc(call, this.grpcAcceptEncoding);
-    } else {
-      const connect = connectType.exec(type);
-      if (
-        connect === null ||
-        route.spec.kind !== "unary" ||
-        // connect answers a missing version header; not worth doing twice
-        this.opt.requireConnectProtocolHeader
-      ) {
-        return false;
-      }
-      const binary = (connect[1] as string).toLowerCase() === "proto";
+    } else if (
+      type?.protocol === "connect" &&
+      !type.stream &&
+      route.spec.kind === "unary" &&
+      // connect answers a missing version header; not worth doing twice
+      !this.opt.requireConnectProtocolHeader
+    ) {
+      const { binary } = type;
       serve = (call) => serveConnectUnary(call, binary);
+    } else {
+      return false;
     }
     this.calls++;
     // A reset or a write after the client left is an 'error' event; the call

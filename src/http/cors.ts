@@ -1,5 +1,5 @@
-import { cors } from "@connectrpc/connect";
-import type { RequestHandler } from "../transport/listener.js";
+import { cors as connectCors } from "@connectrpc/connect";
+import type { Middleware } from "./middleware.js";
 
 /** How long a browser may cache a preflight answer, in seconds (as connectrpc.com/cors recommends). */
 export const corsMaxAgeSeconds = 7200;
@@ -17,16 +17,13 @@ export const corsMaxAgeSeconds = 7200;
  * headers a browser client must read (grpc-status, grpc-message, ...)
  * exposed for an allowed origin.
  */
-export function withCors(
-  origins: readonly string[],
-  handler: RequestHandler,
-): RequestHandler {
-  if (origins.length === 0) return handler;
+export function cors(origins: readonly string[]): Middleware {
+  if (origins.length === 0) return (next) => next;
   const anyOrigin = origins.includes("*");
   const allowed = new Set(origins.map((o) => o.toLowerCase()));
   const isAllowed = (origin: string) =>
     anyOrigin || allowed.has(origin.toLowerCase());
-  return (req, res) => {
+  return (next) => (req, res) => {
     const origin = req.headers.origin;
     if (
       req.method === "OPTIONS" &&
@@ -39,9 +36,9 @@ export function withCors(
       if (isAllowed(origin)) {
         headers["access-control-allow-origin"] = anyOrigin ? "*" : origin;
         headers["access-control-allow-methods"] =
-          cors.allowedMethods.join(", ");
+          connectCors.allowedMethods.join(", ");
         headers["access-control-allow-headers"] =
-          cors.allowedHeaders.join(", ");
+          connectCors.allowedHeaders.join(", ");
         headers["access-control-max-age"] = String(corsMaxAgeSeconds);
       }
       res.writeHead(204, headers);
@@ -55,9 +52,9 @@ export function withCors(
       res.setHeader("access-control-allow-origin", anyOrigin ? "*" : origin);
       res.setHeader(
         "access-control-expose-headers",
-        cors.exposedHeaders.join(", "),
+        connectCors.exposedHeaders.join(", "),
       );
     }
-    handler(req, res);
+    next(req, res);
   };
 }

@@ -1,4 +1,5 @@
-import type { RequestHandler } from "../transport/listener.js";
+import { parseRequestType } from "./content-type.js";
+import type { Middleware } from "./middleware.js";
 
 /**
  * Wrap a handler so that every gRPC and gRPC-Web response names the message
@@ -10,15 +11,13 @@ import type { RequestHandler } from "../transport/listener.js";
  * from error metadata). Sending it on every response is what grpc-go does, and
  * lets a client choose an encoding before its first compressed call.
  */
-export function advertiseGrpcEncodings(
-  handler: RequestHandler,
-  encodings: readonly string[],
-): RequestHandler {
+export function grpcAcceptEncoding(encodings: readonly string[]): Middleware {
   const value = encodings.join(",");
-  return (req, res) => {
-    if (/^application\/grpc/i.test(req.headers["content-type"] ?? "")) {
+  return (next) => (req, res) => {
+    const protocol = parseRequestType(req.headers["content-type"])?.protocol;
+    if (protocol === "grpc" || protocol === "grpc-web") {
       res.setHeader("grpc-accept-encoding", value);
     }
-    handler(req, res);
+    next(req, res);
   };
 }

@@ -1,5 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import type { RequestHandler } from "../transport/listener.js";
+import { parseRequestType } from "./content-type.js";
 
 type Request = Parameters<RequestHandler>[0];
 type Response = Parameters<RequestHandler>[1];
@@ -15,8 +16,9 @@ type Response = Parameters<RequestHandler>[1];
  */
 export function notFound(req: Request, res: Response): void {
   const contentType = req.headers["content-type"] ?? "";
+  const protocol = parseRequestType(contentType)?.protocol;
   const message = `unknown procedure ${sanitizePath(req.url ?? "")}`;
-  if (/^application\/grpc(-web(-text)?)?([+;]|$)/i.test(contentType)) {
+  if (protocol === "grpc" || protocol === "grpc-web") {
     // Headers set before end(), not writeHead(): on HTTP/2, writeHead sends its
     // HEADERS frame at once and end() follows with an empty DATA frame, which
     // gRPC clients read as a call without status (grpc-js: INTERNAL). This way
@@ -28,10 +30,7 @@ export function notFound(req: Request, res: Response): void {
     res.end();
     return;
   }
-  if (
-    req.method === "POST" &&
-    /^application\/(connect\+)?(json|proto)/i.test(contentType)
-  ) {
+  if (req.method === "POST" && protocol === "connect") {
     res.writeHead(404, { "content-type": "application/json" });
     res.end(JSON.stringify({ code: "unimplemented", message }));
     return;

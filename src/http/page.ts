@@ -4,10 +4,10 @@ import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import type { RequestHandler } from "../transport/listener.js";
+import type { Middleware } from "./middleware.js";
 
 type Request = Parameters<RequestHandler>[0];
 type Response = Parameters<RequestHandler>[1];
-type Handler = (req: Request, res: Response) => void;
 
 /** Options of the browser page handler. */
 export interface PageOptions {
@@ -48,10 +48,10 @@ const notBuilt =
  * Assets have content-hashed names, so they are cached for a year; index.html
  * is revalidated every time, by ETag.
  */
-export function withPage(next: Handler, options: PageOptions = {}): Handler {
+export function page(options: PageOptions = {}): Middleware {
   const root = options.root ?? join(packageRoot(), "dist", "web");
   let assets: Map<string, Asset> | undefined;
-  return (req, res) => {
+  return (next) => (req, res) => {
     const path = (req.url ?? "").split("?")[0] ?? "";
     const isPage = path === "/" || path.startsWith("/assets/");
     if (!isPage || (req.method !== "GET" && req.method !== "HEAD")) {

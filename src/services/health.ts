@@ -3,6 +3,7 @@ import {
   type Health,
   HealthCheckResponse_ServingStatus as Status,
 } from "../../gen/health/v1/health_pb.js";
+import { quote } from "./quote.js";
 import type { ServingStatus } from "./serving-status.js";
 
 /** Options of the health service. */
@@ -89,9 +90,4 @@ function untilStopped(
     });
     signal.addEventListener("abort", done);
   });
-}
-
-/** A client-sent name for an error message: quoted, and cut short so a huge one is not echoed back. */
-function quote(name: string): string {
-  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
 }

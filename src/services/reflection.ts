@@ -14,6 +14,8 @@ import { Code, type ConnectRouter } from "@connectrpc/connect";
 import { ServerReflection as ServerReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
+import { quote } from "./quote.js";
+
 /**
  * A reflection request, as both grpc.reflection.v1 and v1alpha define it
  * (the two protos differ only in their package).
@@ -249,9 +251,4 @@ function notFound(message: string): ReflectionAnswer {
 /** Some clients send fully-qualified names with protobuf's leading dot. */
 function stripDot(name: string): string {
   return name.startsWith(".") ? name.slice(1) : name;
-}
-
-/** A client-sent name for an error message: quoted, and cut short so a huge one is not echoed back. */
-function quote(name: string): string {
-  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
 }

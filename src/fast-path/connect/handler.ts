@@ -24,7 +24,8 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
-import { type FastCall, nodeHeaders } from "../call.js";
+import type { FastCall } from "../call.js";
+import { nodeHeaders } from "../headers.js";
 
 /** One Connect unary call, its messages in protobuf (`binary`) or JSON. */
 export async function serveConnectUnary(
