@@ -21,12 +21,16 @@ export function routes(
   options: RoutesOptions = {},
 ): (router: ConnectRouter) => void {
   return (router) => {
+    // The application's services: register yours here, one line each
+    // (docs/adding-a-service.md). Everything below knows them from the router.
     router.service(Greeter, createGreeter(options.greeter));
+
+    // Health answers for every service registered above it, and for "".
     router.service(
       Health,
       createHealth({
         status: options.status ?? new ServingStatus(),
-        services: [Greeter.typeName],
+        services: router.handlers.map((h) => h.service.typeName),
       }),
     );
     // Reflection describes whatever this router serves, itself included.
