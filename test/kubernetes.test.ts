@@ -6,7 +6,7 @@
  * the server also knows is read from the code, not repeated.
  */
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
@@ -36,7 +36,9 @@ import {
 } from "../src/config.js";
 import { routes } from "../src/routes.js";
 import { startServer } from "../src/server.js";
+import { repoRoot } from "./support/child.js";
 import {
+  describe,
   type KubeObject,
   kustomizeBuild,
   type Manifest,
@@ -47,6 +49,7 @@ import {
   unknownFields,
   validateSchema,
 } from "./support/manifests.js";
+import { fences } from "./support/readme.js";
 
 const dir = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
 
@@ -677,6 +680,48 @@ test("kustomize renders the same objects, running the image npm run image builds
     retargeted.container.image,
     "registry.example.com/team/connect-greeter:1.2.3",
   );
+});
+
+test("The overlay of docs/deploying-kubernetes.md renders with kustomize: its namespace, image, Gateway and hostnames replace the base's, and the result still passes the checks", async (t) => {
+  const doc = await readFile(
+    join(repoRoot, "docs/deploying-kubernetes.md"),
+    "utf8",
+  );
+  const overlay = fences(doc).find(
+    (f) => f.lang === "yaml" && f.lines[0] === "# overlay/kustomization.yaml",
+  );
+  assert.ok(overlay, "the page has an overlay/kustomization.yaml example");
+  // The layout the page describes: overlay/ beside deploy/.
+  const root = await mkdtemp(join(tmpdir(), "greeter-overlay-"));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await cp(dir, join(root, "deploy/kubernetes"), { recursive: true });
+  await mkdir(join(root, "overlay"));
+  await writeFile(
+    join(root, "overlay/kustomization.yaml"),
+    `${overlay.lines.join("\n")}\n`,
+  );
+  const m = new Manifests(await kustomizeBuild(t, join(root, "overlay")));
+  assert.deepEqual(await schemaProblems(m), []);
+  assert.deepEqual(await unknownFields(t, m.list), []);
+  for (const x of m.list) {
+    assert.equal(x.object.metadata.namespace, "greeter", describe(x));
+  }
+  assert.equal(
+    m.container.image,
+    "registry.example.com/team/connect-greeter:1.0.0",
+  );
+  for (const route of [...m.grpcRoutes, ...m.httpRoutes]) {
+    assert.deepEqual(route.spec?.parentRefs, [
+      { name: "public", namespace: "gateways" },
+    ]);
+  }
+  assert.deepEqual(m.grpcRoutes[0]?.spec?.hostnames, [
+    "grpc.greeter.mycompany.com",
+  ]);
+  assert.deepEqual(m.httpRoutes[0]?.spec?.hostnames, ["greeter.mycompany.com"]);
+  checkSelectors(m);
+  checkPorts(m);
+  checkRoutes(m);
 });
 
 test("The Service, the PodDisruptionBudget, the spread constraint and the Deployment's own selector select the Deployment's pods", async () => {
