@@ -68,6 +68,12 @@ const cases: Case[] = [
     grpc: true,
   },
   {
+    name: "connect-greeter, gRPC unary, LOG_LEVEL=warn",
+    server: "src/main.js",
+    grpc: true,
+    env: { LOG_LEVEL: "warn" },
+  },
+  {
     name: "connect-greeter, gRPC unary, fast path off",
     server: "src/main.js",
     grpc: true,

@@ -14,7 +14,12 @@
  * grpc-js, connect, connect-generic, connect-quiet, connect-w2),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
- * of a duration; default 0, 2000 in quick mode), BENCH_OUT (results directory).
+ * of a duration; default 0, 2000 in quick mode), BENCH_SCENARIOS (comma list of
+ * grpc-unary, connect-unary, stream, chat; default all), BENCH_NODE (the Node
+ * every server and client runs on: 22, 24, or a path to a node binary; default
+ * the Node running the bench; a ratio between servers means something only on
+ * one Node), BENCH_OUT (results directory). BENCH_IDLE_STREAMS=0 skips the
+ * idle-stream test.
  * `--quick`: one round of ceiling, grpc-js and connect with 2000 calls each, a
  * small idle test, no chart: a smoke test that the benchmark works on however
  * loaded a machine, not a measurement.
@@ -45,8 +50,13 @@ const settings = {
   requests: num("BENCH_REQUESTS", quick ? 2000 : 0, 0),
   connections: num("BENCH_CONNECTIONS", 8),
   streams: num("BENCH_STREAMS", 32),
-  idleStreams: num("BENCH_IDLE_STREAMS", quick ? 200 : 10_000),
+  idleStreams: num("BENCH_IDLE_STREAMS", quick ? 200 : 10_000, 0),
   idleIntervalMs: num("BENCH_IDLE_INTERVAL_MS", quick ? 100 : 1000),
+  node: nodeBinary(process.env.BENCH_NODE),
+  scenarios: (process.env.BENCH_SCENARIOS ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== ""),
   servers: (
     process.env.BENCH_SERVERS ??
     (quick
@@ -71,6 +81,20 @@ const scenarios = {
 } as const satisfies Record<ProbeKind, unknown>;
 type Scenario = keyof typeof scenarios;
 const allScenarios = Object.keys(scenarios) as Scenario[];
+
+/** The node binary for BENCH_NODE: a supported line (22, 24) found or fetched by scripts/supported-node.sh, or a path. */
+function nodeBinary(setting: string | undefined): string {
+  if (setting === undefined || setting === "") return process.execPath;
+  if (/^\d+$/.test(setting)) {
+    const bin = execFileSync(
+      "bash",
+      [join(root, "scripts/supported-node.sh"), setting],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    ).trim();
+    return join(bin, "node");
+  }
+  return resolve(setting);
+}
 
 interface ServerSpec {
   label: string;
@@ -219,7 +243,8 @@ async function main(): Promise<void> {
   }
   const idle: IdleResult[] = [];
   for (const name of settings.servers) {
-    if (servers[name]?.idle) idle.push(await idleStreams(name));
+    if (servers[name]?.idle && settings.idleStreams > 0)
+      idle.push(await idleStreams(name));
   }
   const table = summarize(samples);
   const out =
@@ -229,7 +254,9 @@ async function main(): Promise<void> {
   const report = {
     started: started.toISOString(),
     machine,
-    node: process.version,
+    node: execFileSync(settings.node, ["--version"], {
+      encoding: "utf8",
+    }).trim(),
     settings,
     cpuPlan,
     table,
@@ -263,10 +290,17 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
     spec.args,
     spec.env,
     cpuPlan.server(spec.processes),
+    undefined,
+    settings.node,
   );
   const samples: Sample[] = [];
   try {
     for (const scenario of spec.scenarios) {
+      if (
+        settings.scenarios.length > 0 &&
+        !settings.scenarios.includes(scenario)
+      )
+        continue;
       await probe(server.url, scenario);
       samples.push(
         await measure(name, scenario, round, server.url, server.pid),
@@ -315,7 +349,7 @@ async function measure(
   try {
     if (scenario === "chat") {
       const run = await runClient(
-        process.execPath,
+        settings.node,
         [
           "--import",
           "tsx",
@@ -398,6 +432,8 @@ async function idleStreams(name: string): Promise<IdleResult> {
     spec.args,
     { ...spec.env, STREAM_INTERVAL_MS: String(settings.idleIntervalMs) },
     cpuPlan.server(spec.processes),
+    undefined,
+    settings.node,
   );
   try {
     await probe(server.url, "grpc-unary");
@@ -590,7 +626,7 @@ function planCpus(): {
 
 function describeMachine(): string {
   const model = osCpus()[0]?.model.replace(/\s+/g, " ").trim() ?? "unknown CPU";
-  return `${availableParallelism()} × ${model}, ${(totalmem() / 2 ** 30).toFixed(1)} GB, Node ${process.version}`;
+  return `${availableParallelism()} × ${model}, ${(totalmem() / 2 ** 30).toFixed(1)} GB, Node ${execFileSync(settings.node, ["--version"], { encoding: "utf8" }).trim()}`;
 }
 
 await main();

@@ -21,10 +21,11 @@ export async function startServerProcess(
   env: NodeJS.ProcessEnv,
   cpus: string | undefined,
   onLine?: (line: string) => void,
+  node: string = process.execPath,
 ): Promise<ServerProcess> {
   const [cmd, argv] = cpus
-    ? ["taskset", ["-c", cpus, process.execPath, ...args]]
-    : [process.execPath, [...args]];
+    ? ["taskset", ["-c", cpus, node, ...args]]
+    : [node, [...args]];
   const child = spawn(cmd, argv, {
     env: { ...process.env, ADMIN_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
