@@ -1,6 +1,11 @@
 import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type Interceptor,
+} from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -14,6 +19,7 @@ import { hideInternalErrors } from "./calls/hide-internal-errors.js";
 import { InflightCalls } from "./calls/inflight.js";
 import { Metrics } from "./calls/metrics.js";
 import { observeCalls } from "./calls/observe.js";
+import { CallReport } from "./calls/report.js";
 import { type Config, defaultConfig } from "./config.js";
 import { FastPath } from "./fast-path/router.js";
 import { cors } from "./http/cors.js";
@@ -37,6 +43,13 @@ export interface ServerSeams {
   logDestination?: DestinationStream;
   /** What the router serves instead of the Greeter, for tests that need a misbehaving handler. @default routes(config) */
   routes?: (router: ConnectRouter) => void;
+  /**
+   * The application's own interceptors, run around every handler on both
+   * paths, inside the server's call report and error hiding (they see the
+   * handler's own errors; the log and metrics see what the client sees).
+   * @default []
+   */
+  interceptors?: Interceptor[];
 }
 
 /** A running server. */
@@ -75,7 +88,12 @@ export interface RunningServer {
 export async function startServer(
   options: ServerOptions = {},
 ): Promise<RunningServer> {
-  const { logDestination, routes: customRoutes, ...settings } = options;
+  const {
+    logDestination,
+    routes: customRoutes,
+    interceptors = [],
+    ...settings
+  } = options;
   const config: Config = { ...defaultConfig(), ...settings };
   const logger = createLogger({
     level: config.logLevel,
@@ -89,22 +107,33 @@ export async function startServer(
   // not a leak, so not worth Node's MaxListenersExceededWarning.
   setMaxListeners(0, shutdownSignal.signal);
   const compressions = [compressionGzip, compressionBrotli];
+  // What every call reports, on either path.
+  const report = new CallReport([inflight, metrics, callLog(logger)]);
   // One set of options for connect's handler and the fast path, so the two
-  // serve calls alike (src/fast-path.ts).
-  const adapterOptions = {
-    interceptors: [
-      observeCalls([inflight, metrics, callLog(logger)]),
-      hideInternalErrors(logger),
-      endOnAbort,
-    ],
+  // serve calls alike (src/fast-path/router.ts).
+  const shared = {
     contextValues: connectionValues,
     readMaxBytes: config.maxMessageBytes,
     acceptCompression: compressions,
     compressMinBytes: config.compressMinBytes,
     shutdownSignal: shutdownSignal.signal,
   };
+  const adapterOptions = {
+    ...shared,
+    // The report first, so it sees every call and the error the client sees.
+    interceptors: [
+      observeCalls(report),
+      hideInternalErrors(logger),
+      ...interceptors,
+      endOnAbort,
+    ],
+  };
+  // The fast path reports, hides and ends calls itself, the same way.
   const fastPath = new FastPath({
-    ...adapterOptions,
+    ...shared,
+    interceptors,
+    report,
+    logger,
     enabled: config.fastPath,
   });
   const services = fastPath.record(

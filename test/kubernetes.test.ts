@@ -34,8 +34,8 @@ import {
   loadConfig,
   settings,
 } from "../src/config.js";
-import { routes } from "../src/routes.js";
 import { startServer } from "../src/server.js";
+import { routes } from "../src/services/routes.js";
 import { repoRoot } from "./support/child.js";
 import {
   describe,

@@ -1,6 +1,12 @@
 import { Code } from "@connectrpc/connect";
-import type { Level, Logger } from "pino";
-import { type Call, type CallObserver, codeName } from "./observe.js";
+import { type Level, type Logger, pino } from "pino";
+import {
+  type Call,
+  type CallObserver,
+  codeName,
+  type Procedure,
+} from "./call.js";
+import type { Connection } from "./connection.js";
 
 /**
  * Log one line per finished call, as go-grpc-middleware's logging does: its
@@ -8,48 +14,59 @@ import { type Call, type CallObserver, codeName } from "./observe.js";
  * the messages each way. The level follows the code, so a server at "warn"
  * still logs calls that failed on its side. At debug, every message too (its
  * direction, never its content).
+ *
+ * The call line is the JSON pino would write for
+ * `logger[level]({procedure, protocol, httpVersion, code, durationMs, peer,
+ * received?, sent?, error?}, "finished call")`, key for key, but built from
+ * pieces made once per procedure and per connection and handed to pino's own
+ * destination: every call pays for it, and pino's general serialiser walks
+ * and escapes every field of every line.
  */
 export function callLog(logger: Logger): CallObserver {
+  const out = logger as unknown as Record<symbol, unknown>;
+  const stream = out[pino.symbols.streamSym] as { write(line: string): void };
+  /** The base fields, such as ,"pid":1,"hostname":"h" (pino's chindings). */
+  const base = out[pino.symbols.chindingsSym] as string;
+  const debug = logger.isLevelEnabled("debug");
+  const procedures = new WeakMap<Procedure, string>();
+  const peers = new WeakMap<Connection, string>();
+  const json = <K extends object>(
+    cache: WeakMap<K, string>,
+    key: K,
+    value: string,
+  ) => {
+    let text = cache.get(key);
+    if (text === undefined) {
+      text = JSON.stringify(value);
+      cache.set(key, text);
+    }
+    return text;
+  };
+  const message = (call: Call, msg: string) => {
+    logger.debug(
+      { procedure: call.procedure.path, peer: call.connection.peer },
+      msg,
+    );
+  };
   return {
-    messageReceived(call) {
-      if (logger.isLevelEnabled("debug")) {
-        logger.debug(
-          { procedure: call.procedure, peer: call.peer },
-          "received message",
-        );
-      }
-    },
-    messageSent(call) {
-      if (logger.isLevelEnabled("debug")) {
-        logger.debug(
-          { procedure: call.procedure, peer: call.peer },
-          "sent message",
-        );
-      }
-    },
+    messageReceived: debug
+      ? (call) => message(call, "received message")
+      : undefined,
+    messageSent: debug ? (call) => message(call, "sent message") : undefined,
     callFinished(call, outcome) {
       const code = outcome.error?.code;
-      logger[levelOf(code)](
-        {
-          procedure: call.procedure,
-          protocol: call.protocol,
-          httpVersion: call.httpVersion,
-          code: codeName(code),
-          durationMs: Math.round(outcome.durationMs * 1000) / 1000,
-          peer: call.peer,
-          ...(isStreaming(call)
-            ? { received: outcome.received, sent: outcome.sent }
-            : {}),
-          ...(outcome.error ? { error: outcome.error.rawMessage } : {}),
-        },
-        "finished call",
-      );
+      const level = levelOf(code);
+      if (!logger.isLevelEnabled(level)) return;
+      let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
+      if (call.procedure.type !== "unary") {
+        line += `,"received":${outcome.received},"sent":${outcome.sent}`;
+      }
+      if (outcome.error !== undefined) {
+        line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;
+      }
+      stream.write(`${line},"msg":"finished call"}\n`);
     },
   };
-}
-
-function isStreaming(call: Call): boolean {
-  return call.type !== "unary";
 }
 
 /** The level of a finished call's line, by its code (go-grpc-middleware's DefaultServerCodeToLevel). */

@@ -18,26 +18,44 @@ export const connectionKey = createContextKey<Connection | undefined>(
   { description: "the connection a call arrived on" },
 );
 
+/** A call's connection when the adapter did not hand it over (no `contextValues`). */
+export const unknownConnection: Connection = { peer: "", httpVersion: "" };
+
 /** Context values for connectNodeAdapter's `contextValues` option: the request's connection. */
 export function connectionValues(req: ConnectionSource): ContextValues {
-  // One Connection per connection, shared by its calls. Node's HTTP/2
-  // compatibility layer hands out a new socket proxy per request, so an
-  // HTTP/2 request is known by its session.
-  const key: object =
-    "stream" in req && req.stream?.session ? req.stream.session : req.socket;
+  return createContextValues().set(connectionKey, connectionOf(req));
+}
+
+/** The connection a request arrived on: one object per connection, shared by its calls. */
+export function connectionOf(req: ConnectionSource): Connection {
+  // Node's HTTP/2 compatibility layer hands out a new socket proxy per
+  // request, so an HTTP/2 request is known by its session.
+  const session = "stream" in req ? req.stream?.session : undefined;
+  return connectionByKey(session ?? req.socket, req.socket, req.httpVersion);
+}
+
+/** The connection of an HTTP/2 session, for a call the fast path takes off one of its streams. */
+export function sessionConnection(session: {
+  readonly socket: ConnectionSource["socket"];
+}): Connection {
+  return connectionByKey(session, session.socket, "2.0");
+}
+
+function connectionByKey(
+  key: object,
+  socket: ConnectionSource["socket"],
+  httpVersion: string,
+): Connection {
   let connection = connections.get(key);
   if (connection === undefined) {
-    const { remoteAddress = "", remotePort } = req.socket;
+    const { remoteAddress = "", remotePort } = socket;
     const host = remoteAddress.includes(":")
       ? `[${remoteAddress}]`
       : remoteAddress;
-    connection = {
-      peer: `${host}:${remotePort ?? ""}`,
-      httpVersion: req.httpVersion,
-    };
+    connection = { peer: `${host}:${remotePort ?? ""}`, httpVersion };
     connections.set(key, connection);
   }
-  return createContextValues().set(connectionKey, connection);
+  return connection;
 }
 
 /** What connectionValues reads of a request: any Node request, or what the fast path knows of its stream's connection. */

@@ -5,32 +5,44 @@ import type { Logger } from "pino";
 export const internalErrorMessage = "internal error";
 
 /**
- * Keep unexpected failures to the server: anything a handler throws that is
- * not a ConnectError (a bug, a failed dependency) reaches the client as
- * `internal` with a generic message, and the server logs it with its stack at
- * error level. ConnectErrors are what a handler means to say and pass unchanged.
- *
- * It watches the response stream too, so an error thrown by a streaming
- * handler after its first message is covered. Put it after the call observer,
- * so logs and metrics see the code the client sees.
+ * What the client is told of a handler's failure `e`: a ConnectError is what
+ * a handler means to say and passes unchanged; anything else (a bug, a failed
+ * dependency) becomes `internal` with a generic message, and is logged with
+ * its stack at error level. A failure after the call was cut short
+ * (`aborted`: client gone, deadline, shutdown) is what the handler hit on its
+ * way out; nobody will read it, so it is logged at debug and the call ends
+ * with the reason it was cut short.
+ */
+export function hideInternal(
+  logger: Logger | undefined,
+  procedure: string,
+  e: unknown,
+  aborted: { reason: unknown } | undefined,
+): ConnectError {
+  if (e instanceof ConnectError) return e;
+  if (aborted !== undefined) {
+    logger?.debug({ err: e, procedure }, "handler failed after the call ended");
+    return ConnectError.from(aborted.reason, Code.Canceled);
+  }
+  logger?.error({ err: e, procedure }, "handler failed");
+  return new ConnectError(internalErrorMessage, Code.Internal);
+}
+
+/**
+ * The interceptor that applies `hideInternal` to connect's handlers. It
+ * watches the response stream too, so an error thrown by a streaming handler
+ * after its first message is covered. Put it after the call observer, so logs
+ * and metrics see the code the client sees.
  */
 export function hideInternalErrors(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const hide = (e: unknown): ConnectError => {
-      if (e instanceof ConnectError) return e;
-      const procedure = `/${req.service.typeName}/${req.method.name}`;
-      if (req.signal.aborted) {
-        // The call was already cancelled (client gone, deadline, shutdown) and
-        // the handler failed on its way out; nobody will read this error.
-        logger.debug(
-          { err: e, procedure },
-          "handler failed after the call ended",
-        );
-        return ConnectError.from(req.signal.reason, Code.Canceled);
-      }
-      logger.error({ err: e, procedure }, "handler failed");
-      return new ConnectError(internalErrorMessage, Code.Internal);
-    };
+    const hide = (e: unknown): ConnectError =>
+      hideInternal(
+        logger,
+        `/${req.service.typeName}/${req.method.name}`,
+        e,
+        req.signal.aborted ? { reason: req.signal.reason } : undefined,
+      );
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);

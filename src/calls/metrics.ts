@@ -6,8 +6,9 @@ import {
   Histogram,
   Registry,
 } from "prom-client";
+import type { Protocol } from "../http/content-type.js";
 import type { RequestHandler } from "../transport/listener.js";
-import type { Call, CallObserver, Outcome } from "./observe.js";
+import type { Call, CallObserver, Outcome, Procedure } from "./call.js";
 
 /** The path metrics are served on. */
 export const metricsPath = "/metrics";
@@ -36,7 +37,7 @@ export class Metrics implements CallObserver {
    * on every update, a cost paid per message otherwise. Bounded: only
    * registered procedures are observed, in at most three protocols.
    */
-  readonly #series = new Map<string, Series>();
+  readonly #series = new Map<Procedure, Partial<Record<Protocol, Series>>>();
 
   readonly #started: Counter<string> = new Counter({
     name: "grpc_server_started_total",
@@ -117,8 +118,12 @@ export class Metrics implements CallObserver {
   }
 
   #of(call: Call): Series {
-    const key = `${call.protocol} ${call.procedure}`;
-    let series = this.#series.get(key);
+    let byProtocol = this.#series.get(call.procedure);
+    if (byProtocol === undefined) {
+      byProtocol = {};
+      this.#series.set(call.procedure, byProtocol);
+    }
+    let series = byProtocol[call.protocol];
     if (series === undefined) {
       const labels = labelsOf(call);
       series = {
@@ -130,7 +135,7 @@ export class Metrics implements CallObserver {
         handled: new Map(),
         handling: this.#handling.labels(labels),
       };
-      this.#series.set(key, series);
+      byProtocol[call.protocol] = series;
     }
     return series;
   }
@@ -179,24 +184,26 @@ interface Series {
 /** Set `metric` to the counts `pick` reads from each series, with any extra labels it names. */
 function publish(
   metric: Counter<string> | Gauge<string>,
-  series: ReadonlyMap<string, Series>,
+  series: ReadonlyMap<Procedure, Partial<Record<Protocol, Series>>>,
   pick: (s: Series) => [Record<string, string>, number][],
 ): void {
   metric.reset();
-  for (const s of series.values()) {
-    for (const [extra, value] of pick(s)) {
-      const labels = { ...s.labels, ...extra };
-      if (metric instanceof Gauge) metric.set(labels, value);
-      else metric.inc(labels, value);
+  for (const byProtocol of series.values()) {
+    for (const s of Object.values(byProtocol)) {
+      for (const [extra, value] of pick(s)) {
+        const labels = { ...s.labels, ...extra };
+        if (metric instanceof Gauge) metric.set(labels, value);
+        else metric.inc(labels, value);
+      }
     }
   }
 }
 
 function labelsOf(call: Call): Record<CallLabel, string> {
   return {
-    grpc_type: call.type,
-    grpc_service: call.service,
-    grpc_method: call.method,
+    grpc_type: call.procedure.type,
+    grpc_service: call.procedure.service,
+    grpc_method: call.procedure.method,
     protocol: call.protocol,
   };
 }

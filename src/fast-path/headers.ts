@@ -26,3 +26,13 @@ export function nodeHeaders(
   });
   return o;
 }
+
+/** A request header's value (`name` in lower case) as fetch Headers would give it: repeated values joined, null when absent. */
+export function headerValue(
+  headers: IncomingHttpHeaders,
+  name: string,
+): string | null {
+  const value = headers[name];
+  if (value === undefined) return null;
+  return typeof value === "string" ? value : value.join(", ");
+}

@@ -1,35 +1,38 @@
 /**
- * A dedicated path for the hot cases: gRPC calls of every kind and
- * Connect unary calls, over HTTP/2, in protobuf (and JSON for Connect).
+ * A dedicated path for the hot cases: gRPC calls of every kind and Connect
+ * unary calls, over HTTP/2, in protobuf (and JSON for Connect).
  *
  * WHY: connect's generic handlers run every call through Node's HTTP/2
  * compatibility layer, three AbortControllers and two DOMExceptions (abort()
  * without a reason), and gRPC calls through nine to eleven async-generator
  * stages on top; that costs several times the CPU of @grpc/grpc-js per call
- * (bench/PROFILE.md measures it). Here a call is read, invoked and written by plain code
- * on the raw HTTP/2 stream: one AbortController, no generators of our own, no
- * exception on success.
+ * (bench/PROFILE.md measures it). Here a call is read, invoked and written by
+ * plain code on the raw HTTP/2 stream, and what a handler does not read of
+ * its context is never made (src/fast-path/call.ts).
  *
  * WHAT STAYS THE SAME: the same service implementation objects the router
- * registers (recorded by `record`), the same interceptors applied the same way
- * (so logs, metrics, inflight and error hiding see fast calls exactly like
- * connect's), the same context values, and connect's own helpers for what the
- * client sees: timeout parsing, compression negotiation, (de)serialization
- * with the read limit, status and error encoding. Where the fast path re-does
- * something connect does, the comment names the connect function it mirrors.
+ * registers (recorded by `record`), the same report of every call (the call
+ * log, metrics and in-flight count of src/calls/, told directly instead of
+ * through the observeCalls interceptor), the same error hiding, the user's
+ * interceptors applied the same way, the same context values, and connect's
+ * own helpers for what the client sees: timeout parsing, compression
+ * negotiation, (de)serialization with the read limit, status and error
+ * encoding. Where the fast path re-does something connect does, the comment
+ * names the connect function it mirrors.
  *
- * This file routes streams to a call; src/fast-call.ts sets each call up, and
- * src/grpc-fast-path.ts and src/connect-fast-path.ts speak the protocols. Everything else falls through
- * to the connect adapter untouched: HTTP/1.1, gRPC-Web, Connect streaming and
- * GET, gRPC +json, unknown paths, services registered with their own options,
- * and browser requests (with an Origin, which src/cors.ts answers).
+ * This file routes streams to a call; call.ts sets each call up, observed.ts
+ * runs its handler with what every call reports, and grpc/ and connect/ speak
+ * the protocols. Everything else falls through to the connect adapter
+ * untouched: HTTP/1.1, gRPC-Web, Connect streaming and GET, gRPC +json,
+ * unknown paths, services registered with their own options, and browser
+ * requests (with an Origin, which src/http/cors.ts answers).
  */
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
   type ConnectRouter,
   type ContextValues,
-  createContextValues,
   createServiceImplSpec,
+  type Interceptor,
   type MethodImplSpec,
 } from "@connectrpc/connect";
 import {
@@ -38,17 +41,29 @@ import {
   validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { procedureOf } from "../calls/call.js";
 import type { ConnectionSource } from "../calls/connection.js";
+import type { CallReport } from "../calls/report.js";
 import { parseRequestType } from "../http/content-type.js";
-import { type Codec, FastCall, type Options, type Route } from "./call.js";
+import {
+  type CallHost,
+  type Codec,
+  FastCall,
+  type Options,
+  type Route,
+} from "./call.js";
 import { serveConnectUnary } from "./connect/handler.js";
 import { serveGrpc } from "./grpc/handler.js";
 
-/** The adapter options the fast path honours: pass the same object to connectNodeAdapter. */
+/**
+ * The adapter options the fast path honours (pass the same values to
+ * connectNodeAdapter), and what it does itself that connect's handlers get
+ * from the server's own interceptors.
+ */
 export interface FastPathOptions
   extends Pick<
     Partial<UniversalHandlerOptions>,
-    | "interceptors"
     | "readMaxBytes"
     | "writeMaxBytes"
     | "acceptCompression"
@@ -60,29 +75,42 @@ export interface FastPathOptions
   > {
   /** Context values for a request, as connectNodeAdapter's option. @default undefined (empty values) */
   contextValues?: (req: ConnectionSource) => ContextValues;
+  /**
+   * The application's interceptors, run around each handler as connect runs
+   * them. Not the server's own observeCalls, hideInternalErrors and
+   * endOnAbort: the fast path does their work itself, with `report` and
+   * `logger`. @default []
+   */
+  interceptors?: Interceptor[];
+  /** Where every call is reported (call log, metrics, in-flight). @default undefined (calls are not reported) */
+  report?: CallReport;
+  /** Where handler failures hidden from clients are logged. @default undefined (not logged) */
+  logger?: Logger;
   /** Serve the fast cases here; false leaves every call to connect. @default true */
   enabled?: boolean;
 }
 
 /** Serves the fast cases over HTTP/2 before Node's compatibility layer and the connect adapter. */
-export class FastPath {
+export class FastPath implements CallHost {
   /** Calls this path has taken (not fallen through); tests read it to know who served. */
   calls = 0;
-  private readonly routes = new Map<string, Route>();
-  private readonly opt: Options;
-  private readonly contextValues:
+  readonly opt: Options;
+  readonly contextValues:
     | ((req: ConnectionSource) => ContextValues)
     | undefined;
-  private readonly enabled: boolean;
+  readonly interceptors: readonly Interceptor[];
+  readonly report: CallReport | undefined;
+  readonly logger: Logger | undefined;
   /**
-   * How to end each call in flight, for the shutdown signal: one listener on
-   * it for all calls, rather than one per call (an EventTarget listener costs
-   * more than the rest of a call's bookkeeping, and hundreds of them trip
-   * Node's MaxListenersExceededWarning).
+   * The calls in flight, ended together by the shutdown signal: one listener
+   * on it for all calls rather than one per call, since hundreds of them trip
+   * Node's MaxListenersExceededWarning.
    */
-  private readonly running = new Set<(reason: unknown) => void>();
+  readonly running = new Set<FastCall>();
   /** The header grpcAcceptEncoding (src/http/grpc-accept-encoding.ts) puts on connect's gRPC answers. */
-  private readonly grpcAcceptEncoding: string;
+  readonly grpcAcceptEncoding: string;
+  readonly #routes = new Map<string, Route>();
+  readonly #enabled: boolean;
 
   constructor(options: FastPathOptions = {}) {
     // The same normalisation (defaults, limits) connect applies to these options.
@@ -95,12 +123,15 @@ export class FastPath {
       ],
     });
     this.contextValues = options.contextValues;
-    this.enabled = options.enabled ?? true;
+    this.interceptors = options.interceptors ?? [];
+    this.report = options.report;
+    this.logger = options.logger;
+    this.#enabled = options.enabled ?? true;
     const shutdown = this.opt.shutdownSignal;
     shutdown?.addEventListener(
       "abort",
       () => {
-        for (const end of this.running) end(shutdown.reason);
+        for (const call of this.running) call.end(shutdown.reason);
       },
       { once: true },
     );
@@ -121,13 +152,13 @@ export class FastPath {
         service: (service, impl, options) => {
           // Per-service options would change behaviour here; leave those to connect.
           if (options === undefined)
-            this.add(createServiceImplSpec(service, impl).methods);
+            this.#add(createServiceImplSpec(service, impl).methods);
           router.service(service, impl, options);
           return recording;
         },
         rpc: (method, impl, options) => {
           if (options === undefined)
-            this.add({
+            this.#add({
               [method.localName]: {
                 kind: method.methodKind,
                 method,
@@ -142,7 +173,7 @@ export class FastPath {
     };
   }
 
-  private add(methods: Record<string, MethodImplSpec>): void {
+  #add(methods: Record<string, MethodImplSpec>): void {
     for (const spec of Object.values(methods)) {
       const s = createMethodSerializationLookup(
         spec.method,
@@ -158,8 +189,10 @@ export class FastPath {
           serialize: (m) => o.serialize(m as never),
         };
       };
-      this.routes.set(`/${spec.method.parent.typeName}/${spec.method.name}`, {
+      const procedure = procedureOf(spec.method);
+      this.#routes.set(procedure.path, {
         spec,
+        procedure,
         binary: codec(true),
         json: codec(false),
       });
@@ -175,7 +208,7 @@ export class FastPath {
     headers: IncomingHttpHeaders,
   ): boolean => {
     if (
-      !this.enabled ||
+      !this.#enabled ||
       headers[":method"] !== "POST" ||
       headers.origin !== undefined
     ) {
@@ -183,12 +216,12 @@ export class FastPath {
     }
     const path = headers[":path"] ?? "";
     const q = path.indexOf("?");
-    const route = this.routes.get(q < 0 ? path : path.slice(0, q));
+    const route = this.#routes.get(q < 0 ? path : path.slice(0, q));
     if (route === undefined) return false;
     const type = parseRequestType(headers["content-type"]);
-    let serve: (call: FastCall) => Promise<void>;
+    let served: Promise<void>;
     if (type?.protocol === "grpc" && type.binary) {
-      serve = (call) => serveGrpc(call, this.grpcAcceptEncoding);
+      served = serveGrpc(this.#call(route, stream, headers));
     } else if (
       type?.protocol === "connect" &&
       !type.stream &&
@@ -196,24 +229,40 @@ export class FastPath {
       // connect answers a missing version header; not worth doing twice
       !this.opt.requireConnectProtocolHeader
     ) {
-      const { binary } = type;
-      serve = (call) => serveConnectUnary(call, binary);
+      served = serveConnectUnary(
+        this.#call(route, stream, headers),
+        type.binary,
+      );
     } else {
       return false;
     }
-    this.calls++;
-    // A reset or a write after the client left is an 'error' event; the call
-    // learns of it from 'close' and rstCode, as through the compatibility layer.
-    stream.on("error", () => {});
-    const socket = stream.session?.socket;
-    const values =
-      this.contextValues !== undefined && socket !== undefined
-        ? this.contextValues({ socket, httpVersion: "2.0" })
-        : createContextValues();
-    serve(new FastCall(this.opt, route, stream, headers, values, this.running))
-      // Each protocol reports every failure to the client; what lands here is
-      // a broken stream, which has nobody left to tell.
-      .catch(() => stream.destroy());
+    // Each protocol reports every failure to the client; what lands here is
+    // a bug of the fast path's own, with the stream in an unknown state.
+    served.catch(this.#broken(stream));
     return true;
   };
+
+  #call(
+    route: Route,
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+  ): FastCall {
+    this.calls++;
+    // A reset, or a write after the client left, is an 'error' event; the
+    // call learns of it from 'close' and rstCode, as through Node's
+    // compatibility layer.
+    stream.on("error", this.#streamError);
+    return new FastCall(this, route, stream, headers);
+  }
+
+  readonly #streamError = (e: Error): void => {
+    this.logger?.debug({ err: e }, "fast path: stream error");
+  };
+
+  #broken(stream: ServerHttp2Stream): (e: unknown) => void {
+    return (e) => {
+      this.logger?.error({ err: e }, "fast path failed; stream reset");
+      stream.destroy();
+    };
+  }
 }

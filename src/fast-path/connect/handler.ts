@@ -1,15 +1,13 @@
 /**
- * The fast path's Connect (src/fast-path.ts): unary POST calls over HTTP/2,
- * in protobuf or JSON, mirroring createUnaryHandler in connect's
+ * The fast path's Connect (src/fast-path/router.ts): unary POST calls over
+ * HTTP/2, in protobuf or JSON, mirroring createUnaryHandler in connect's
  * protocol-connect/handler-factory.js and connect-node's response writing.
  * GET requests and streaming calls stay with connect.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   compressionNegotiate,
-  invokeUnaryImplementation,
   mergeNonProtocolHeaders,
-  readAllBytes,
 } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -24,37 +22,45 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
-import type { FastCall } from "../call.js";
-import { nodeHeaders } from "../headers.js";
+import { type FastCall, FastContext, type ResponseInit } from "../call.js";
+import { headerValue, nodeHeaders } from "../headers.js";
+import { runUnary } from "../observed.js";
+import { readAll } from "../request-body.js";
+
+// Node's HTTP/2 header objects have lower-case names; connect's constants are capitalised.
+const timeoutHeader = headerTimeout.toLowerCase();
+const encodingHeader = headerUnaryEncoding.toLowerCase();
+const acceptEncodingHeader = headerUnaryAcceptEncoding.toLowerCase();
+const contentLengthHeader = headerUnaryContentLength.toLowerCase();
+
+const noTrailer = {};
+const protoInit: ResponseInit = {
+  header: { [headerContentType]: contentTypeUnaryProto },
+  trailer: noTrailer,
+};
+const jsonInit: ResponseInit = {
+  header: { [headerContentType]: contentTypeUnaryJson },
+  trailer: noTrailer,
+};
 
 /** One Connect unary call, its messages in protobuf (`binary`) or JSON. */
 export async function serveConnectUnary(
   call: FastCall,
   binary: boolean,
 ): Promise<void> {
-  const { opt, route, stream, requestHeader } = call;
-  const { spec } = route;
-  // The router only hands unary methods here (FastPath.claim).
-  if (spec.kind !== "unary") throw new Error(`${spec.kind} is not unary`);
+  const { host, route, stream, headers } = call;
+  const { opt } = host;
   const codec = binary ? route.binary : route.json;
   const timeout = parseTimeout(
-    requestHeader.get(headerTimeout),
+    headerValue(headers, timeoutHeader),
     opt.maxTimeoutMs,
   );
   call.startDeadline(timeout.timeoutMs);
-  const context = call.handlerContext(
-    "connect",
-    new Headers({
-      [headerContentType]: binary
-        ? contentTypeUnaryProto
-        : contentTypeUnaryJson,
-    }),
-    new Headers(),
-  );
+  const ctx = new FastContext(call, "connect", binary ? protoInit : jsonInit);
   const compression = compressionNegotiate(
     opt.acceptCompression,
-    requestHeader.get(headerUnaryEncoding),
-    requestHeader.get(headerUnaryAcceptEncoding),
+    headerValue(headers, encodingHeader),
+    headerValue(headers, acceptEncodingHeader),
     headerUnaryAcceptEncoding,
   );
   let status = 200;
@@ -62,23 +68,19 @@ export async function serveConnectUnary(
   try {
     // As connect: the gate runs before the body is read, so a request it
     // rejects is never read, decompressed or parsed.
-    if (opt.requestGate !== undefined) await opt.requestGate(context);
+    if (opt.requestGate !== undefined) await opt.requestGate(ctx);
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
-    let bytes = await readAllBytes(
-      undestroyed(stream),
+    let bytes = await readAll(
+      call.body,
       opt.readMaxBytes,
-      requestHeader.get(headerUnaryContentLength),
+      headerValue(headers, contentLengthHeader),
     );
     if (compression.request) {
       bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
     }
-    const output = await invokeUnaryImplementation(
-      spec,
-      context,
-      codec.parse(bytes) as never,
-      opt.interceptors,
-    );
+    let output = runUnary(call, ctx, "connect", codec.parse(bytes));
+    if (output instanceof Promise) output = await output;
     body = codec.serialize(output);
   } catch (e) {
     call.end(e);
@@ -93,40 +95,39 @@ export async function serveConnectUnary(
             e,
           );
     status = codeToHttpStatus(error.code);
-    context.responseHeader.set(headerContentType, contentTypeUnaryJson);
+    ctx.responseHeader.set(headerContentType, contentTypeUnaryJson);
     // As connect: an error's own metadata goes out; one read off the wire does not.
     if (!error.isWireError) {
-      mergeNonProtocolHeaders(context.responseHeader, error.metadata);
+      mergeNonProtocolHeaders(ctx.responseHeader, error.metadata);
     }
     body = errorToJsonBytes(error, opt.jsonOptions);
   }
   call.end();
+  let encoding: string | undefined;
   if (compression.response && body.byteLength >= opt.compressMinBytes) {
     body = await compression.response.compress(body);
-    context.responseHeader.set(headerUnaryEncoding, compression.response.name);
+    encoding = compression.response.name;
   }
-  const header = trailerMux(context.responseHeader, context.responseTrailer);
-  header.set(headerUnaryContentLength, body.byteLength.toString(10));
   if (call.gone) return;
-  stream.respond({ ":status": status, ...nodeHeaders(header) });
+  const written = FastContext.written(ctx);
+  if (written.header === undefined && written.trailer === undefined) {
+    // Nothing set by the handler: the protocol's own headers, as they are.
+    const head: Record<string, string | number> = {
+      ":status": status,
+      ...written.init.header,
+      [headerUnaryContentLength]: body.byteLength,
+    };
+    if (encoding !== undefined) head[headerUnaryEncoding] = encoding;
+    stream.respond(head);
+  } else {
+    if (encoding !== undefined)
+      ctx.responseHeader.set(headerUnaryEncoding, encoding);
+    const header = trailerMux(ctx.responseHeader, ctx.responseTrailer);
+    header.set(headerUnaryContentLength, body.byteLength.toString(10));
+    stream.respond({ ":status": status, ...nodeHeaders(header) });
+  }
   stream.end(body);
   // A request the call did not read to its end (a rejected one) is dropped,
   // so the stream can close.
-  stream.resume();
-}
-
-/**
- * The stream's chunks, without the iterator's return(): a stream iterator
- * destroys its stream when the loop over it stops early (readAllBytes over
- * readMaxBytes), and the call still has its error to send.
- */
-function undestroyed(
-  stream: AsyncIterable<Uint8Array>,
-): AsyncIterable<Uint8Array> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = stream[Symbol.asyncIterator]();
-      return { next: () => it.next() };
-    },
-  };
+  call.body.discard();
 }

@@ -1,130 +1,80 @@
-import type { ServerHttp2Stream } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EnvelopedMessage } from "@connectrpc/connect/protocol";
+import type { RequestBody } from "../request-body.js";
+
+/** An envelope's prefix: a flags byte and a 32-bit big-endian length (gRPC over HTTP/2, Length-Prefixed-Message). */
+const prefixBytes = 5;
 
 /**
- * Splits the request body into enveloped messages as they arrive, like
- * connect's transformSplitEnvelope: a length over readMaxBytes fails as soon
- * as its header is in, a body ending inside a frame is "incomplete envelope".
- * Errors are queued behind the messages before them, so they surface in the
- * same order as in connect's pipeline.
+ * Splits a request body into enveloped messages, one when asked for, like
+ * connect's transformSplitEnvelope: a length over `readMaxBytes` fails as
+ * soon as its prefix is in, before the message is read; a body ending inside
+ * an envelope is "incomplete envelope".
  */
 export class EnvelopeReader {
-  private readonly queue: (EnvelopedMessage | { error: unknown })[] = [];
-  private buf: Buffer | undefined;
-  private ended = false;
-  private failed = false;
-  private discarding = false;
-  private wake: (() => void) | undefined;
-  private first: (() => void) | undefined;
-  private queuedBytes = 0;
+  #body: RequestBody;
+  #readMaxBytes: number;
+  /** Chunks read from the body and not yet handed out, and their total size: joined once a whole envelope is in, not chunk by chunk. */
+  #chunks: Buffer[] = [];
+  #have = 0;
 
-  /** Enough read ahead of the handler: more waits in the client, held by HTTP/2 flow control. */
-  private get full(): boolean {
-    return this.queue.length >= 16 || this.queuedBytes >= 64 * 1024;
+  constructor(body: RequestBody, readMaxBytes: number) {
+    this.#body = body;
+    this.#readMaxBytes = readMaxBytes;
   }
 
-  constructor(
-    private readonly req: ServerHttp2Stream,
-    private readonly readMaxBytes: number,
-    first: () => void,
-  ) {
-    this.first = first;
-    req.on("data", (chunk: Buffer) => this.push(chunk));
-    req.on("end", () => {
-      if (!this.failed && this.buf !== undefined && this.buf.length > 0) {
-        this.fail(
-          new ConnectError(
-            "protocol error: incomplete envelope",
-            Code.InvalidArgument,
-          ),
-        );
-      }
-      this.ended = true;
-      this.wake?.();
-    });
-    req.on("close", () => {
-      if (!this.ended) {
-        this.ended = true;
-        // As a Node stream iterator reports a premature close, through connect-node.
-        if (!this.failed)
-          this.fail(
-            new ConnectError(
-              "stream closed before the request ended",
-              Code.Aborted,
-            ),
-          );
-      }
-      this.wake?.();
-    });
-  }
-
-  private fail(error: unknown): void {
-    this.failed = true;
-    this.queue.push({ error });
-    this.buf = undefined;
-    // A reader may be waiting: an oversized length prefix fails a request
-    // whose body is still arriving, or never will.
-    this.wake?.();
-  }
-
-  /** The call is over: read and drop the rest of the body, so the stream can close. */
-  discard(): void {
-    if (this.ended) return;
-    this.discarding = true;
-    this.buf = undefined;
-    this.req.resume();
-  }
-
-  private push(chunk: Buffer): void {
-    if (this.failed || this.discarding) return;
-    let buf =
-      this.buf === undefined || this.buf.length === 0
-        ? chunk
-        : Buffer.concat([this.buf, chunk]);
-    while (buf.length >= 5) {
-      const length = buf.readUInt32BE(1);
-      if (length > this.readMaxBytes) {
-        this.fail(
-          new ConnectError(
-            `message size ${length} is larger than configured readMaxBytes ${this.readMaxBytes}`,
-            Code.ResourceExhausted,
-          ),
-        );
-        return;
-      }
-      if (buf.length < 5 + length) break;
-      this.queue.push({
-        flags: buf[0] as number,
-        data: buf.subarray(5, 5 + length),
-      });
-      this.queuedBytes += length;
-      buf = buf.subarray(5 + length);
-    }
-    this.buf = buf;
-    // Hold the client to the HTTP/2 window while messages wait to be read.
-    if (this.full) this.req.pause();
-    this.wake?.();
-  }
-
-  /** The next message, undefined at the end of the body; throws a queued error. */
+  /** The next message, or undefined at the end of the body. */
   async next(): Promise<EnvelopedMessage | undefined> {
-    if (this.first !== undefined) {
-      const check = this.first;
-      this.first = undefined;
-      check();
+    let need = prefixBytes;
+    let length = -1;
+    for (;;) {
+      if (this.#have >= need) {
+        const buf = this.#join();
+        if (length < 0) {
+          length = buf.readUInt32BE(1);
+          if (length > this.#readMaxBytes) {
+            throw new ConnectError(
+              `message size ${length} is larger than configured readMaxBytes ${this.#readMaxBytes}`,
+              Code.ResourceExhausted,
+            );
+          }
+          need = prefixBytes + length;
+        }
+        if (this.#have >= need) {
+          this.#take(buf, need);
+          return {
+            flags: buf[0] as number,
+            data: buf.subarray(prefixBytes, need),
+          };
+        }
+      }
+      const chunk = await this.#body.read();
+      if (chunk === null) {
+        if (this.#have === 0) return undefined;
+        throw new ConnectError(
+          "protocol error: incomplete envelope",
+          Code.InvalidArgument,
+        );
+      }
+      this.#chunks.push(chunk);
+      this.#have += chunk.length;
     }
-    while (this.queue.length === 0 && !this.ended) {
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-      this.wake = undefined;
+  }
+
+  /** The pending chunks as one buffer. */
+  #join(): Buffer {
+    const chunks = this.#chunks;
+    if (chunks.length > 1) {
+      chunks[0] = Buffer.concat(chunks, this.#have);
+      chunks.length = 1;
     }
-    const item = this.queue.shift();
-    if (item === undefined) return undefined;
-    if ("error" in item) throw item.error;
-    this.queuedBytes -= item.data.byteLength;
-    if (!this.full && this.req.isPaused() && !this.ended) this.req.resume();
-    return item;
+    return chunks[0] as Buffer;
+  }
+
+  /** Drop the first `n` bytes of `buf`, the one pending chunk. */
+  #take(buf: Buffer, n: number): void {
+    this.#have -= n;
+    if (this.#have === 0) this.#chunks.length = 0;
+    else this.#chunks[0] = buf.subarray(n);
   }
 }

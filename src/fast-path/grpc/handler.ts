@@ -3,11 +3,11 @@
  * HTTP/2, binary protobuf, mirroring connect's protocol-grpc/handler-factory.js
  * and connect-node's node-universal-handler.js, without their generator pipeline.
  */
+import type { OutgoingHttpHeaders } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   compressedFlag,
   compressionNegotiate,
-  invokeUnaryImplementation,
 } from "@connectrpc/connect/protocol";
 import {
   contentTypeProto,
@@ -20,47 +20,77 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import type { FastCall } from "../call.js";
-import { ensureSingle, invokeStream } from "../invoke-stream.js";
+import { type FastCall, FastContext, type ResponseInit } from "../call.js";
+import { headerValue } from "../headers.js";
+import { ensureSingle } from "../invoke.js";
+import { runStream, runUnary } from "../observed.js";
 import { EnvelopeReader } from "./envelope-reader.js";
 import { ResponseWriter } from "./response-writer.js";
 
-/**
- * One gRPC call, `grpcAcceptEncoding` the encodings it reads, for the
- * grpc-accept-encoding header connect's answers get (src/http/grpc-accept-encoding.ts).
- */
-export async function serveGrpc(
-  call: FastCall,
-  grpcAcceptEncoding: string,
-): Promise<void> {
-  const { opt, route, stream, requestHeader } = call;
+// Node's HTTP/2 header objects have lower-case names; connect's constants are capitalised.
+const timeoutHeader = headerTimeout.toLowerCase();
+const encodingHeader = headerEncoding.toLowerCase();
+const acceptEncodingHeader = headerAcceptEncoding.toLowerCase();
+
+/** What a gRPC response starts with, for one response encoding. */
+interface Shape {
+  readonly init: ResponseInit;
+  /** The whole response header block when the handler adds nothing. */
+  readonly plain: OutgoingHttpHeaders;
+}
+
+const shapes = new Map<string, Shape>();
+
+/** The response's initial headers and trailers, made once per encoding and accepted-encodings list. */
+function shapeOf(encoding: string | undefined, acceptEncoding: string): Shape {
+  const key = `${encoding ?? ""} ${acceptEncoding}`;
+  let shape = shapes.get(key);
+  if (shape === undefined) {
+    const header: Record<string, string> = {
+      [headerContentType]: contentTypeProto,
+    };
+    if (encoding !== undefined) header[headerEncoding] = encoding;
+    shape = {
+      init: { header, trailer: { [headerGrpcStatus]: grpcStatusOk } },
+      plain: {
+        ":status": 200,
+        "grpc-accept-encoding": acceptEncoding,
+        ...header,
+      },
+    };
+    shapes.set(key, shape);
+  }
+  return shape;
+}
+
+/** One gRPC call, of any kind. */
+export async function serveGrpc(call: FastCall): Promise<void> {
+  const { host, route, stream, headers } = call;
+  const { opt } = host;
   const { spec } = route;
   const timeout = parseTimeout(
-    requestHeader.get(headerTimeout),
+    headerValue(headers, timeoutHeader),
     opt.maxTimeoutMs,
   );
   const compression = compressionNegotiate(
     opt.acceptCompression,
-    requestHeader.get(headerEncoding),
-    requestHeader.get(headerAcceptEncoding),
+    headerValue(headers, encodingHeader),
+    headerValue(headers, acceptEncodingHeader),
     headerAcceptEncoding,
   );
   call.startDeadline(timeout.timeoutMs);
-  const context = call.handlerContext(
-    "grpc",
-    new Headers({ [headerContentType]: contentTypeProto }),
-    new Headers({ [headerGrpcStatus]: grpcStatusOk }),
-  );
-  if (compression.response) {
-    context.responseHeader.set(headerEncoding, compression.response.name);
-  }
-  const input = new EnvelopeReader(stream, opt.readMaxBytes, () => {
-    // raised on the first read, as connect's transformPrepend does
-    if (compression.error) throw compression.error;
-    if (timeout.error) throw timeout.error;
-  });
+  const shape = shapeOf(compression.response?.name, host.grpcAcceptEncoding);
+  const ctx = new FastContext(call, "grpc", shape.init);
+  const reader = new EnvelopeReader(call.body, opt.readMaxBytes);
+  let first = true;
   const readMessage = async (): Promise<IteratorResult<unknown>> => {
-    const env = await input.next();
+    if (first) {
+      first = false;
+      // raised on the first read, as connect's transformPrepend does
+      if (compression.error) throw compression.error;
+      if (timeout.error) throw timeout.error;
+    }
+    const env = await reader.next();
     if (env === undefined) return { done: true, value: undefined };
     let data = env.data;
     if ((env.flags & compressedFlag) === compressedFlag) {
@@ -76,39 +106,44 @@ export async function serveGrpc(
   };
   const writer = new ResponseWriter(
     stream,
-    grpcAcceptEncoding,
-    context,
+    ctx,
+    shape.plain,
+    host.grpcAcceptEncoding,
     compression.response,
     opt.compressMinBytes,
   );
 
   let failure: unknown;
+  let answered = false;
   try {
     // As connect's applyRequestGate: before the body is read and before the
     // interceptors, so a rejected call is never parsed nor observed.
-    if (opt.requestGate !== undefined) await opt.requestGate(context);
+    if (opt.requestGate !== undefined) await opt.requestGate(ctx);
     if (spec.kind === "unary") {
-      // As connect: the single request is read before the interceptors run.
-      const message = await ensureSingle(readMessage, "unary");
-      const output = await invokeUnaryImplementation(
-        spec,
-        context,
-        message as never,
-        opt.interceptors,
-      );
-      await writer.write(route.binary.serialize(output));
+      // As connect: the single request is read before the handler runs.
+      const input = await ensureSingle(readMessage, "unary");
+      let output = runUnary(call, ctx, "grpc", input);
+      if (output instanceof Promise) output = await output;
+      const sent = writer.finishWith(route.binary.serialize(output));
+      answered = true;
+      call.end();
+      if (sent !== undefined) await sent;
     } else {
-      await invokeStream(opt.interceptors, spec, context, readMessage, (m) =>
-        writer.write(route.binary.serialize(m)),
+      await runStream(
+        call,
+        ctx,
+        "grpc",
+        { [Symbol.asyncIterator]: () => ({ next: readMessage }) },
+        (m) => writer.write(route.binary.serialize(m)),
       );
     }
   } catch (e) {
     failure = e;
   }
-  call.end(failure);
   if (failure !== undefined) {
+    call.end(failure);
     setTrailerStatus(
-      context.responseTrailer,
+      ctx.responseTrailer,
       failure instanceof ConnectError
         ? failure
         : new ConnectError(
@@ -119,7 +154,10 @@ export async function serveGrpc(
             failure,
           ),
     );
+    writer.finish();
+  } else if (!answered) {
+    call.end();
+    writer.finish();
   }
-  writer.finish();
-  input.discard();
+  call.body.discard();
 }

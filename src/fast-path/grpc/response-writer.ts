@@ -1,65 +1,77 @@
-import type { ServerHttp2Stream } from "node:http2";
-import type { HandlerContext } from "@connectrpc/connect";
+import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { type Compression, compressedFlag } from "@connectrpc/connect/protocol";
+import { FastContext } from "../call.js";
 import { nodeHeaders } from "../headers.js";
 
 /**
- * Writes the response as connect-node's universalResponseToNodeResponse does:
- * headers with the first message (so handlers may still set them), each
- * message enveloped and compressed from compressMinBytes, waiting for 'drain'
- * when the stream asks, then the trailers.
+ * Writes a gRPC response as connect-node's universalResponseToNodeResponse
+ * does: headers with the first message (so handlers may still set them),
+ * each message enveloped and compressed from compressMinBytes, waiting for
+ * 'drain' when the stream asks, then the trailers.
  */
 export class ResponseWriter {
-  private headersSent = false;
+  #stream: ServerHttp2Stream;
+  #ctx: FastContext;
+  /** The response headers when the handler set none of its own. */
+  #plainHeader: OutgoingHttpHeaders;
+  #acceptEncoding: string;
+  #compression: Compression | null;
+  #compressMinBytes: number;
+  #headersSent = false;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    private readonly acceptEncoding: string,
-    private readonly context: HandlerContext,
-    private readonly compression: Compression | null,
-    private readonly compressMinBytes: number,
-  ) {}
-
-  private get gone(): boolean {
-    return this.stream.destroyed || this.stream.closed;
+    stream: ServerHttp2Stream,
+    ctx: FastContext,
+    plainHeader: OutgoingHttpHeaders,
+    acceptEncoding: string,
+    compression: Compression | null,
+    compressMinBytes: number,
+  ) {
+    this.#stream = stream;
+    this.#ctx = ctx;
+    this.#plainHeader = plainHeader;
+    this.#acceptEncoding = acceptEncoding;
+    this.#compression = compression;
+    this.#compressMinBytes = compressMinBytes;
   }
 
-  private sendHeaders(): void {
-    if (this.headersSent) return;
-    this.headersSent = true;
-    const trailer = this.context.responseTrailer;
+  get #gone(): boolean {
+    return this.#stream.destroyed || this.#stream.closed;
+  }
+
+  #sendHeaders(): void {
+    if (this.#headersSent) return;
+    this.#headersSent = true;
     // Trailers are read when the stream asks for them, after the last write.
-    this.stream.on("wantTrailers", () =>
-      this.stream.sendTrailers(nodeHeaders(trailer)),
-    );
-    this.stream.respond(
-      {
-        ":status": 200,
-        "grpc-accept-encoding": this.acceptEncoding,
-        ...nodeHeaders(this.context.responseHeader),
-      },
+    this.#stream.on("wantTrailers", this.#sendTrailers);
+    const { header } = FastContext.written(this.#ctx);
+    this.#stream.respond(
+      header === undefined
+        ? this.#plainHeader
+        : {
+            ":status": 200,
+            "grpc-accept-encoding": this.#acceptEncoding,
+            ...nodeHeaders(header),
+          },
       { waitForTrailers: true },
     );
   }
 
+  readonly #sendTrailers = (): void => {
+    const { trailer, init } = FastContext.written(this.#ctx);
+    this.#stream.sendTrailers(
+      trailer === undefined ? init.trailer : nodeHeaders(trailer),
+    );
+  };
+
   /** Write one message; false when the client is gone and nothing more should be produced. */
   async write(message: Uint8Array): Promise<boolean> {
-    if (this.gone) return false;
-    let flags = 0;
-    let data = message;
-    if (this.compression !== null && data.byteLength >= this.compressMinBytes) {
-      data = await this.compression.compress(data);
-      flags = compressedFlag;
-      if (this.gone) return false;
-    }
-    const frame = Buffer.allocUnsafe(5 + data.byteLength);
-    frame[0] = flags;
-    frame.writeUInt32BE(data.byteLength, 1);
-    frame.set(data, 5);
-    this.sendHeaders();
-    if (this.stream.write(frame)) return true;
+    const frame = await this.#frame(message);
+    if (frame === undefined) return false;
+    this.#sendHeaders();
+    if (this.#stream.write(frame)) return true;
     // Back-pressure: wait until the stream drains or closes.
-    const stream = this.stream;
+    const stream = this.#stream;
     await new Promise<void>((resolve) => {
       const done = () => {
         stream.off("drain", done);
@@ -69,13 +81,56 @@ export class ResponseWriter {
       stream.on("drain", done);
       stream.on("close", done);
     });
-    return !this.gone;
+    return !this.#gone;
   }
 
   /** Headers if none went yet, then the trailers, and end the stream. */
   finish(): void {
-    if (this.gone) return;
-    this.sendHeaders();
-    this.stream.end();
+    if (this.#gone || this.#stream.writableEnded) return;
+    this.#sendHeaders();
+    this.#stream.end();
   }
+
+  /**
+   * A unary response: headers, the one message and the end of the stream in
+   * one go; a promise only when the message is compressed.
+   */
+  finishWith(message: Uint8Array): void | Promise<void> {
+    const frame = this.#frame(message);
+    if (frame instanceof Promise) {
+      return frame.then((f) => this.#end(f));
+    }
+    this.#end(frame);
+  }
+
+  #end(frame: Buffer | undefined): void {
+    if (frame === undefined) return;
+    this.#sendHeaders();
+    this.#stream.end(frame);
+  }
+
+  /** The message enveloped, compressed when it is large enough; undefined when the client is gone. */
+  #frame(
+    message: Uint8Array,
+  ): Buffer | undefined | Promise<Buffer | undefined> {
+    if (this.#gone) return undefined;
+    const compression = this.#compression;
+    if (compression === null || message.byteLength < this.#compressMinBytes) {
+      return envelope(0, message);
+    }
+    return compression
+      .compress(message)
+      .then((data) =>
+        this.#gone ? undefined : envelope(compressedFlag, data),
+      );
+  }
+}
+
+/** One enveloped message (gRPC over HTTP/2, Length-Prefixed-Message). */
+function envelope(flags: number, data: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + data.byteLength);
+  frame[0] = flags;
+  frame.writeUInt32BE(data.byteLength, 1);
+  frame.set(data, 5);
+  return frame;
 }

@@ -1,0 +1,234 @@
+/**
+ * Running an implementation, as connect's invokeUnaryImplementation,
+ * transformInvokeImplementation and invokeStreamImplementation do: through
+ * the adapter's interceptors when there are any, else directly, and driven
+ * by plain loops instead of a generator pipeline either way.
+ */
+import { create, type DescMessage, isMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+  type StreamRequest,
+  type StreamResponse,
+} from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+
+type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
+/** A streaming method's implementation: server, client or bidi. */
+export type StreamSpec = Exclude<MethodImplSpec, { kind: "unary" }>;
+
+/**
+ * A unary implementation's answer to `input`: the output message, or a
+ * promise of it when the implementation (or an interceptor) is asynchronous.
+ */
+export function invokeUnary(
+  spec: UnarySpec,
+  context: HandlerContext,
+  input: unknown,
+  interceptors: readonly Interceptor[],
+): unknown {
+  if (interceptors.length > 0) {
+    return invokeUnaryImplementation(
+      spec,
+      context,
+      input as never,
+      interceptors as Interceptor[],
+    );
+  }
+  const output = spec.impl(input as never, context);
+  const desc = spec.method.output;
+  return isPromise(output)
+    ? output.then((o) => normalize(desc, o))
+    : normalize(desc, output);
+}
+
+/** What a streaming implementation answers: its response messages, and the headers and trailers interceptors may have replaced. */
+export interface StreamAnswer {
+  readonly messages: AsyncIterator<unknown>;
+  readonly header: Headers | undefined;
+  readonly trailer: Headers | undefined;
+}
+
+/**
+ * Start a streaming implementation on the request messages `input`. A
+ * server-streaming call's single request is read first (ensureSingle).
+ */
+export async function invokeStream(
+  spec: StreamSpec,
+  context: HandlerContext,
+  input: AsyncIterable<unknown>,
+  interceptors: readonly Interceptor[],
+): Promise<StreamAnswer> {
+  if (interceptors.length === 0) {
+    return {
+      messages: await start(spec, context, input),
+      header: undefined,
+      trailer: undefined,
+    };
+  }
+  const anyFn = async (req: StreamRequest): Promise<StreamResponse> => {
+    // As connect's mergeRequest: what the interceptors changed, the handler sees.
+    const ctx =
+      req.service === context.service &&
+      req.header === context.requestHeader &&
+      req.signal === context.signal &&
+      req.contextValues === context.values
+        ? context
+        : merged(context, req);
+    const messages = await start(spec, ctx, req.message);
+    return {
+      stream: true,
+      message: { [Symbol.asyncIterator]: () => messages } as never,
+      method: spec.method,
+      service: spec.method.parent,
+      header: context.responseHeader,
+      trailer: context.responseTrailer,
+    };
+  };
+  let next = anyFn as (req: StreamRequest) => Promise<StreamResponse>;
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    next = (interceptors[i] as Interceptor)(next as never) as typeof next;
+  }
+  const res = await next({
+    stream: true,
+    message: input as AsyncIterable<never>,
+    method: spec.method,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    header: context.requestHeader,
+    service: spec.method.parent,
+    contextValues: context.values,
+  } as StreamRequest);
+  return {
+    messages: res.message[Symbol.asyncIterator](),
+    header: res.header,
+    trailer: res.trailer,
+  };
+}
+
+/** The implementation called on its request messages; its response messages, normalized. */
+async function start(
+  spec: StreamSpec,
+  ctx: HandlerContext,
+  input: AsyncIterable<unknown>,
+): Promise<AsyncIterator<unknown>> {
+  const output = spec.method.output;
+  if (spec.kind === "server_streaming") {
+    const it = input[Symbol.asyncIterator]();
+    const single = await ensureSingle(() => it.next(), "server-streaming");
+    return new Normalized(output, spec.impl(single as never, ctx));
+  }
+  if (spec.kind === "client_streaming") {
+    const reply = normalize(output, await spec.impl(input as never, ctx));
+    return once(reply);
+  }
+  return new Normalized(output, spec.impl(input as never, ctx));
+}
+
+/** The context with what interceptors replaced in the request. */
+function merged(context: HandlerContext, req: StreamRequest): HandlerContext {
+  return {
+    method: context.method,
+    service: req.service,
+    requestMethod: context.requestMethod,
+    protocolName: context.protocolName,
+    url: context.url,
+    signal: req.signal,
+    timeoutMs: () => context.timeoutMs(),
+    requestHeader: req.header,
+    responseHeader: context.responseHeader,
+    responseTrailer: context.responseTrailer,
+    values: req.contextValues,
+  };
+}
+
+/** Read exactly one message, as connect's ensureSingle: none or a second one is UNIMPLEMENTED. */
+export async function ensureSingle(
+  read: () => Promise<IteratorResult<unknown>>,
+  method: string,
+): Promise<unknown> {
+  const first = await read();
+  if (first.done === true) {
+    throw new ConnectError(
+      `protocol error: missing input message for ${method} method`,
+      Code.Unimplemented,
+    );
+  }
+  const second = await read();
+  if (second.done !== true) {
+    throw new ConnectError(
+      `protocol error: received extra input message for ${method} method`,
+      Code.Unimplemented,
+    );
+  }
+  return first.value;
+}
+
+/** As connect's normalize: a partial message becomes a full one. */
+function normalize(desc: DescMessage, message: unknown): unknown {
+  return isMessage(message, desc) ? message : create(desc, message as never);
+}
+
+function isPromise(value: unknown): value is Promise<unknown> {
+  return value instanceof Promise;
+}
+
+/** An iterator of one value. */
+function once(value: unknown): AsyncIterator<unknown> {
+  let done = false;
+  return {
+    next() {
+      if (done) return Promise.resolve({ done: true, value: undefined });
+      done = true;
+      return Promise.resolve({ done: false, value });
+    },
+  };
+}
+
+/**
+ * As connect's normalizeIterable: partial messages become full ones, without
+ * a generator. A class rather than closures: an open stream holds one small
+ * object instead of several functions.
+ */
+class Normalized implements AsyncIterator<unknown> {
+  private readonly it: AsyncIterator<unknown>;
+  private readonly norm = (
+    r: IteratorResult<unknown>,
+  ): IteratorResult<unknown> =>
+    r.done === true ? r : { done: false, value: normalize(this.desc, r.value) };
+
+  constructor(
+    private readonly desc: DescMessage,
+    source: AsyncIterable<unknown>,
+  ) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  next(): Promise<IteratorResult<unknown>> {
+    return this.it.next().then(this.norm);
+  }
+
+  return(v?: unknown): Promise<IteratorResult<unknown>> {
+    if (this.it.return === undefined)
+      return Promise.resolve({ done: true, value: v });
+    return this.it.return(v).then(this.norm);
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<unknown>> {
+    if (this.it.throw === undefined) return Promise.reject(e);
+    return this.it.throw(e).then(this.norm);
+  }
+}
+
+/** As connect's copyHeaders (invoke-implementation.js): an interceptor's headers replace the context's. */
+export function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => {
+    to.set(key, value);
+  });
+}

@@ -1,0 +1,125 @@
+import type { ServerHttp2Stream } from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * An HTTP/2 request body, read on demand from the stream's own buffer
+ * (paused mode). Nothing is read ahead beyond what the stream buffers itself
+ * (its highWaterMark), so a client that sends faster than the handler reads
+ * is held back by HTTP/2 flow control (RFC 9113, 5.2), as through connect's
+ * handlers.
+ */
+export class RequestBody {
+  #stream: ServerHttp2Stream;
+  #ended = false;
+  #closed = false;
+  #aborted: { reason: unknown } | undefined = undefined;
+  #wake: (() => void) | undefined = undefined;
+  readonly #onEvent = () => {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  };
+
+  constructor(stream: ServerHttp2Stream) {
+    this.#stream = stream;
+    stream.on("readable", this.#onEvent);
+    stream.on("end", () => {
+      this.#ended = true;
+      this.#onEvent();
+    });
+    stream.on("close", () => {
+      this.#closed = true;
+      this.#onEvent();
+    });
+  }
+
+  /**
+   * What the stream has buffered, at least one chunk, or null at the end of
+   * the body. Rejects if the stream closes before the body ended, as a Node
+   * stream iterator reports a premature close through connect-node.
+   */
+  async read(): Promise<Buffer | null> {
+    for (;;) {
+      if (this.#aborted !== undefined) throw this.#aborted.reason;
+      const chunk = this.#stream.read() as Buffer | null;
+      if (chunk !== null) return chunk;
+      if (this.#ended) return null;
+      if (this.#closed) {
+        throw new ConnectError(
+          "stream closed before the request ended",
+          Code.Aborted,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+  }
+
+  /** The call ended: a pending read, and any later one, rejects with `reason`. */
+  abort(reason: unknown): void {
+    if (this.#aborted !== undefined) return;
+    this.#aborted = { reason };
+    this.#onEvent();
+  }
+
+  /** The call is over: drop the rest of the body, so the stream can close. */
+  discard(): void {
+    if (this.#ended || this.#closed) return;
+    // A stream with "readable" listeners stays paused whatever resume() says.
+    this.#stream.removeListener("readable", this.#onEvent);
+    this.#stream.resume();
+  }
+}
+
+/**
+ * The whole body, as connect's readAllBytes reads it, with its errors: over
+ * `readMaxBytes` is RESOURCE_EXHAUSTED (at once when a content-length says
+ * so), a body that does not match its content-length is INVALID_ARGUMENT.
+ */
+export async function readAll(
+  body: RequestBody,
+  readMaxBytes: number,
+  contentLength: string | null,
+): Promise<Uint8Array> {
+  const hint =
+    contentLength === null ? Number.NaN : Number.parseInt(contentLength, 10);
+  const known = Number.isSafeInteger(hint) && hint >= 0;
+  if (known && hint > readMaxBytes) {
+    throw new ConnectError(
+      `message size ${hint} is larger than configured readMaxBytes ${readMaxBytes}`,
+      Code.ResourceExhausted,
+    );
+  }
+  const chunks: Buffer[] = [];
+  let count = 0;
+  for (
+    let chunk = await body.read();
+    chunk !== null;
+    chunk = await body.read()
+  ) {
+    count += chunk.length;
+    if (known && count > hint) {
+      throw new ConnectError(
+        `protocol error: promised ${hint} bytes, received ${count}`,
+        Code.InvalidArgument,
+      );
+    }
+    if (!known && count > readMaxBytes) {
+      throw new ConnectError(
+        `message size is larger than configured readMaxBytes ${readMaxBytes}`,
+        Code.ResourceExhausted,
+      );
+    }
+    chunks.push(chunk);
+  }
+  if (known && count < hint) {
+    throw new ConnectError(
+      `protocol error: promised ${hint} bytes, received ${count}`,
+      Code.InvalidArgument,
+    );
+  }
+  return chunks.length === 1
+    ? (chunks[0] as Buffer)
+    : Buffer.concat(chunks, count);
+}
