@@ -107,6 +107,7 @@ export async function startServer(
     ...adapterOptions,
     enabled: config.fastPath,
   });
+  metrics.countFastPathCalls(() => fastPath.calls);
   const services = fastPath.record(
     customRoutes ??
       routes({
