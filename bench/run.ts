@@ -274,7 +274,7 @@ async function main(): Promise<void> {
     `${started.toISOString().slice(0, 10)}, ${machine}`,
   );
   writeFileSync(join(out, "bench.svg"), svg);
-  // The README's chart is a full run's: not a smoke test's, nor an idle-stream-only run's.
+  // The chart docs/performance.md shows is a full run's: not a smoke test's, nor an idle-stream-only run's.
   if (!quick && table.length > 0) {
     mkdirSync(join(root, "docs"), { recursive: true });
     writeFileSync(join(root, "docs/bench.svg"), svg);

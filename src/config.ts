@@ -76,7 +76,7 @@ interface Setting {
   env: string;
   /** Default, as the text a user would type. */
   default: string;
-  /** One line for --help and the README. */
+  /** One line for --help and docs/configuration.md. */
   doc: string;
 }
 

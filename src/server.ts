@@ -136,6 +136,7 @@ export async function startServer(
     logger,
     enabled: config.fastPath,
   });
+  metrics.countFastPathCalls(() => fastPath.calls);
   const services = fastPath.record(
     customRoutes ??
       routes({

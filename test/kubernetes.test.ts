@@ -49,7 +49,7 @@ import {
   unknownFields,
   validateSchema,
 } from "./support/manifests.js";
-import { fences } from "./support/readme.js";
+import { fences } from "./support/doc-blocks.js";
 
 const dir = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
 

@@ -268,6 +268,26 @@ test("the in-flight gauge counts an open Chat stream and drops when it ends", as
   );
 });
 
+test("the fast-path counter counts the calls the fast path served, and not those connect's handlers served", async (t) => {
+  const server = await startTestServer(t);
+  const counter = "connect_greeter_fast_path_calls_total";
+  const grpc = createClient(
+    Greeter,
+    createGrpcTransport({ baseUrl: server.url }),
+  );
+  // Connect over HTTP/1.1 is never the fast path's.
+  const http1 = createClient(
+    Greeter,
+    createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+  );
+  assert.equal(sampleValue(await scrape(server.metricsUrl), counter, {}), 0);
+  await grpc.sayHello({ name: "a" });
+  await http1.sayHello({ name: "b" });
+  for await (const _ of grpc.streamHello({ name: "c" }));
+  assert.equal(server.fastPath.calls, 2);
+  assert.equal(sampleValue(await scrape(server.metricsUrl), counter, {}), 2);
+});
+
 test("each server counts only its own calls", async (t) => {
   const one = await startTestServer(t);
   const two = await startTestServer(t);

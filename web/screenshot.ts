@@ -1,4 +1,4 @@
-// Regenerates docs/page.png, the README's picture of the page after a
+// Regenerates docs/page.png, docs/browser.md's picture of the page after a
 // StreamHello: `npm run build:web && npx tsx web/screenshot.ts`.
 import { fileURLToPath } from "node:url";
 import { startServer } from "../src/server.js";

@@ -91,6 +91,23 @@ export class Metrics implements CallObserver {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /**
+   * Publish how many calls the fast path has served, read from `calls` when
+   * scraped: the share of the traffic it takes, and what FAST_PATH=off would
+   * move to connect's handlers.
+   */
+  countFastPathCalls(calls: () => number): void {
+    const counter: Counter = new Counter({
+      name: "connect_greeter_fast_path_calls_total",
+      help: "Calls served by the fast path (gRPC, and Connect unary, over HTTP/2) instead of connect's handlers.",
+      registers: [this.registry],
+      collect: () => {
+        counter.reset();
+        counter.inc(calls());
+      },
+    });
+  }
+
   /** @private Called by the call observer. */
   callStarted(call: Call): void {
     const s = this.#of(call);

@@ -26,7 +26,8 @@ export interface Child {
 }
 
 /**
- * Start a process in its own process group (cwd = repository root), so that
+ * Start a process in its own process group (cwd: the repository root unless
+ * given), so that
  * the npm → node chain can be signalled and torn down as one; the
  * whole group is killed after the test, whatever happened.
  */
@@ -34,10 +35,10 @@ export function startChild(
   t: TestContext,
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
 ): Child {
   const child = spawn(command, args, {
-    cwd: repoRoot,
+    cwd: options.cwd ?? repoRoot,
     env: options.env ?? process.env,
     detached: true,
     stdio: "pipe",
@@ -82,7 +83,12 @@ export function startChild(
   child.stderr.on("data", (chunk: string) => {
     stderr += chunk;
   });
-  if (options.input !== undefined) child.stdin.end(options.input);
+  if (options.input !== undefined) {
+    // A child that exits without reading its stdin (echo, curl) makes this
+    // write fail with EPIPE; that is its business, not a test failure.
+    child.stdin.on("error", () => {});
+    child.stdin.end(options.input);
+  }
   const exited = once(child, "close").then(([code, signal]) => {
     return {
       code: code as number | null,

@@ -8,7 +8,7 @@ export interface Fence {
   readonly line: number;
 }
 
-/** One "$ " command of a README block and the stdout it must print. */
+/** One "$ " command of a doc's ```sh block and the stdout it must print. */
 export interface DocCommand {
   /** The command as bash gets it, continuation lines and heredocs included. */
   readonly command: string;
@@ -20,9 +20,17 @@ export interface DocCommand {
   readonly line: number;
 }
 
-/** What an ```sh block asks for: commands to run, or a reason not to run it. */
+/**
+ * What an ```sh block asks for: commands to run (against a server started with
+ * `server`, the flags of its "# server: npm start -- ..." line), or a reason
+ * not to run it.
+ */
 export type ShBlock =
-  | { readonly run: true; readonly commands: readonly DocCommand[] }
+  | {
+      readonly run: true;
+      readonly server: readonly string[];
+      readonly commands: readonly DocCommand[];
+    }
   | { readonly run: false; readonly reason: string };
 
 /** Every fenced code block of `markdown`, in order. */
@@ -45,16 +53,18 @@ export function fences(markdown: string): Fence[] {
 }
 
 const prompt = "$ ";
+const serverLine = "# server: npm start -- ";
 
 /**
- * Split an ```sh block into commands and expected output, by the README's rule:
- * a command starts at "$ ", continues while its last line ends in "\", then
- * through each heredoc it opens, up to that heredoc's terminator line; the
- * lines up to the next "$ " are its stdout.
+ * Split an ```sh block into commands and expected output, by the rule README.md
+ * states at its top: a command starts at "$ ", continues while its last line
+ * ends in "\", then through each heredoc it opens, up to that heredoc's
+ * terminator line; the lines up to the next "$ " are its stdout. A first line
+ * "# not run: <reason>" skips the block; a first line "# server: npm start --
+ * <flags>" says how the server its commands call was started.
  */
 export function parseShBlock(fence: Fence): ShBlock {
-  const { lines } = fence;
-  const notRun = /^# not run:(.*)$/.exec(lines[0] ?? "");
+  const notRun = /^# not run:(.*)$/.exec(fence.lines[0] ?? "");
   if (notRun) {
     const reason = (notRun[1] ?? "").trim();
     if (reason === "") {
@@ -62,15 +72,23 @@ export function parseShBlock(fence: Fence): ShBlock {
     }
     return { run: false, reason };
   }
+  let server: string[] = [];
+  let first = fence.line + 1;
+  let lines = fence.lines;
+  if ((lines[0] ?? "").startsWith(serverLine)) {
+    server = (lines[0] ?? "").slice(serverLine.length).trim().split(/\s+/);
+    lines = lines.slice(1);
+    first++;
+  }
   const commands: DocCommand[] = [];
   let i = 0;
   if (!(lines[0] ?? "").startsWith(prompt)) {
     throw new Error(
-      `line ${fence.line + 1}: a run block starts with "$ " (or "# not run: <reason>")`,
+      `line ${first}: a run block starts with "$ " (or "# not run: <reason>", or "${serverLine}<flags>")`,
     );
   }
   while (i < lines.length) {
-    const line = fence.line + 1 + i;
+    const line = first + i;
     const command = [(lines[i] ?? "").slice(prompt.length)];
     while ((command.at(-1) ?? "").endsWith("\\")) {
       i++;
@@ -105,7 +123,7 @@ export function parseShBlock(fence: Fence): ShBlock {
       line,
     });
   }
-  return { run: true, commands };
+  return { run: true, server, commands };
 }
 
 /** The terminators of the heredocs a command opens (<<EOF, <<'EOF', <<"EOF"), in order; not <<< strings. */
@@ -122,4 +140,32 @@ export function tableCells(row: string): string[] {
     .replace(/\|\s*$/, "")
     .split("|")
     .map((c) => c.trim());
+}
+
+/** A Markdown link or image: `[text](target)` or `![alt](target)`. */
+export interface Link {
+  readonly image: boolean;
+  /** The target without its #fragment. */
+  readonly target: string;
+  /** 1-based line number, for messages. */
+  readonly line: number;
+}
+
+/** Every inline link and image of `markdown` outside code blocks and code spans. */
+export function links(markdown: string): Link[] {
+  const found: Link[] = [];
+  let inFence = false;
+  for (const [i, text] of markdown.split("\n").entries()) {
+    if (/^```/.test(text)) inFence = !inFence;
+    if (inFence) continue;
+    const prose = text.replace(/`[^`]*`/g, "");
+    for (const m of prose.matchAll(/(!?)\[[^\]]*\]\(([^)\s]+)\)/g)) {
+      found.push({
+        image: m[1] === "!",
+        target: (m[2] ?? "").split("#")[0] ?? "",
+        line: i + 1,
+      });
+    }
+  }
+  return found;
 }
