@@ -37,6 +37,7 @@ import {
 import { startServer } from "../src/server.js";
 import { routes } from "../src/services/routes.js";
 import { repoRoot } from "./support/child.js";
+import { fences } from "./support/doc-blocks.js";
 import {
   describe,
   type KubeObject,
@@ -49,7 +50,6 @@ import {
   unknownFields,
   validateSchema,
 } from "./support/manifests.js";
-import { fences } from "./support/doc-blocks.js";
 
 const dir = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
 

@@ -1,6 +1,8 @@
+import type { IncomingHttpHeaders } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import type { Protocol } from "../http/content-type.js";
+import { headerValue } from "../http/headers.js";
 import type { Connection } from "./connection.js";
 
 /** The kind of a call, named as gRPC's Prometheus metrics name it. */
@@ -27,6 +29,8 @@ export interface Call {
   readonly protocol: Protocol;
   /** The connection it arrived on (peer, HTTP version). */
   readonly connection: Connection;
+  /** The request's headers, as the path that serves it has them; read them with `requestHeader`. */
+  readonly requestHeaders: Headers | IncomingHttpHeaders;
   /** When the handler was invoked (performance.now()). */
   readonly startedAt: number;
   /** Request messages the handler read so far. */
@@ -91,4 +95,12 @@ export function codeName(code: Code | undefined): string {
   return name.replace(/[A-Z]/g, (c, i: number) =>
     i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`,
   );
+}
+
+/** A request header of a call (`name` in lower case), null when absent; repeated values joined as fetch Headers joins them. */
+export function requestHeader(call: Call, name: string): string | null {
+  const headers = call.requestHeaders;
+  return headers instanceof Headers
+    ? headers.get(name)
+    : headerValue(headers, name);
 }

@@ -20,6 +20,7 @@ export function observeCalls(report: CallReport): Interceptor {
       // A Connect GET request has no content type.
       parseRequestType(req.header.get("content-type"))?.protocol ?? "connect",
       req.contextValues.get(connectionKey) ?? unknownConnection,
+      req.header,
     );
     let finished = false;
     const finish = (reason: unknown) => {

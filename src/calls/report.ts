@@ -19,11 +19,13 @@ export class CallReport {
     procedure: Procedure,
     protocol: Protocol,
     connection: Connection,
+    requestHeaders: Call["requestHeaders"],
   ): Call {
     const call: Call = {
       procedure,
       protocol,
       connection,
+      requestHeaders,
       startedAt: performance.now(),
       received: 0,
       sent: 0,

@@ -29,7 +29,7 @@ import {
   unknownConnection,
 } from "../calls/connection.js";
 import type { CallReport } from "../calls/report.js";
-import { webHeaders } from "./headers.js";
+import { webHeaders } from "../http/headers.js";
 import { RequestBody } from "./request-body.js";
 import { resetError } from "./reset-error.js";
 

@@ -29,7 +29,12 @@ export function runUnary(
 ): unknown {
   const { host, route } = call;
   const { report } = host;
-  const observed = report?.start(route.procedure, protocol, call.connection);
+  const observed = report?.start(
+    route.procedure,
+    protocol,
+    call.connection,
+    call.headers,
+  );
   if (observed !== undefined) report?.received(observed);
   const succeed = (output: unknown) => {
     if (observed !== undefined) {
@@ -77,7 +82,12 @@ export async function runStream(
 ): Promise<void> {
   const { host, route } = call;
   const { report } = host;
-  const observed = report?.start(route.procedure, protocol, call.connection);
+  const observed = report?.start(
+    route.procedure,
+    protocol,
+    call.connection,
+    call.headers,
+  );
   const messages =
     observed === undefined
       ? input

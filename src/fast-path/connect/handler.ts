@@ -22,8 +22,8 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
+import { headerValue, nodeHeaders } from "../../http/headers.js";
 import { type FastCall, FastContext, type ResponseInit } from "../call.js";
-import { headerValue, nodeHeaders } from "../headers.js";
 import { runUnary } from "../observed.js";
 import { readAll } from "../request-body.js";
 

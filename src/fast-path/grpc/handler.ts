@@ -20,8 +20,8 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { headerValue } from "../../http/headers.js";
 import { type FastCall, FastContext, type ResponseInit } from "../call.js";
-import { headerValue } from "../headers.js";
 import { ensureSingle } from "../invoke.js";
 import { runStream, runUnary } from "../observed.js";
 import { EnvelopeReader } from "./envelope-reader.js";

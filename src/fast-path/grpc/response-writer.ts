@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { type Compression, compressedFlag } from "@connectrpc/connect/protocol";
+import { nodeHeaders } from "../../http/headers.js";
 import { FastContext } from "../call.js";
-import { nodeHeaders } from "../headers.js";
 
 /**
  * Writes a gRPC response as connect-node's universalResponseToNodeResponse
