@@ -126,7 +126,11 @@ export async function serveConnectUnary(
     header.set(headerUnaryContentLength, body.byteLength.toString(10));
     stream.respond({ ":status": status, ...nodeHeaders(header) });
   }
-  stream.end(body);
+  // The body, then END_STREAM once it is written: ending with the body
+  // closes the stream while its write is still pending in Node, whose
+  // stream then builds an ERR_STREAM_DESTROYED error (with a stack trace)
+  // for nobody, on every call. An empty DATA frame ends the stream instead.
+  stream.write(body, () => stream.end());
   // A request the call did not read to its end (a rejected one) is dropped,
   // so the stream can close.
   call.body.discard();

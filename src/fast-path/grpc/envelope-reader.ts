@@ -1,6 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EnvelopedMessage } from "@connectrpc/connect/protocol";
-import type { RequestBody } from "../request-body.js";
+/** Where the request body comes from: chunks on demand, null at its end (src/fast-path/request-body.ts). */
+export interface ChunkSource {
+  read(): Promise<Buffer | null>;
+}
 
 /** An envelope's prefix: a flags byte and a 32-bit big-endian length (gRPC over HTTP/2, Length-Prefixed-Message). */
 const prefixBytes = 5;
@@ -12,13 +15,13 @@ const prefixBytes = 5;
  * an envelope is "incomplete envelope".
  */
 export class EnvelopeReader {
-  #body: RequestBody;
+  #body: ChunkSource;
   #readMaxBytes: number;
   /** Chunks read from the body and not yet handed out, and their total size: joined once a whole envelope is in, not chunk by chunk. */
   #chunks: Buffer[] = [];
   #have = 0;
 
-  constructor(body: RequestBody, readMaxBytes: number) {
+  constructor(body: ChunkSource, readMaxBytes: number) {
     this.#body = body;
     this.#readMaxBytes = readMaxBytes;
   }
