@@ -220,13 +220,18 @@ async function logLines(name: string): Promise<{ msg?: string }[]> {
     .map((l) => JSON.parse(l) as { msg?: string });
 }
 
-test("the image declares a numeric non-root user, so Kubernetes' runAsNonRoot can verify it", async () => {
-  const user = (
-    await podman("image", "inspect", "--format", "{{.Config.User}}", imageId)
-  ).trim();
+test("the image declares a numeric non-root user (so Kubernetes' runAsNonRoot can verify it) and exposes ports 50051 and 9464", async () => {
+  const [config] = JSON.parse(
+    await podman("image", "inspect", "--format", "json", imageId),
+  ) as { Config: { User?: string; ExposedPorts?: Record<string, object> } }[];
+  const user = config?.Config.User ?? "";
   const m = /^(\d+)(?::(\d+))?$/.exec(user);
   assert.ok(m, `USER is ${JSON.stringify(user)}, not a numeric UID`);
   assert.notEqual(Number(m[1]), 0, "USER is root");
+  assert.deepEqual(Object.keys(config?.Config.ExposedPorts ?? {}).sort(), [
+    "50051/tcp",
+    "9464/tcp",
+  ]);
 });
 
 test("in the container the server is PID 1, node itself (no npm, no shell), under a non-root UID", async (t) => {
