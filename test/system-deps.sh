@@ -5,6 +5,9 @@
 #   python3-grpcio, python3-grpc-tools   Python gRPC and its protoc: the tutorial's own client (interop test)
 #   nghttp2-client   h2load, which also speaks raw HTTP/2 for the protocol tests
 #   openssl          makes the throwaway self-signed certificate of the TLS tests
+#   podman, runc     build and run the container image without a daemon (rootful; runc because
+#                    crun fails where cgroups are in hybrid mode); iptables for its published ports
+#   debootstrap      makes the local base image when no registry can be reached (deploy/image/base.sh)
 set -euo pipefail
 
 missing=()
@@ -13,6 +16,10 @@ missing=()
 /usr/bin/python3 -c "import grpc_tools" 2>/dev/null || missing+=(python3-grpc-tools)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+[ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing+=(runc)
+[ -x /usr/sbin/iptables ] || missing+=(iptables)
+[ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
