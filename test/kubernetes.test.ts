@@ -6,6 +6,7 @@
  * the server also knows is read from the code, not repeated.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -550,6 +551,16 @@ function checkRoutes(m: Manifests): void {
   }
 }
 
+/** The user the image runs as: the Dockerfile's last USER line, uid:gid. */
+const imageUser = (() => {
+  const users = [
+    ...readFileSync(join(repoRoot, "Dockerfile"), "utf8").matchAll(
+      /^USER\s+(\S+)\s*$/gm,
+    ),
+  ];
+  return users.at(-1)?.[1] ?? "(none)";
+})();
+
 function checkHardening(m: Manifests): void {
   const pod = m.deployment.spec?.template.spec;
   const c = m.container;
@@ -562,6 +573,13 @@ function checkHardening(m: Manifests): void {
   assert.ok(
     typeof user === "number" && user > 0,
     `runAsUser ${user}: expected the image's numeric non-root user`,
+  );
+  const group =
+    c.securityContext?.runAsGroup ?? pod?.securityContext?.runAsGroup;
+  assert.equal(
+    `${user}:${group}`,
+    imageUser,
+    `runAsUser:runAsGroup ${user}:${group} is not the Dockerfile's USER ${imageUser}`,
   );
   assert.equal(
     c.securityContext?.readOnlyRootFilesystem,
