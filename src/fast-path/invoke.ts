@@ -146,20 +146,42 @@ function merged(context: HandlerContext, req: StreamRequest): HandlerContext {
   };
 }
 
-/** Read exactly one message, as connect's ensureSingle: none or a second one is UNIMPLEMENTED. */
-export async function ensureSingle(
-  read: () => Promise<IteratorResult<unknown>>,
+type Read = () => IteratorResult<unknown> | Promise<IteratorResult<unknown>>;
+
+/**
+ * Read exactly one message, as connect's ensureSingle: none or a second one
+ * is UNIMPLEMENTED. At once when `read` answers at once, else a promise.
+ */
+export function ensureSingle(read: Read, method: string): unknown {
+  const first = read();
+  return first instanceof Promise
+    ? first.then((f) => second(read, method, f))
+    : second(read, method, first);
+}
+
+function second(
+  read: Read,
   method: string,
-): Promise<unknown> {
-  const first = await read();
+  first: IteratorResult<unknown>,
+): unknown {
   if (first.done === true) {
     throw new ConnectError(
       `protocol error: missing input message for ${method} method`,
       Code.Unimplemented,
     );
   }
-  const second = await read();
-  if (second.done !== true) {
+  const next = read();
+  return next instanceof Promise
+    ? next.then((n) => only(method, first, n))
+    : only(method, first, next);
+}
+
+function only(
+  method: string,
+  first: IteratorResult<unknown>,
+  next: IteratorResult<unknown>,
+): unknown {
+  if (next.done !== true) {
     throw new ConnectError(
       `protocol error: received extra input message for ${method} method`,
       Code.Unimplemented,

@@ -35,26 +35,27 @@ export class RequestBody {
 
   /**
    * What the stream has buffered, at least one chunk, or null at the end of
-   * the body. Rejects if the stream closes before the body ended, as a Node
-   * stream iterator reports a premature close through connect-node.
+   * the body: at once when the stream has it, else a promise. Throws (or
+   * rejects) if the stream closes before the body ended, as a Node stream
+   * iterator reports a premature close through connect-node.
    */
-  async read(): Promise<Buffer | null> {
-    for (;;) {
-      if (this.#aborted !== undefined) throw this.#aborted.reason;
-      const chunk = this.#stream.read() as Buffer | null;
-      if (chunk !== null) return chunk;
-      if (this.#ended) return null;
-      if (this.#closed) {
-        throw new ConnectError(
-          "stream closed before the request ended",
-          Code.Aborted,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
+  read(): Buffer | null | Promise<Buffer | null> {
+    if (this.#aborted !== undefined) throw this.#aborted.reason;
+    const chunk = this.#stream.read() as Buffer | null;
+    if (chunk !== null) return chunk;
+    if (this.#ended) return null;
+    if (this.#closed) {
+      throw new ConnectError(
+        "stream closed before the request ended",
+        Code.Aborted,
+      );
     }
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    }).then(this.#readAgain);
   }
+
+  readonly #readAgain = () => this.read();
 
   /** The call ended: a pending read, and any later one, rejects with `reason`. */
   abort(reason: unknown): void {

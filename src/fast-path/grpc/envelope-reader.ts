@@ -1,9 +1,15 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EnvelopedMessage } from "@connectrpc/connect/protocol";
-/** Where the request body comes from: chunks on demand, null at its end (src/fast-path/request-body.ts). */
+/** Where the request body comes from: chunks on demand, null at its end, at once when they are there (src/fast-path/request-body.ts). */
 export interface ChunkSource {
-  read(): Promise<Buffer | null>;
+  read(): Buffer | null | Promise<Buffer | null>;
 }
+
+/** What `next` gives: a message, undefined at the end of the body; a promise only when it has to wait for the body. */
+export type NextEnvelope =
+  | EnvelopedMessage
+  | undefined
+  | Promise<EnvelopedMessage | undefined>;
 
 /** An envelope's prefix: a flags byte and a 32-bit big-endian length (gRPC over HTTP/2, Length-Prefixed-Message). */
 const prefixBytes = 5;
@@ -26,42 +32,66 @@ export class EnvelopeReader {
     this.#readMaxBytes = readMaxBytes;
   }
 
+  /** Bytes needed before the next step: the prefix, then the whole envelope. */
+  #need = prefixBytes;
+  /** The length the pending envelope's prefix announced; -1 until it is in. */
+  #length = -1;
+
   /** The next message, or undefined at the end of the body. */
-  async next(): Promise<EnvelopedMessage | undefined> {
-    let need = prefixBytes;
-    let length = -1;
+  next(): NextEnvelope {
     for (;;) {
-      if (this.#have >= need) {
-        const buf = this.#join();
-        if (length < 0) {
-          length = buf.readUInt32BE(1);
-          if (length > this.#readMaxBytes) {
-            throw new ConnectError(
-              `message size ${length} is larger than configured readMaxBytes ${this.#readMaxBytes}`,
-              Code.ResourceExhausted,
-            );
-          }
-          need = prefixBytes + length;
-        }
-        if (this.#have >= need) {
-          this.#take(buf, need);
-          return {
-            flags: buf[0] as number,
-            data: buf.subarray(prefixBytes, need),
-          };
-        }
-      }
-      const chunk = await this.#body.read();
-      if (chunk === null) {
-        if (this.#have === 0) return undefined;
+      const env = this.#take();
+      if (env !== undefined) return env;
+      const chunk = this.#body.read();
+      if (chunk instanceof Promise) return chunk.then(this.#nextAfter);
+      if (chunk === null) return this.#end();
+      this.#add(chunk);
+    }
+  }
+
+  readonly #nextAfter = (chunk: Buffer | null): NextEnvelope => {
+    if (chunk === null) return this.#end();
+    this.#add(chunk);
+    return this.next();
+  };
+
+  /** A whole envelope from the pending bytes, if they hold one; fails on a prefix over the limit. */
+  #take(): EnvelopedMessage | undefined {
+    if (this.#have < this.#need) return undefined;
+    const buf = this.#join();
+    if (this.#length < 0) {
+      const length = buf.readUInt32BE(1);
+      if (length > this.#readMaxBytes) {
         throw new ConnectError(
-          "protocol error: incomplete envelope",
-          Code.InvalidArgument,
+          `message size ${length} is larger than configured readMaxBytes ${this.#readMaxBytes}`,
+          Code.ResourceExhausted,
         );
       }
-      this.#chunks.push(chunk);
-      this.#have += chunk.length;
+      this.#length = length;
+      this.#need = prefixBytes + length;
+      if (this.#have < this.#need) return undefined;
     }
+    const end = this.#need;
+    this.#have -= end;
+    if (this.#have === 0) this.#chunks.length = 0;
+    else this.#chunks[0] = buf.subarray(end);
+    this.#need = prefixBytes;
+    this.#length = -1;
+    return { flags: buf[0] as number, data: buf.subarray(prefixBytes, end) };
+  }
+
+  #add(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#have += chunk.length;
+  }
+
+  /** The body ended: cleanly between envelopes, or inside one. */
+  #end(): undefined {
+    if (this.#have === 0) return undefined;
+    throw new ConnectError(
+      "protocol error: incomplete envelope",
+      Code.InvalidArgument,
+    );
   }
 
   /** The pending chunks as one buffer. */
@@ -72,12 +102,5 @@ export class EnvelopeReader {
       chunks.length = 1;
     }
     return chunks[0] as Buffer;
-  }
-
-  /** Drop the first `n` bytes of `buf`, the one pending chunk. */
-  #take(buf: Buffer, n: number): void {
-    this.#have -= n;
-    if (this.#have === 0) this.#chunks.length = 0;
-    else this.#chunks[0] = buf.subarray(n);
   }
 }

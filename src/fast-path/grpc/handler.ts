@@ -8,6 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   compressedFlag,
   compressionNegotiate,
+  type EnvelopedMessage,
 } from "@connectrpc/connect/protocol";
 import {
   contentTypeProto,
@@ -82,27 +83,36 @@ export async function serveGrpc(call: FastCall): Promise<void> {
   const shape = shapeOf(compression.response?.name, host.grpcAcceptEncoding);
   const ctx = new FastContext(call, "grpc", shape.init);
   const reader = new EnvelopeReader(call.body, opt.readMaxBytes);
+  const decode = (
+    env: EnvelopedMessage | undefined,
+  ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
+    if (env === undefined) return { done: true, value: undefined };
+    if ((env.flags & compressedFlag) !== compressedFlag) {
+      return { done: false, value: route.binary.parse(env.data) };
+    }
+    if (!compression.request) {
+      throw new ConnectError(
+        "received compressed envelope, but do not know how to decompress",
+        Code.Internal,
+      );
+    }
+    return compression.request
+      .decompress(env.data, opt.readMaxBytes)
+      .then((data) => ({ done: false, value: route.binary.parse(data) }));
+  };
   let first = true;
-  const readMessage = async (): Promise<IteratorResult<unknown>> => {
+  /** The next request message: at once when its bytes are in, else a promise. */
+  const readMessage = ():
+    | IteratorResult<unknown>
+    | Promise<IteratorResult<unknown>> => {
     if (first) {
       first = false;
       // raised on the first read, as connect's transformPrepend does
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
     }
-    const env = await reader.next();
-    if (env === undefined) return { done: true, value: undefined };
-    let data = env.data;
-    if ((env.flags & compressedFlag) === compressedFlag) {
-      if (!compression.request) {
-        throw new ConnectError(
-          "received compressed envelope, but do not know how to decompress",
-          Code.Internal,
-        );
-      }
-      data = await compression.request.decompress(data, opt.readMaxBytes);
-    }
-    return { done: false, value: route.binary.parse(data) };
+    const env = reader.next();
+    return env instanceof Promise ? env.then(decode) : decode(env);
   };
   const writer = new ResponseWriter(
     stream,
@@ -121,7 +131,8 @@ export async function serveGrpc(call: FastCall): Promise<void> {
     if (opt.requestGate !== undefined) await opt.requestGate(ctx);
     if (spec.kind === "unary") {
       // As connect: the single request is read before the handler runs.
-      const input = await ensureSingle(readMessage, "unary");
+      let input = ensureSingle(readMessage, "unary");
+      if (input instanceof Promise) input = await input;
       let output = runUnary(call, ctx, "grpc", input);
       if (output instanceof Promise) output = await output;
       const sent = writer.finishWith(route.binary.serialize(output));
@@ -133,7 +144,7 @@ export async function serveGrpc(call: FastCall): Promise<void> {
         call,
         ctx,
         "grpc",
-        { [Symbol.asyncIterator]: () => ({ next: readMessage }) },
+        { [Symbol.asyncIterator]: () => ({ next: async () => readMessage() }) },
         (m) => writer.write(route.binary.serialize(m)),
       );
     }
