@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { type TestContext, test } from "node:test";
+import { gunzipSync } from "node:zlib";
+import { createServiceImplSpec } from "@connectrpc/connect";
+import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { compressionGzip } from "@connectrpc/connect-node";
+import { Greeter } from "../gen/helloworld_pb.js";
+import { procedureOf } from "../src/calls/call.js";
+import {
+  type CallHost,
+  FastCall,
+  FastContext,
+  type Route,
+} from "../src/fast-path/call.js";
+import { ResponseWriter } from "../src/fast-path/grpc/response-writer.js";
+
+const init = {
+  header: { "content-type": "application/grpc+proto" },
+  trailer: { "grpc-status": "0" },
+};
+const plain = {
+  ":status": 200,
+  "grpc-accept-encoding": "gzip",
+  "content-type": "application/grpc+proto",
+};
+
+/** A ResponseWriter on a real HTTP/2 stream, and the client's side of that stream. */
+async function writerPair(
+  t: TestContext,
+  compressMinBytes = 1024,
+): Promise<{
+  writer: ResponseWriter;
+  ctx: FastContext;
+  client: http2.ClientHttp2Stream;
+  server: http2.ServerHttp2Stream;
+}> {
+  const server = http2.createServer();
+  const streams: http2.ServerHttp2Stream[] = [];
+  server.on("stream", (s) => streams.push(s));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const session = http2.connect(
+    `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+  );
+  t.after(() => session.destroy());
+  const client = session.request({ ":method": "POST", ":path": "/x" });
+  client.end();
+  while (streams.length === 0) await once(server, "stream");
+  const stream = streams[0] as http2.ServerHttp2Stream;
+  const spec = createServiceImplSpec(Greeter, {}).methods.sayHello;
+  assert.ok(spec);
+  const host: CallHost = {
+    opt: validateUniversalHandlerOptions({}),
+    running: new Set(),
+    contextValues: undefined,
+    interceptors: [],
+    report: undefined,
+    logger: undefined,
+    grpcAcceptEncoding: "gzip",
+  };
+  const route: Route = {
+    spec,
+    procedure: procedureOf(spec.method),
+    binary: { parse: (d) => d, serialize: (m) => m as Uint8Array },
+    json: { parse: (d) => d, serialize: (m) => m as Uint8Array },
+  };
+  const call = new FastCall(host, route, stream, {});
+  const ctx = new FastContext(call, "grpc", init);
+  const writer = new ResponseWriter(
+    stream,
+    ctx,
+    plain,
+    "gzip",
+    compressionGzip,
+    compressMinBytes,
+  );
+  return { writer, ctx, client, server: stream };
+}
+
+/** Everything the client gets: response headers, body bytes, trailers. */
+function collect(client: http2.ClientHttp2Stream) {
+  const chunks: Buffer[] = [];
+  client.on("data", (c: Buffer) => chunks.push(c));
+  const headers = once(client, "response") as Promise<
+    [http2.IncomingHttpHeaders]
+  >;
+  const trailers = once(client, "trailers") as Promise<
+    [http2.IncomingHttpHeaders]
+  >;
+  return {
+    headers: headers.then(([h]) => h),
+    trailers: trailers.then(([h]) => h),
+    body: () => Buffer.concat(chunks),
+  };
+}
+
+/** The enveloped messages of a gRPC body: flags and data. */
+function envelopes(body: Buffer): { flags: number; data: Buffer }[] {
+  const out: { flags: number; data: Buffer }[] = [];
+  for (let i = 0; i < body.length; ) {
+    const length = body.readUInt32BE(i + 1);
+    out.push({
+      flags: body[i] as number,
+      data: body.subarray(i + 5, i + 5 + length),
+    });
+    i += 5 + length;
+  }
+  return out;
+}
+
+test("a response writer sends the protocol's headers with the first message, each message enveloped, then grpc-status 0 in the trailers", async (t) => {
+  const { writer, client } = await writerPair(t);
+  const got = collect(client);
+  assert.equal(await writer.write(Buffer.from("one")), true);
+  assert.equal(await writer.write(Buffer.from("")), true);
+  writer.finish();
+  const headers = await got.headers;
+  assert.equal(headers[":status"], 200);
+  assert.equal(headers["content-type"], "application/grpc+proto");
+  assert.equal(headers["grpc-accept-encoding"], "gzip");
+  assert.equal((await got.trailers)["grpc-status"], "0");
+  assert.deepEqual(
+    envelopes(got.body()).map((e) => [e.flags, e.data.toString()]),
+    [
+      [0, "one"],
+      [0, ""],
+    ],
+  );
+});
+
+test("messages from compressMinBytes up are compressed and flagged; smaller ones are sent as they are", async (t) => {
+  const { writer, client } = await writerPair(t, 10);
+  const got = collect(client);
+  await writer.write(Buffer.from("x".repeat(9)));
+  await writer.write(Buffer.from("y".repeat(10)));
+  writer.finish();
+  await got.trailers;
+  const [small, large] = envelopes(got.body());
+  assert.equal(small?.flags, 0);
+  assert.equal(small?.data.toString(), "x".repeat(9));
+  assert.equal(large?.flags, 1);
+  assert.equal(
+    gunzipSync(large?.data ?? Buffer.alloc(0)).toString(),
+    "y".repeat(10),
+  );
+});
+
+test("headers and trailers a handler set on its context replace the protocol's own", async (t) => {
+  const { writer, ctx, client } = await writerPair(t);
+  const got = collect(client);
+  ctx.responseHeader.set("x-greeting", "hi");
+  ctx.responseTrailer.set("x-count", "1");
+  writer.finishWith(Buffer.from("only"));
+  const headers = await got.headers;
+  assert.equal(headers["x-greeting"], "hi");
+  assert.equal(headers["content-type"], "application/grpc+proto");
+  const trailers = await got.trailers;
+  assert.equal(trailers["x-count"], "1");
+  assert.equal(trailers["grpc-status"], "0");
+  assert.deepEqual(
+    envelopes(got.body()).map((e) => e.data.toString()),
+    ["only"],
+  );
+});
+
+test("a write waits while the client reads nothing and the stream's buffer is full, and goes on when it reads", async (t) => {
+  const { writer, client, server } = await writerPair(
+    t,
+    Number.MAX_SAFE_INTEGER,
+  );
+  client.pause();
+  const message = Buffer.alloc(64 * 1024, 1);
+  let last: Promise<boolean> = Promise.resolve(true);
+  let writes = 0;
+  while (!server.writableNeedDrain && writes < 64) {
+    last = writer.write(message);
+    writes++;
+    // Let the write reach the stream (it envelopes the message first).
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.ok(
+    server.writableNeedDrain,
+    `${writes} writes never filled the stream`,
+  );
+  let settled = false;
+  void last.then(() => {
+    settled = true;
+  });
+  // Round trips on the connection: time passes, the client still reads nothing.
+  for (let i = 0; i < 3; i++) {
+    await new Promise((resolve, reject) =>
+      client.session?.ping((e) => (e ? reject(e) : resolve(undefined))),
+    );
+  }
+  assert.equal(
+    settled,
+    false,
+    "the write went on while the client read nothing",
+  );
+  client.on("data", () => {});
+  client.resume();
+  assert.equal(await last, true);
+});
+
+test("once the client is gone, write answers false and nothing more is sent", async (t) => {
+  const { writer, client, server } = await writerPair(t);
+  client.close(http2.constants.NGHTTP2_CANCEL);
+  await once(server, "close");
+  assert.equal(await writer.write(Buffer.from("late")), false);
+  writer.finish();
+});
