@@ -22,7 +22,7 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = await runCluster({
       workers: config.workers,
       out: (line) => log.info({ workers: config.workers }, line),
-      err: (line) => log.warn(line),
+      err: (line) => log.warn({}, line),
     });
     return;
   }
