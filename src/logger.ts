@@ -45,9 +45,10 @@ function stdoutDestination(): DestinationStream {
     dest: 1,
     sync: false,
     minLength: logBatchBytes,
-    // sonic-boom measures the last pending chunk's byte length at every new
-    // line, so chunks stay a few batches long.
-    maxWrite: 4 * logBatchBytes,
+    // sonic-boom appends each line to its last pending chunk and measures that
+    // chunk's byte length, which flattens (copies) it: chunks barely longer
+    // than a batch keep that copy small.
+    maxWrite: logBatchBytes + 512,
     periodicFlush: logFlushMs,
     maxLength: maxQueuedLogBytes,
   });
