@@ -4,7 +4,6 @@
  * and connect-node's node-universal-handler.js, without their generator pipeline.
  */
 import type { OutgoingHttpHeaders } from "node:http2";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate } from "@connectrpc/connect/protocol";
 import {
   contentTypeProto,
@@ -17,6 +16,7 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { asClientError } from "../../calls/hide-internal-errors.js";
 import { headerValue } from "../../http/headers.js";
 import { type FastCall, FastContext, type ResponseInit } from "../call.js";
 import { ensureSingle } from "../invoke.js";
@@ -120,18 +120,7 @@ export async function serveGrpc(call: FastCall): Promise<void> {
   }
   if (failure !== undefined) {
     call.end(failure);
-    setTrailerStatus(
-      ctx.responseTrailer,
-      failure instanceof ConnectError
-        ? failure
-        : new ConnectError(
-            "internal error",
-            Code.Internal,
-            undefined,
-            undefined,
-            failure,
-          ),
-    );
+    setTrailerStatus(ctx.responseTrailer, asClientError(failure));
     writer.finish();
   } else if (!answered) {
     call.end();
