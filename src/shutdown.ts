@@ -1,12 +1,18 @@
+import * as net from "node:net";
 import { constants } from "node:os";
+import { goAwayNoticeMs } from "./goaway.js";
 import type { InflightCalls } from "./inflight.js";
 import type { Listener, Response } from "./listener.js";
 import type { ServingStatus } from "./serving-status.js";
 
 /** How long calls ended at the end of the grace period get to send their status, in milliseconds. */
 const endCallsMs = 1000;
-/** How long connections get to close on their own once no call runs (trailers to flush, GOAWAY to read), in milliseconds. */
-const lingerMs = 1000;
+/**
+ * How long connections get to close on their own once no call runs
+ * (trailers to flush, GOAWAY to read), in milliseconds: longer than the
+ * wait for the final GOAWAY of a peer that does not answer its PING.
+ */
+const lingerMs = goAwayNoticeMs + 1000;
 
 /** What a server hands to `drain`. */
 export interface Drainable {
@@ -34,7 +40,8 @@ export interface ShutdownResult {
 
 /**
  * Stop a server gracefully: report not serving, stop accepting connections,
- * send GOAWAY on every HTTP/2 session and `Connection: close` on HTTP/1.1,
+ * close every HTTP/2 session with a two-step GOAWAY (`Listener.goAway`) and
+ * answer on HTTP/1.1 with `Connection: close`,
  * let the calls in flight finish within `graceMs`, end the rest with
  * UNAVAILABLE, then close every connection. Resolves once the port and every
  * connection are closed.
@@ -47,19 +54,25 @@ export async function drain(
   const { status, listener, inflight } = server;
   const callsAtStart = inflight.count;
   status.set(false);
+  // Stop listening only: Http2SecureServer's own close() would also close
+  // every HTTP/2 session at once with a one-step GOAWAY.
   const closed = new Promise<void>((resolve) =>
-    listener.server.close(() => resolve()),
+    net.Server.prototype.close.call(listener.server, () => resolve()),
   );
 
-  // HTTP/2: GOAWAY now, and on any session that a connection accepted just
-  // before the port closed opens later. Streams open now run on.
-  for (const session of listener.sessions) session.close();
-  listener.http2Server.on("session", (session) => session.close());
+  // HTTP/2: GOAWAY in two steps (a notice, then the final one a round trip
+  // later), now and on any session that a connection accepted just before
+  // the port closed opens later. Streams open now, and any the peer sends
+  // before it reads the notice, run on.
+  for (const session of listener.sessions) listener.goAway(session);
+  listener.http2Server.on("session", (session) => listener.goAway(session));
 
   // HTTP/1.1: idle keep-alive connections close now; busy ones after their
   // current response, which says `Connection: close` if not yet started.
   const h1 = listener.http1Server;
-  h1?.closeIdleConnections();
+  // Under TLS, the HTTP/2 server's HTTP/1.1 fallback has the same method.
+  const fallback = listener.http2Server as { closeIdleConnections?(): void };
+  (h1 ?? fallback).closeIdleConnections?.();
   const lastResponse = (res: Response) => {
     if (!("req" in res) || res.req.httpVersionMajor !== 1) return;
     const socket = res.socket;
