@@ -278,11 +278,19 @@ test("each server counts only its own calls", async (t) => {
   await client.sayHello({ name: "a" });
   const labels = method("SayHello", "unary", "connect");
   assert.equal(
-    sampleValue(await scrape(one.metricsUrl), "grpc_server_started_total", labels),
+    sampleValue(
+      await scrape(one.metricsUrl),
+      "grpc_server_started_total",
+      labels,
+    ),
     1,
   );
   assert.equal(
-    sampleValue(await scrape(two.metricsUrl), "grpc_server_started_total", labels),
+    sampleValue(
+      await scrape(two.metricsUrl),
+      "grpc_server_started_total",
+      labels,
+    ),
     0,
   );
 });
