@@ -119,7 +119,7 @@ test("the shipped nginx configuration passes nginx -t, and the tests run it with
         .replace(/\d+\.\d+\.\d+\.\d+:\d+/, "ADDRESS");
     assert.equal(normalise(b), normalise(a), `${a} → ${b}`);
   }
-  assert.equal(changed.length, 8, "six server lines and two listen lines");
+  assert.equal(changed.length, 14, "twelve server lines and two listen lines");
   const check = execFileSync(
     "nginx",
     ["-t", "-p", world.nginx.dir, "-c", join(world.nginx.dir, "nginx.conf")],

@@ -158,10 +158,11 @@ export function renderNginxConfig(
     hosts
       .map((h) => `${indent}server ${h.address}:${replicaPort}${options}`)
       .join("\n");
+  // Each run of server lines with the same parameters becomes one line per host.
   return shipped
     .replace(
-      /((?:^([ \t]*)server \d+\.\d+\.\d+\.\d+:\d+([^\n]*)\n)+)/gm,
-      (_all, _block, indent: string, options: string) =>
+      /^([ \t]*)server \d+\.\d+\.\d+\.\d+:\d+([^\n]*)\n(?:\1server \d+\.\d+\.\d+\.\d+:\d+\2\n)*/gm,
+      (_all, indent: string, options: string) =>
         `${servers(indent, options)}\n`,
     )
     .replace(
