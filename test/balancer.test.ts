@@ -3,13 +3,14 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, type TestContext, test } from "node:test";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
 import {
   handledCalls,
   type Nginx,
   type Replica,
+  replicaPort,
   shippedNginxConfig,
   startNginx,
   startReplica,
@@ -18,6 +19,7 @@ import {
 import { type CallRecord, startLoad, summary } from "./support/load.js";
 import {
   createHosts,
+  cutOff,
   type Host,
   removeHosts,
   removeLeftovers,
@@ -218,6 +220,116 @@ test("a rolling restart of every replica (SIGTERM, exit 0, start again) under st
   );
   reportFailures(t, records, nginx);
   assert.equal(records.filter((r) => r.error).length, 0, summary(records));
+});
+
+/**
+ * Steady load through nginx's HTTP/2 listener, `hit(world)` when it runs
+ * well, then more load for `afterMs`; resolves with every call and the
+ * moment of the hit (performance.now()).
+ */
+async function loadAround(
+  world: World,
+  options: { deadlineMs: number; afterMs: number },
+  hit: () => void,
+): Promise<{ records: CallRecord[]; hitAt: number }> {
+  const load = startLoad({
+    unaryClients: 12,
+    streamClients: 12,
+    transport: () => createGrpcTransport({ baseUrl: world.nginx.h2Url }),
+    deadlineMs: options.deadlineMs,
+  });
+  try {
+    await waitFor(() => load.records.length >= 300);
+    const hitAt = performance.now();
+    hit();
+    await waitFor(() => performance.now() > hitAt + options.afterMs);
+    return { records: await load.stop(), hitAt };
+  } finally {
+    await load.stop();
+  }
+}
+
+/** How the calls around a failure went: those that failed, and when the last of them started. */
+function failuresAround(records: CallRecord[], hitAt: number) {
+  const failed = records.filter((r) => r.error);
+  const lastFailedStart = Math.max(...failed.map((r) => r.start - hitAt));
+  const after = records.filter((r) => r.start > hitAt + lastFailedStart);
+  return { failed, lastFailedStart, after };
+}
+
+test("a replica killed with SIGKILL: only the calls in flight on it fail, and calls started after that succeed at once", {
+  timeout: 120_000,
+}, async (t) => {
+  const world = await startWorld(t);
+  const victim = world.replicas[1] as Replica;
+  const { records, hitAt } = await loadAround(
+    world,
+    { deadlineMs: 5000, afterMs: 3000 },
+    () => victim.child.kill("SIGKILL"),
+  );
+  const { failed, lastFailedStart, after } = failuresAround(records, hitAt);
+  t.diagnostic(summary(records));
+  t.diagnostic(
+    `the last call that failed started ${Math.round(lastFailedStart)} ms after the kill; ${after.length} calls started after it, all fine`,
+  );
+  // Something is always in flight on each replica under this load.
+  assert.ok(failed.length >= 1, "calls in flight on the killed replica fail");
+  // In flight: a failed call started before the kill, or a moment after it,
+  // on a connection nginx had not yet seen closed.
+  assert.ok(
+    lastFailedStart > -5000 && lastFailedStart < 500,
+    `last failed call started ${lastFailedStart} ms after the kill`,
+  );
+  for (const r of failed) {
+    assert.ok(r.end >= hitAt, "no call failed before the kill");
+  }
+  assert.ok(after.length > 100);
+  assert.equal(after.filter((r) => r.error).length, 0);
+});
+
+test("a replica cut off from the network (link down inside its namespace): only the calls nginx had sent it fail, at their deadline; nginx stops using it after a connect timeout or two", {
+  timeout: 120_000,
+}, async (t) => {
+  const world = await startWorld(t);
+  const victim = world.hosts[1] as Host;
+  const wallOffset = Date.now() - performance.now();
+  const deadlineMs = 3000;
+  const { records, hitAt } = await loadAround(
+    world,
+    { deadlineMs, afterMs: 8000 },
+    () => cutOff(victim),
+  );
+  const { failed, lastFailedStart, after } = failuresAround(records, hitAt);
+  t.diagnostic(summary(records));
+  // What nginx did with the cut-off replica after the cut.
+  const cutAtWall = hitAt + wallOffset;
+  const address = `${victim.address}:${replicaPort}`;
+  const tries = world.nginx
+    .accessLog()
+    .filter((e) => e.at > cutAtWall && e.upstreams.includes(address));
+  const connectTimeouts = tries.filter(
+    (e) => e.upstreamStatuses[e.upstreams.indexOf(address)] === "504",
+  );
+  t.diagnostic(
+    `the last call that failed started ${Math.round(lastFailedStart)} ms after the cut; ${failed.length} failed; ${after.length} calls started after it, all fine`,
+  );
+  t.diagnostic(
+    `after the cut nginx tried the cut-off replica ${tries.length} times: ${connectTimeouts.length} connect timeouts (retried on another replica), at ${connectTimeouts
+      .map((e) => `${Math.round(e.at - cutAtWall)} ms`)
+      .join(", ")}`,
+  );
+  assert.ok(failed.length >= 1, "calls in flight on the cut-off replica fail");
+  for (const r of failed) {
+    assert.equal(r.error?.code, Code.DeadlineExceeded, r.error?.message);
+  }
+  assert.ok(
+    lastFailedStart > -deadlineMs && lastFailedStart < 1000,
+    `last failed call started ${lastFailedStart} ms after the cut`,
+  );
+  assert.ok(after.length > 100);
+  assert.equal(after.filter((r) => r.error).length, 0);
+  // New connections to it time out (grpc_connect_timeout 1s) and are retried elsewhere.
+  assert.ok(connectTimeouts.length >= 1, "nginx noticed by a connect timeout");
 });
 
 function reportFailures(

@@ -128,6 +128,20 @@ export const shippedNginxConfig = join(
   "deploy/nginx/greeter.conf",
 );
 
+/** One request as nginx logged it. */
+export interface AccessLogEntry {
+  /** When it ended (Date.now() scale, milliseconds). */
+  at: number;
+  /** The status sent to the client. */
+  status: number;
+  /** Each upstream tried, in order ("address:port"). */
+  upstreams: string[];
+  /** The status each upstream attempt ended with ("502", "504" for a connect timeout...). */
+  upstreamStatuses: string[];
+  /** Seconds each attempt took to connect ("-" when it did not). */
+  connectTimes: string[];
+}
+
 /** An nginx started for a test. */
 export interface Nginx {
   /** http://127.0.0.1:<port> of the HTTP/2 (h2c) listener. */
@@ -139,8 +153,8 @@ export interface Nginx {
   readonly dir: string;
   /** nginx's error log so far. */
   errorLog(): string;
-  /** nginx's access log so far. */
-  accessLog(): string;
+  /** nginx's access log so far, one entry per request. */
+  accessLog(): AccessLogEntry[];
   /** Stop nginx (fast shutdown) and remove its directory. */
   stop(): Promise<void>;
 }
@@ -206,7 +220,7 @@ http {
     fastcgi_temp_path ${dir}/fastcgi;
     uwsgi_temp_path ${dir}/uwsgi;
     scgi_temp_path ${dir}/scgi;
-    log_format timed '$msec $status $upstream_addr $upstream_status $request_time $request_uri';
+    log_format timed '$msec|$status|$upstream_addr|$upstream_status|$upstream_connect_time|$request_time|$request_uri';
     access_log ${dir}/access.log timed;
     include ${dir}/greeter.conf;
 }
@@ -257,7 +271,22 @@ http {
     config,
     dir,
     errorLog: () => read("error.log"),
-    accessLog: () => read("access.log"),
+    accessLog: () =>
+      read("access.log")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => {
+          const [msec, status, upstreams, statuses, connectTimes] =
+            line.split("|");
+          const split = (s = "") => s.split(/, | : /);
+          return {
+            at: Number(msec) * 1000,
+            status: Number(status),
+            upstreams: split(upstreams),
+            upstreamStatuses: split(statuses),
+            connectTimes: split(connectTimes),
+          };
+        }),
     stop,
   };
 }
