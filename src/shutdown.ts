@@ -67,19 +67,32 @@ export async function drain(
   for (const session of listener.sessions) listener.goAway(session);
   listener.http2Server.on("session", (session) => listener.goAway(session));
 
-  // HTTP/1.1: idle keep-alive connections close now; busy ones after their
-  // current response, which says `Connection: close` if not yet started.
+  // HTTP/1.1: busy connections close after their current response, which
+  // says `Connection: close` if not yet started; so does any request that
+  // comes on an idle keep-alive connection. Idle ones close a moment later:
+  // HTTP/1.1 has no GOAWAY, and a balancer that reuses an idle connection
+  // just as it closes gets its request reset, which it cannot retry once
+  // sent. By then a balancer has used or dropped them, or stopped sending
+  // here because new connections are refused.
   const h1 = listener.http1Server;
   // Under TLS, the HTTP/2 server's HTTP/1.1 fallback has the same method.
   const fallback = listener.http2Server as { closeIdleConnections?(): void };
-  (h1 ?? fallback).closeIdleConnections?.();
+  const timers = new Set<NodeJS.Timeout>();
+  const closeIdleLater = () => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      (h1 ?? fallback).closeIdleConnections?.();
+    }, goAwayNoticeMs);
+    timers.add(timer);
+  };
+  closeIdleLater();
   const lastResponse = (res: Response) => {
     if (!("req" in res) || res.req.httpVersionMajor !== 1) return;
-    const socket = res.socket;
     if (!res.headersSent) {
       res.setHeader("connection", "close");
     } else {
-      res.once("finish", () => socket?.end());
+      // Its headers promised keep-alive: idle after it, then closed.
+      res.once("finish", closeIdleLater);
     }
   };
   for (const res of listener.responses) lastResponse(res);
@@ -100,6 +113,7 @@ export async function drain(
     await race(idle(), endCallsMs);
   }
   await race(closed, lingerMs);
+  for (const timer of timers) clearTimeout(timer);
   // A destroyed socket leaves the set only on its "close" event, a moment later.
   const open = [...listener.sockets].filter((socket) => !socket.destroyed);
   for (const socket of open) socket.destroy();

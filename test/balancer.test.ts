@@ -196,10 +196,21 @@ test("a rolling restart of every replica (SIGTERM, exit 0, start again) under st
   timeout: 120_000,
 }, async (t) => {
   const { replicas, nginx } = await startWorld(t);
+  // Clients on gRPC (HTTP/2 listener) and on Connect over HTTP/1.1 (the
+  // other listener), in turn: the drain closes both kinds of connection.
   const load = startLoad({
     unaryClients: 12,
     streamClients: 12,
-    transport: () => createGrpcTransport({ baseUrl: nginx.h2Url }),
+    transport: (client) =>
+      client % 3 === 2
+        ? {
+            via: "Connect over HTTP/1.1",
+            transport: testTransport("connect", "1.1", nginx.h1Url),
+          }
+        : {
+            via: "gRPC",
+            transport: createGrpcTransport({ baseUrl: nginx.h2Url }),
+          },
     deadlineMs: 15_000,
   });
   t.after(() => load.stop());
@@ -235,7 +246,10 @@ async function loadAround(
   const load = startLoad({
     unaryClients: 12,
     streamClients: 12,
-    transport: () => createGrpcTransport({ baseUrl: world.nginx.h2Url }),
+    transport: () => ({
+      via: "gRPC",
+      transport: createGrpcTransport({ baseUrl: world.nginx.h2Url }),
+    }),
     deadlineMs: options.deadlineMs,
   });
   try {

@@ -228,3 +228,88 @@ function connectError(url: string): Promise<string> {
     );
   });
 }
+
+test("HTTP/1.1 has no GOAWAY: during a drain a request on an idle keep-alive connection is answered with Connection: close, and idle connections close goAwayNoticeMs after the drain began", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const { port } = new URL(server.url);
+  const sayHello = (socket: net.Socket, name: string) => {
+    const body = JSON.stringify({ name });
+    socket.write(
+      `POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+  };
+  const connect = async () => {
+    const socket = net.connect(Number(port), "127.0.0.1");
+    t.after(() => socket.destroy());
+    await once(socket, "connect");
+    let received = "";
+    socket.setEncoding("latin1").on("data", (d: string) => {
+      received += d;
+    });
+    const closed = once(socket, "close").then(() => performance.now());
+    return { socket, received: () => received, closed };
+  };
+  const reused = await connect();
+  const idle = await connect();
+  for (const [c, name] of [
+    [reused, "first"],
+    [idle, "idle"],
+  ] as const) {
+    sayHello(c.socket, name);
+    await waitFor(() => c.received().includes(`Hello, ${name}!`));
+  }
+  const drainAt = performance.now();
+  const result = server.shutdown(5000);
+  // What a balancer does that picked this connection as the drain began.
+  sayHello(reused.socket, "reused");
+  await reused.closed;
+  const second = reused.received().split("HTTP/1.1 200 OK")[2] ?? "";
+  assert.match(second, /connection: close/i, reused.received());
+  assert.match(second, /Hello, reused!/);
+  const idleClosedAfter = (await idle.closed) - drainAt;
+  t.diagnostic(
+    `the idle connection closed ${Math.round(idleClosedAfter)} ms after the drain began`,
+  );
+  assert.ok(
+    idleClosedAfter >= goAwayNoticeMs * 0.9 &&
+      idleClosedAfter < goAwayNoticeMs + 3000,
+    `${idleClosedAfter} ms`,
+  );
+  assert.equal((await result).connectionsDestroyed, 0);
+});
+
+test("HTTP/1.1: a connection whose response was under way when the drain began stays open after it a moment, and a request sent right after that response is answered with Connection: close", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, { streamIntervalMs: 100 });
+  const { port } = new URL(server.url);
+  const socket = net.connect(Number(port), "127.0.0.1");
+  t.after(() => socket.destroy());
+  await once(socket, "connect");
+  let received = "";
+  socket.setEncoding("latin1").on("data", (d: string) => {
+    received += d;
+  });
+  const closed = once(socket, "close");
+  const stream = envelope(Buffer.from(JSON.stringify({ name: "s" })));
+  socket.write(
+    `POST /Greeter/StreamHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nContent-Length: ${stream.length}\r\n\r\n`,
+  );
+  socket.write(stream);
+  await waitFor(() => received.includes("Hello s, message 0"));
+  const result = server.shutdown(5000);
+  // The stream's response ends (its headers said keep-alive); a balancer
+  // puts the next request on the connection at once.
+  await waitFor(() => received.includes("0\r\n\r\n"));
+  const body = '{"name":"next"}';
+  socket.write(
+    `POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  await closed;
+  const second = received.split("HTTP/1.1 200 OK")[2] ?? "";
+  assert.match(second, /connection: close/i, received);
+  assert.match(second, /Hello, next!/);
+  assert.equal((await result).connectionsDestroyed, 0);
+});

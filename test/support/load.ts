@@ -11,6 +11,8 @@ export interface CallRecord {
   kind: "SayHello" | "StreamHello";
   /** The client that made it (its own connection). */
   client: number;
+  /** How it went, as `LoadOptions.transport` named it ("gRPC", "Connect over HTTP/1.1"...). */
+  via: string;
   /** performance.now() when it started and ended. */
   start: number;
   end: number;
@@ -24,8 +26,8 @@ export interface LoadOptions {
   unaryClients: number;
   /** Clients calling StreamHello in a loop, each on its own connection. */
   streamClients: number;
-  /** A fresh transport (and so a fresh connection) for a client. */
-  transport(): Transport;
+  /** A fresh transport (and so a fresh connection) for client number `client`, and its name for the records. */
+  transport(client: number): { via: string; transport: Transport };
   /** Each call's deadline, in milliseconds. */
   deadlineMs: number;
 }
@@ -46,7 +48,8 @@ export function startLoad(options: LoadOptions): Load {
   const records: CallRecord[] = [];
   let stopping = false;
   const loop = async (client: number, kind: CallRecord["kind"]) => {
-    const greeter = createClient(Greeter, options.transport());
+    const { via, transport } = options.transport(client);
+    const greeter = createClient(Greeter, transport);
     for (let i = 0; !stopping; i++) {
       const name = `c${client}-${i}`;
       const start = performance.now();
@@ -79,7 +82,7 @@ export function startLoad(options: LoadOptions): Load {
         const err = ConnectError.from(e);
         error = { code: err.code, message: err.message };
       }
-      records.push({ kind, client, start, end: performance.now(), error });
+      records.push({ kind, client, via, start, end: performance.now(), error });
     }
   };
   const loops: Promise<void>[] = [];
@@ -103,11 +106,15 @@ export function summary(records: readonly CallRecord[]): string {
   const failed = records.filter((r) => r.error);
   const byMessage = new Map<string, number>();
   for (const r of failed) {
-    const key = `${r.kind}: ${Code[r.error?.code ?? 0]} ${r.error?.message}`;
+    const key = `${r.kind} (${r.via}): ${Code[r.error?.code ?? 0]} ${r.error?.message}`;
     byMessage.set(key, (byMessage.get(key) ?? 0) + 1);
   }
-  const unary = records.filter((r) => r.kind === "SayHello").length;
-  return `${records.length} calls (${unary} SayHello, ${records.length - unary} StreamHello), ${failed.length} failed${
+  const count = new Map<string, number>();
+  for (const r of records) {
+    const key = `${r.kind} (${r.via})`;
+    count.set(key, (count.get(key) ?? 0) + 1);
+  }
+  return `${records.length} calls (${[...count].map(([k, n]) => `${n} ${k}`).join(", ")}), ${failed.length} failed${
     failed.length
       ? `: ${[...byMessage].map(([m, n]) => `${n} × ${m}`).join("; ")}`
       : ""
