@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, type TestContext, test } from "node:test";
-import { type Client, Code, createClient } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+} from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
 import {
@@ -11,7 +17,9 @@ import {
   type Nginx,
   type Replica,
   replicaPort,
+  shippedHaproxyConfig,
   shippedNginxConfig,
+  startHaproxy,
   startNginx,
   startReplica,
   stopReplica,
@@ -21,6 +29,7 @@ import {
   createHosts,
   cutOff,
   type Host,
+  inside,
   removeHosts,
   removeLeftovers,
 } from "./support/netns.js";
@@ -51,16 +60,16 @@ interface World {
 /** Three hosts with a replica each, and nginx in front; all removed after the test. */
 async function startWorld(
   t: TestContext,
-  options: { env?: Record<string, string>; errorLogLevel?: string } = {},
+  options: { balancer?: "nginx" | "haproxy" } = {},
 ): Promise<World> {
   const hosts = createHosts(3);
   t.after(() => removeHosts(hosts));
   const replicas = await Promise.all(
-    hosts.map((h) => startReplica(h, { ...replicaEnv, ...options.env })),
+    hosts.map((h) => startReplica(h, replicaEnv)),
   );
-  const nginx = await startNginx(hosts, {
-    errorLogLevel: options.errorLogLevel,
-  });
+  const nginx = await (options.balancer === "haproxy"
+    ? startHaproxy(hosts)
+    : startNginx(hosts));
   t.after(() => nginx.stop());
   return { hosts, replicas, nginx };
 }
@@ -104,30 +113,60 @@ const fourReplies = [
   "Hello, Frank!",
 ];
 
-test("the shipped nginx configuration passes nginx -t, and the tests run it with only the replicas' addresses and the listen ports changed", {
+/** Lines of `shipped` that `rendered` changed, after checking that only addresses and ports did. */
+function changedLines(shipped: string, rendered: string): string[] {
+  const a = shipped.split("\n");
+  const b = rendered.split("\n");
+  assert.equal(b.length, a.length);
+  const normalise = (s: string) =>
+    s
+      .replace(/(listen|bind) (127\.0\.0\.1)?:?\d+/, "$1 PORT")
+      .replace(/\d+\.\d+\.\d+\.\d+:\d+/, "ADDRESS");
+  const changed = a.filter((line, i) => line !== b[i]);
+  for (const [i, line] of a.entries()) {
+    assert.equal(
+      normalise(b[i] as string),
+      normalise(line),
+      `${line} → ${b[i]}`,
+    );
+  }
+  return changed;
+}
+
+test("the shipped nginx and HAProxy configurations pass nginx -t and haproxy -c, and the tests run them with only the replicas' addresses and the listen ports changed", {
   timeout: 60_000,
 }, async (t) => {
-  const world = await startWorld(t);
-  const shipped = readFileSync(shippedNginxConfig, "utf8").split("\n");
-  const rendered = world.nginx.config.split("\n");
-  assert.equal(rendered.length, shipped.length);
-  const changed = shipped
-    .map((line, i) => [line, rendered[i] as string] as const)
-    .filter(([a, b]) => a !== b);
-  for (const [a, b] of changed) {
-    const normalise = (s: string) =>
-      s
-        .replace(/listen (127\.0\.0\.1:)?\d+/, "listen PORT")
-        .replace(/\d+\.\d+\.\d+\.\d+:\d+/, "ADDRESS");
-    assert.equal(normalise(b), normalise(a), `${a} → ${b}`);
-  }
-  assert.equal(changed.length, 14, "twelve server lines and two listen lines");
-  const check = execFileSync(
-    "nginx",
-    ["-t", "-p", world.nginx.dir, "-c", join(world.nginx.dir, "nginx.conf")],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+  const hosts = createHosts(3);
+  t.after(() => removeHosts(hosts));
+  const nginx = await startNginx(hosts);
+  t.after(() => nginx.stop());
+  assert.equal(
+    changedLines(readFileSync(shippedNginxConfig, "utf8"), nginx.config).length,
+    14,
+    "twelve server lines and two listen lines",
   );
-  assert.equal(check, "");
+  const nginxCheck = spawnSync(
+    "nginx",
+    ["-t", "-p", nginx.dir, "-c", join(nginx.dir, "nginx.conf")],
+    { encoding: "utf8" },
+  );
+  assert.equal(nginxCheck.status, 0, nginxCheck.stderr);
+  assert.match(nginxCheck.stderr, /test is successful/);
+  const haproxy = await startHaproxy(hosts);
+  t.after(() => haproxy.stop());
+  assert.equal(
+    changedLines(readFileSync(shippedHaproxyConfig, "utf8"), haproxy.config)
+      .length,
+    8,
+    "six server lines and two bind lines",
+  );
+  const haproxyCheck = spawnSync(
+    "haproxy",
+    ["-c", "-f", join(haproxy.dir, "haproxy.cfg")],
+    { encoding: "utf8" },
+  );
+  assert.equal(haproxyCheck.status, 0, haproxyCheck.stderr);
+  assert.match(haproxyCheck.stdout, /Configuration file is valid/);
 });
 
 test("through nginx, all four RPCs work over gRPC, gRPC-Web and Connect on the HTTP/2 listener, and over gRPC-Web and Connect on the HTTP/1.1 listener", {
@@ -192,12 +231,15 @@ test("nginx balances each call, not each connection: one client's calls on one H
   }
 });
 
-test("a rolling restart of every replica, twice over (SIGTERM, exit 0, start again), under steady load over gRPC and Connect over HTTP/1.1 fails no call", {
-  timeout: 120_000,
-}, async (t) => {
-  const { replicas, nginx } = await startWorld(t);
-  // Half the clients on gRPC (the HTTP/2 listener), half on Connect over
-  // HTTP/1.1 (the other listener): the drain closes both kinds of connection.
+/**
+ * Restart every replica in turn, twice over (SIGTERM, exit 0 with its drain
+ * logged, start again, ready), while clients call through the balancer:
+ * half on gRPC (the HTTP/2 listener), half on Connect over HTTP/1.1 (the
+ * other listener), as the drain closes both kinds of connection. Fails
+ * unless every call succeeded.
+ */
+async function rollingRestart(t: TestContext, world: World): Promise<void> {
+  const { replicas, nginx: balancer } = world;
   const load = startLoad({
     unaryClients: 16,
     streamClients: 8,
@@ -205,11 +247,11 @@ test("a rolling restart of every replica, twice over (SIGTERM, exit 0, start aga
       client % 2 === 1
         ? {
             via: "Connect over HTTP/1.1",
-            transport: testTransport("connect", "1.1", nginx.h1Url),
+            transport: testTransport("connect", "1.1", balancer.h1Url),
           }
         : {
             via: "gRPC",
-            transport: createGrpcTransport({ baseUrl: nginx.h2Url }),
+            transport: createGrpcTransport({ baseUrl: balancer.h2Url }),
           },
     deadlineMs: 15_000,
   });
@@ -231,8 +273,99 @@ test("a rolling restart of every replica, twice over (SIGTERM, exit 0, start aga
   t.diagnostic(
     `6 restarts in ${Math.round(restartMs)} ms: ${summary(records)}`,
   );
-  reportFailures(t, records, nginx);
+  reportFailures(t, records, balancer);
   assert.equal(records.filter((r) => r.error).length, 0, summary(records));
+}
+
+test(
+  "nginx: a rolling restart of every replica, twice over (SIGTERM, exit 0, start again), under steady load over gRPC and Connect over HTTP/1.1 fails no call",
+  {
+    timeout: 120_000,
+  },
+  async (t) => rollingRestart(t, await startWorld(t)),
+);
+
+test(
+  "HAProxy (deploy/haproxy/greeter.cfg): the same rolling restart fails no call",
+  {
+    timeout: 120_000,
+  },
+  async (t) => rollingRestart(t, await startWorld(t, { balancer: "haproxy" })),
+);
+
+test("a connection the kernel completed but the replica never accepted is reset when the replica closes its port: nginx cannot retry the gRPC call it sent on it (502), HAProxy retries it on another replica", {
+  timeout: 60_000,
+}, async (t) => {
+  // A listener that never accepts: connections queue in the kernel, as they
+  // do for a replica busy at the moment it closes its port.
+  const hosts = createHosts(2);
+  t.after(() => removeHosts(hosts));
+  const [stalledHost, liveHost] = hosts as [Host, Host];
+  const live = await startReplica(liveHost, replicaEnv);
+  t.after(() => live.child.kill("SIGKILL"));
+  const outcomes: Record<string, (string | undefined)[]> = {};
+  for (const kind of ["nginx", "haproxy"] as const) {
+    const stalled = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        stalledHost.ns,
+        "/usr/bin/python3",
+        "-c",
+        `import socket, sys
+s = socket.socket()
+s.bind(("${stalledHost.address}", ${replicaPort}))
+s.listen(64)
+print("listening", flush=True)
+sys.stdin.read()
+s.close()`,
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    t.after(() => stalled.kill("SIGKILL"));
+    await once(stalled.stdout, "data");
+    const balancer = await (kind === "haproxy"
+      ? startHaproxy(hosts)
+      : startNginx(hosts));
+    t.after(() => balancer.stop());
+    const client = createClient(
+      Greeter,
+      createGrpcTransport({ baseUrl: balancer.h2Url }),
+    );
+    const calls = Array.from({ length: 6 }, (_, i) =>
+      client.sayHello({ name: `n${i}` }).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e).message,
+      ),
+    );
+    // Round robin sends half of them to the stalled replica.
+    const queued = () =>
+      Number(
+        inside(stalledHost, "ss", "-ltnH", "sport", "=", `:${replicaPort}`)
+          .trim()
+          .split(/\s+/)[1],
+      );
+    await waitFor(() => queued() >= 3);
+    const closed = once(stalled, "exit");
+    stalled.stdin.end();
+    outcomes[kind] = await Promise.all(calls);
+    await closed;
+    t.diagnostic(`${kind}: ${JSON.stringify(outcomes[kind])}`);
+    if (kind === "nginx") {
+      assert.match(
+        balancer.errorLog(),
+        /recv\(\) failed \(104: Connection reset by peer\) while reading response header from upstream/,
+      );
+    }
+    await balancer.stop();
+  }
+  assert.deepEqual(outcomes.nginx?.filter(Boolean), [
+    "[unavailable] HTTP 502",
+    "[unavailable] HTTP 502",
+    "[unavailable] HTTP 502",
+  ]);
+  assert.deepEqual(outcomes.haproxy, Array(6).fill(undefined));
 });
 
 /**

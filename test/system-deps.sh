@@ -5,6 +5,9 @@
 #   python3-grpcio, python3-grpc-tools   Python gRPC and its protoc: the tutorial's own client (interop test)
 #   nghttp2-client   h2load, which also speaks raw HTTP/2 for the protocol tests
 #   openssl          makes the throwaway self-signed certificate of the TLS tests
+#   nginx            the L7 balancer of the balancer tests and bench (its own instances: -p, -c)
+#   haproxy          the other L7 balancer of the balancer tests (its own instances: -f)
+#   iproute2         ip netns and veth pairs: the balancer tests' replicas as separate hosts
 set -euo pipefail
 
 missing=()
@@ -13,6 +16,9 @@ missing=()
 /usr/bin/python3 -c "import grpc_tools" 2>/dev/null || missing+=(python3-grpc-tools)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[ -x /usr/sbin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -23,4 +29,19 @@ fi
 echo "test setup: installing ${missing[*]} with apt-get" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >&2
+# Debian starts a daemon's service on install (nginx on port 80, haproxy); the tests run
+# their own instances and want none: a policy-rc.d that refuses every start
+# while apt-get runs, unless the machine has one already.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
+  own_policy=1
+fi
+trap 'if [ -n "$own_policy" ]; then $sudo rm -f "$policy"; fi' EXIT
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# Nor at the next boot.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now nginx haproxy >/dev/null 2>&1 || true
+fi

@@ -151,6 +151,8 @@ export interface Nginx {
   /** The configuration file nginx runs (the shipped one, addresses and ports replaced). */
   readonly config: string;
   readonly dir: string;
+  /** The master process's pid (its workers are its children). */
+  readonly pid: number;
   /** nginx's error log so far. */
   errorLog(): string;
   /** nginx's access log so far, one entry per request. */
@@ -270,6 +272,7 @@ http {
     h1Url: `http://127.0.0.1:${ports.h1}`,
     config,
     dir,
+    pid: child.pid as number,
     errorLog: () => read("error.log"),
     accessLog: () =>
       read("access.log")
@@ -324,4 +327,96 @@ async function waitForPort(port: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`port ${port} never opened`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** The HAProxy configuration shipped for users. */
+export const shippedHaproxyConfig = join(
+  projectRoot,
+  "deploy/haproxy/greeter.cfg",
+);
+
+/**
+ * Render the shipped HAProxy configuration for `hosts`: each backend's
+ * server lines point at the replicas, the binds at free ports on 127.0.0.1.
+ */
+export function renderHaproxyConfig(
+  shipped: string,
+  hosts: readonly Host[],
+  ports: { h2: number; h1: number },
+): string {
+  return shipped
+    .replace(
+      /^([ \t]*)server r1 \d+\.\d+\.\d+\.\d+:\d+([^\n]*)\n(?:\1server r\d+ \d+\.\d+\.\d+\.\d+:\d+\2\n)*/gm,
+      (_all, indent: string, options: string) =>
+        `${hosts
+          .map(
+            (h, i) =>
+              `${indent}server r${i + 1} ${h.address}:${replicaPort}${options}`,
+          )
+          .join("\n")}\n`,
+    )
+    .replace(/^(\s*)bind :8080 /m, `$1bind 127.0.0.1:${ports.h2} `)
+    .replace(/^(\s*)bind :8081$/m, `$1bind 127.0.0.1:${ports.h1}`);
+}
+
+/**
+ * Start HAProxy in this namespace with the shipped configuration rendered for
+ * `hosts`, in the foreground, and resolve once both listeners accept
+ * connections. Same interface as `startNginx`; its log goes to `errorLog()`.
+ */
+export async function startHaproxy(
+  hosts: readonly Host[],
+  options: { shipped?: string } = {},
+): Promise<Nginx> {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-haproxy-`));
+  const ports = { h2: await freePort(), h1: await freePort() };
+  const config = renderHaproxyConfig(
+    options.shipped ?? readFileSync(shippedHaproxyConfig, "utf8"),
+    hosts,
+    ports,
+  );
+  const file = join(dir, "haproxy.cfg");
+  writeFileSync(file, config);
+  const child = spawn("haproxy", ["-db", "-f", file], {
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  const append = (d: string) => {
+    log += d;
+  };
+  child.stdout.setEncoding("utf8").on("data", append);
+  child.stderr.setEncoding("utf8").on("data", append);
+  const exited = once(child, "exit");
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const bound = setTimeout(() => killGroup(child), 5000);
+      await exited;
+      clearTimeout(bound);
+    }
+    killGroup(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.race([
+      Promise.all([waitForPort(ports.h2), waitForPort(ports.h1)]),
+      exited.then(() => {
+        throw new Error(`haproxy exited: ${log}`);
+      }),
+    ]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    h2Url: `http://127.0.0.1:${ports.h2}`,
+    h1Url: `http://127.0.0.1:${ports.h1}`,
+    config,
+    dir,
+    pid: child.pid as number,
+    errorLog: () => log,
+    accessLog: () => [],
+    stop,
+  };
 }
