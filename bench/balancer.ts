@@ -60,6 +60,10 @@ interface Sample {
   reqPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /**
+   * Calls h2load did not see finish: with a duration, the ones still in
+   * flight when it stops (nginx logs them 499) count too.
+   */
   failed: number;
   /** CPU use over the run, in cores (1 = one core busy). */
   replicaCores: number;
@@ -222,7 +226,7 @@ function summarize(samples: readonly Sample[]): Row[] {
 
 function formatTable(rows: readonly Row[]): string {
   const lines = [
-    "| gRPC unary (SayHello) | req/s | vs direct | p50 ms | p99 ms | failed | replicas' cores | nginx cores | h2load cores |",
+    "| gRPC unary (SayHello) | req/s | vs direct | p50 ms | p99 ms | unfinished | replicas' cores | nginx cores | h2load cores |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {

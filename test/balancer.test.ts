@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, type TestContext, test } from "node:test";
 import {
@@ -30,10 +31,12 @@ import {
   cutOff,
   type Host,
   inside,
+  prefix,
   removeHosts,
   removeLeftovers,
 } from "./support/netns.js";
 import { pushable } from "./support/pushable.js";
+import { projectRoot } from "./support/server-process.js";
 import { testTransport } from "./support/transports.js";
 
 /**
@@ -506,3 +509,37 @@ async function waitFor(condition: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+test("the balancer benchmark's quick mode (npm run bench:balancer -- --quick) measures one replica directly and through nginx with one, two and three replicas", {
+  timeout: 180_000,
+}, async (t) => {
+  const out = mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-bench-`));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  const run = spawnSync(
+    "npm",
+    ["run", "--silent", "bench:balancer", "--", "--quick"],
+    {
+      cwd: projectRoot,
+      encoding: "utf8",
+      env: { ...process.env, BENCH_OUT: out },
+      timeout: 170_000,
+    },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(
+    readFileSync(join(out, "balancer.json"), "utf8"),
+  ) as {
+    table: { target: string; reqPerSec: number }[];
+  };
+  assert.deepEqual(
+    report.table.map((r) => r.target),
+    [
+      "direct, 1 replica",
+      "nginx, 1 replica",
+      "nginx, 2 replicas",
+      "nginx, 3 replicas",
+    ],
+  );
+  for (const row of report.table) assert.ok(row.reqPerSec > 0, row.target);
+  t.diagnostic(readFileSync(join(out, "balancer.md"), "utf8"));
+});
