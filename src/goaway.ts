@@ -16,7 +16,7 @@ export const goAwayNoticeMs = 1000;
  * A GOAWAY frame with last stream id 2^31-1 and NO_ERROR: "this connection
  * will close, open no new streams on it", refusing none (RFC 9113, 6.8).
  */
-const shutdownNotice = Buffer.from([
+export const shutdownNotice = Buffer.from([
   0, 0, 8, 7, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0,
 ]);
 
@@ -109,7 +109,8 @@ interface TcpHandle {
 
 /**
  * Write the shutdown notice on `socket` between two of nghttp2's writes,
- * then call `done(true)`; `done(false)` if it cannot within `goAwayNoticeMs`.
+ * then call `done(true)`; `done(false)` if it cannot within `goAwayNoticeMs`
+ * (exported for its test).
  *
  * The bytes go straight to the file descriptor, synchronously, and only
  * when libuv has nothing of nghttp2's queued, so they land between whole
@@ -117,7 +118,10 @@ interface TcpHandle {
  * socket's stream, and a write of someone else's that completes later
  * reaches the session as if it were its own (Node aborts on that).
  */
-function writeNotice(socket: net.Socket, done: (written: boolean) => void) {
+export function writeNotice(
+  socket: net.Socket,
+  done: (written: boolean) => void,
+): void {
   const handle = (socket as unknown as { _handle?: TcpHandle })._handle;
   const deadline = performance.now() + goAwayNoticeMs;
   const attempt = () => {
@@ -126,6 +130,8 @@ function writeNotice(socket: net.Socket, done: (written: boolean) => void) {
     if (handle?.writeQueueSize === 0) {
       const written = writeSome(fd, 0);
       if (written === shutdownNotice.length) return done(true);
+      // The connection is broken; the session learns it on its own.
+      if (written < 0) return done(false);
       if (written > 0) {
         // Part of a frame is out: the rest must follow before any other
         // byte. A peer with so little room left is hardly reading; wait
@@ -133,7 +139,9 @@ function writeNotice(socket: net.Socket, done: (written: boolean) => void) {
         const until = performance.now() + 50;
         let sent = written;
         while (sent < shutdownNotice.length && performance.now() < until) {
-          sent += writeSome(fd, sent);
+          const more = writeSome(fd, sent);
+          if (more < 0) break;
+          sent += more;
         }
         if (sent < shutdownNotice.length) socket.destroy();
         return done(sent === shutdownNotice.length);
@@ -145,12 +153,14 @@ function writeNotice(socket: net.Socket, done: (written: boolean) => void) {
   attempt();
 }
 
-/** Write the notice from `offset` on; how many bytes the kernel took (0 when its buffer is full). */
+/**
+ * Write the notice from `offset` on: how many bytes the kernel took, 0 when
+ * its buffer is full, -1 when the connection is broken (EPIPE, ECONNRESET...).
+ */
 function writeSome(fd: number, offset: number): number {
   try {
     return writeSync(fd, shutdownNotice, offset);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EAGAIN") return 0;
-    throw e;
+    return (e as NodeJS.ErrnoException).code === "EAGAIN" ? 0 : -1;
   }
 }

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { test } from "node:test";
 import * as tls from "node:tls";
-import { goAwayNoticeMs } from "../src/goaway.js";
+import { goAwayNoticeMs, shutdownNotice, writeNotice } from "../src/goaway.js";
 import {
   describe,
   type Frame,
@@ -312,4 +312,73 @@ test("HTTP/1.1: a connection whose response was under way when the drain began s
   assert.match(second, /connection: close/i, received);
   assert.match(second, /Hello, next!/);
   assert.equal((await result).connectionsDestroyed, 0);
+});
+
+test("the notice goes out only between whole writes: while a socket has writes queued it waits, then follows them byte for byte; on a socket that never drains it gives up after goAwayNoticeMs and writes nothing", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as net.AddressInfo;
+  /** A connection whose reader has stopped, with writes queued behind its full buffers. */
+  const stalled = async () => {
+    const reader = net.connect(port, "127.0.0.1");
+    t.after(() => reader.destroy());
+    reader.pause();
+    const [writer] = (await once(server, "connection")) as [net.Socket];
+    t.after(() => writer.destroy());
+    const handle = (
+      writer as unknown as { _handle: { writeQueueSize: number } }
+    )._handle;
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    while (handle.writeQueueSize === 0) {
+      writer.write(chunk);
+      sent += chunk.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const received: Buffer[] = [];
+    reader.on("data", (d: Buffer) => received.push(d));
+    reader.pause();
+    const all = async () => {
+      writer.end();
+      reader.resume();
+      await once(reader, "end");
+      return Buffer.concat(received);
+    };
+    return { reader, writer, sent, all };
+  };
+
+  const drained = await stalled();
+  const written = new Promise<boolean>((resolve) =>
+    writeNotice(drained.writer, resolve),
+  );
+  drained.reader.resume();
+  assert.equal(await written, true);
+  const bytes = await drained.all();
+  assert.equal(bytes.length, drained.sent + shutdownNotice.length);
+  assert.equal(
+    bytes.subarray(0, drained.sent).every((b) => b === 0x61),
+    true,
+  );
+  assert.deepEqual(bytes.subarray(drained.sent), shutdownNotice);
+
+  const never = await stalled();
+  const started = performance.now();
+  const gaveUp = await new Promise<boolean>((resolve) =>
+    writeNotice(never.writer, resolve),
+  );
+  const waited = performance.now() - started;
+  assert.equal(gaveUp, false);
+  assert.ok(
+    waited >= goAwayNoticeMs * 0.9 && waited < goAwayNoticeMs + 3000,
+    `${waited} ms`,
+  );
+  const rest = await never.all();
+  assert.equal(rest.length, never.sent);
+  assert.equal(
+    rest.every((b) => b === 0x61),
+    true,
+  );
 });
