@@ -36,6 +36,7 @@ import {
   removeHosts,
   removeLeftovers,
 } from "../test/support/netns.js";
+import { num } from "./env.js";
 import { h2load } from "./h2load.js";
 import { cpuSeconds } from "./proc.js";
 import { median } from "./stats.js";
@@ -235,16 +236,6 @@ function formatTable(rows: readonly Row[]): string {
     );
   }
   return lines.join("\n");
-}
-
-function num(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) {
-    throw new Error(`${name} must be a number >= ${min}, got ${raw}`);
-  }
-  return value;
 }
 
 await main();

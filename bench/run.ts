@@ -19,7 +19,8 @@
  * every server and client runs on: 22, 24, or a path to a node binary; default
  * the Node running the bench; a ratio between servers means something only on
  * one Node), BENCH_OUT (results directory). BENCH_IDLE_STREAMS=0 skips the
- * idle-stream test.
+ * idle-stream test; BENCH_BALANCER=0 skips the run through nginx with one to
+ * three replicas (bench/balancer.ts) that follows the table.
  * `--quick`: one round of ceiling, grpc-js and connect with 2000 calls each, a
  * small idle test, no chart: a smoke test that the benchmark works on however
  * loaded a machine, not a measurement.
@@ -31,6 +32,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChatResult } from "./chat-client.js";
 import { runClient } from "./client-process.js";
+import { num } from "./env.js";
 import { h2load } from "./h2load.js";
 import { type ProbeKind, probe } from "./probe.js";
 import { cpuSeconds, memoryBytes } from "./proc.js";
@@ -282,6 +284,21 @@ async function main(): Promise<void> {
   console.log(
     `\n${text}\n\nraw results: ${out}${quick ? "" : "; chart: docs/bench.svg"}`,
   );
+  // Scale-out: one to three replicas behind nginx (bench/balancer.ts, which
+  // needs root for its network namespaces), after the single-server table.
+  if (!quick && process.env.BENCH_BALANCER !== "0") {
+    console.log(
+      "\nthrough nginx (bench/balancer.ts; BENCH_BALANCER=0 skips it):",
+    );
+    execFileSync(
+      settings.node,
+      ["--import", "tsx", join(root, "bench/balancer.ts")],
+      {
+        stdio: "inherit",
+        env: { ...process.env, BENCH_OUT: join(out, "balancer") },
+      },
+    );
+  }
 }
 
 async function measureServer(name: string, round: number): Promise<Sample[]> {
@@ -576,18 +593,6 @@ function ratio(x: number | undefined): string {
 
 function fmt(n: number): string {
   return Math.round(n).toLocaleString("en-US").padStart(7);
-}
-
-function num(name: string, fallback: number, min = Number.MIN_VALUE): number {
-  const text = process.env[name];
-  if (text === undefined || text === "") return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < min) {
-    throw new Error(
-      `${name} must be ${min === Number.MIN_VALUE ? "a positive number" : `a number of at least ${min}`}, got "${text}"`,
-    );
-  }
-  return value;
 }
 
 /** Which cores servers and load generators get: separate ones when there are two or more. */
