@@ -31,12 +31,7 @@ export function runUnary(
 ): unknown {
   const { host, route } = call;
   const { report } = host;
-  const observed = report?.start(
-    route.procedure,
-    protocol,
-    call.connection,
-    call.headers,
-  );
+  const observed = started(call, protocol);
   if (observed !== undefined) report?.received(observed);
   const succeed = (output: unknown) => {
     if (observed !== undefined) {
@@ -84,12 +79,7 @@ export async function runStream(
 ): Promise<void> {
   const { host, route } = call;
   const { report } = host;
-  const observed = report?.start(
-    route.procedure,
-    protocol,
-    call.connection,
-    call.headers,
-  );
+  const observed = started(call, protocol);
   let reason: unknown;
   try {
     call.endReadsWithCall();
@@ -129,6 +119,16 @@ export async function runStream(
   } finally {
     if (observed !== undefined) report?.finish(observed, reason, call.ended);
   }
+}
+
+/** The call reported as started, if the fast path reports calls. */
+function started(call: FastCall, protocol: Protocol): Call | undefined {
+  return call.host.report?.start(
+    call.route.procedure,
+    protocol,
+    call.connection,
+    call.headers,
+  );
 }
 
 /**
