@@ -40,6 +40,13 @@ async function main(argv: string[]): Promise<void> {
     onForced: (signal) =>
       log.warn({ signal }, "second signal: exiting at once"),
   });
+  if (config.tracing !== undefined) {
+    const { url, protocol, sampler, samplerRatio } = config.tracing;
+    log.info(
+      { tracesUrl: url, protocol, sampler, samplerRatio },
+      `tracing on: spans go to ${url}`,
+    );
+  }
   // Announce readiness only once a signal would be handled: whoever waits
   // for this line may stop the server at once. In cluster mode the primary
   // announces it, once every worker serves.
