@@ -5,6 +5,7 @@
 #   python3-grpcio, python3-grpc-tools   Python gRPC and its protoc: the tutorial's own client (interop test)
 #   nghttp2-client   h2load, which also speaks raw HTTP/2 for the protocol tests
 #   openssl          makes the throwaway self-signed certificate of the TLS tests
+#   prometheus       a real scraper of the metrics, queried over its HTTP API
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,7 @@ missing=()
 /usr/bin/python3 -c "import grpc_tools" 2>/dev/null || missing+=(python3-grpc-tools)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
