@@ -82,20 +82,23 @@ function greeter(
   );
 }
 
-/** The call log line of a trace. */
-function lineOf(log: LogCapture, traceId: string): Promise<LogLine> {
-  return log.waitFor(
-    (l) => l.msg === "finished call" && l.trace_id === traceId,
-  );
+/**
+ * The log line of the `n`th call (from 1), once it is written. Found by its
+ * place, not by its trace id, so that a wrong id fails the assertion at once.
+ */
+async function callLine(log: LogCapture, n: number): Promise<LogLine> {
+  await log.waitFor(() => log.calls().length >= n);
+  return log.calls()[n - 1] as LogLine;
 }
 
-/** The span of a trace, once exported. */
+/** The next exported span, which must be the call made with `caller`'s traceparent. */
 async function spanOf(
   receiver: OtlpReceiver,
-  traceId: string,
+  caller: Parent,
 ): Promise<ReceivedSpan> {
-  const [span] = await receiver.waitForSpans((s) => s.traceId === traceId);
-  assert.ok(span);
+  const span = await receiver.nextSpan();
+  assert.equal(span.traceId, caller.traceId, "the caller's trace");
+  assert.equal(span.parentSpanId, caller.spanId, "child of the caller");
   return span;
 }
 
@@ -164,13 +167,12 @@ for (const { protocol, httpVersion, fastPath } of cases) {
   test(`each RPC over ${protocol} on HTTP/${httpVersion}${fastPath ? "" : " with the fast path off"} exports one SERVER span, the child of the caller's span, with the RPC attributes, and logs its ids`, async (t) => {
     const { server, receiver, log } = await tracedServer(t, {}, { fastPath });
     const client = greeter(server, protocol, httpVersion);
-    for (const method of methods) {
+    for (const [i, method] of methods.entries()) {
       const caller = parent();
       await rpcs[method](client, { traceparent: caller.traceparent });
-      const span = await spanOf(receiver, caller.traceId);
+      const span = await spanOf(receiver, caller);
       assert.equal(span.name, `Greeter/${method}`);
       assert.equal(span.kind, "SPAN_KIND_SERVER");
-      assert.equal(span.parentSpanId, caller.spanId, "child of the caller");
       assert.deepEqual(
         span.attributes,
         expectedAttributes(
@@ -191,9 +193,10 @@ for (const { protocol, httpVersion, fastPath } of cases) {
       assert.ok(span.endTimeUnixNano >= span.startTimeUnixNano);
       assert.equal(span.scope, "connect-greeter");
       assert.equal(span.resource["service.name"], "connect-greeter");
-      const line = await lineOf(log, caller.traceId);
+      const line = await callLine(log, i + 1);
       assert.equal(line.procedure, `/Greeter/${method}`);
-      assert.equal(line.span_id, span.spanId, "the log names the span");
+      assert.equal(line.trace_id, caller.traceId, "the log names the trace");
+      assert.equal(line.span_id, span.spanId, "and the span");
       assert.equal(line.trace_flags, "01");
     }
     assert.equal(
@@ -214,12 +217,12 @@ for (const { protocol, httpVersion, fastPath } of cases) {
 test("a call without a traceparent starts a trace of its own: a root span, whose ids the log line has", async (t) => {
   const { server, receiver, log } = await tracedServer(t);
   await greeter(server, "grpc", "2").sayHello({ name: "Ada" });
-  const [span] = await receiver.waitForSpans(() => true);
-  assert.ok(span);
+  const span = await receiver.nextSpan();
   assert.equal(span.parentSpanId, "", "no parent");
   assert.match(span.traceId, /^[0-9a-f]{32}$/);
   assert.notEqual(span.traceId, "0".repeat(32));
-  const line = await lineOf(log, span.traceId);
+  const line = await callLine(log, 1);
+  assert.equal(line.trace_id, span.traceId);
   assert.equal(line.span_id, span.spanId);
 });
 
@@ -237,7 +240,7 @@ test("a failure the caller caused (INVALID_ARGUMENT) is in rpc.status_code only;
       ),
       (e) => ConnectError.from(e).code === Code.InvalidArgument,
     );
-    const span = await spanOf(receiver, caller.traceId);
+    const span = await spanOf(receiver, caller);
     assert.equal(span.attributes["rpc.status_code"], status);
     assert.equal(span.attributes["error.type"], undefined);
     assert.equal(span.status.code, "STATUS_CODE_UNSET");
@@ -264,7 +267,7 @@ test("a missed deadline ends the span with DEADLINE_EXCEEDED, an error of the se
       }),
       (e) => ConnectError.from(e).code === Code.DeadlineExceeded,
     );
-    const span = await spanOf(receiver, caller.traceId);
+    const span = await spanOf(receiver, caller);
     assert.equal(span.attributes["rpc.status_code"], status);
     assert.equal(span.attributes["error.type"], status);
     assert.equal(span.status.code, "STATUS_CODE_ERROR");
@@ -291,7 +294,7 @@ test("a client that goes away ends the span with CANCELLED, not OK, and not an e
     await assert.rejects(async () => {
       for await (const _ of stream) abort.abort();
     });
-    const span = await spanOf(receiver, caller.traceId);
+    const span = await spanOf(receiver, caller);
     assert.equal(span.attributes["rpc.status_code"], status, protocol);
     assert.equal(span.attributes["error.type"], undefined);
     assert.equal(span.status.code, "STATUS_CODE_UNSET");
@@ -355,7 +358,8 @@ test("with a parent that was not sampled, nothing is exported (parentbased), but
     { name: "Ada" },
     { headers: { traceparent: unsampled.traceparent } },
   );
-  const line = await lineOf(log, unsampled.traceId);
+  const line = await callLine(log, 1);
+  assert.equal(line.trace_id, unsampled.traceId);
   assert.equal(line.trace_flags, "00");
   assert.match(String(line.span_id), /^[0-9a-f]{16}$/);
   // A sampled call after it: once its span is in, the first one would be too.
@@ -364,11 +368,9 @@ test("with a parent that was not sampled, nothing is exported (parentbased), but
     { name: "Bob" },
     { headers: { traceparent: sampled.traceparent } },
   );
-  await spanOf(receiver, sampled.traceId);
-  assert.deepEqual(
-    receiver.spans.map((s) => s.traceId),
-    [sampled.traceId],
-  );
+  // The first span exported is the sampled call's: the other was not.
+  await spanOf(receiver, sampled);
+  assert.equal(receiver.spans.length, 1);
 });
 
 test("OTEL_TRACES_SAMPLER=parentbased_traceidratio with 0 exports no root call, and still a call whose caller was sampled", async (t) => {
@@ -383,11 +385,8 @@ test("OTEL_TRACES_SAMPLER=parentbased_traceidratio with 0 exports no root call, 
     { name: "Bob" },
     { headers: { traceparent: sampled.traceparent } },
   );
-  await spanOf(receiver, sampled.traceId);
-  assert.deepEqual(
-    receiver.spans.map((s) => s.traceId),
-    [sampled.traceId],
-  );
+  await spanOf(receiver, sampled);
+  assert.equal(receiver.spans.length, 1);
   assert.equal(
     log.calls().filter((l) => l.trace_flags === "00").length,
     5,
@@ -419,8 +418,7 @@ test("OTLP/JSON (OTEL_EXPORTER_OTLP_PROTOCOL=http/json), gzip, headers and a tra
     { name: "Ada" },
     { headers: { traceparent: caller.traceparent } },
   );
-  const span = await spanOf(receiver, caller.traceId);
-  assert.equal(span.parentSpanId, caller.spanId);
+  const span = await spanOf(receiver, caller);
   const [request] = receiver.requests;
   assert.ok(request);
   assert.equal(request.contentType, "application/json");
@@ -646,10 +644,10 @@ test("a grpc-js client's traceparent metadata makes the server span its child, a
     ),
   );
   assert.equal(reply.message, "Hello, Ada!");
-  const span = await spanOf(receiver, caller.traceId);
-  assert.equal(span.parentSpanId, caller.spanId);
+  const span = await spanOf(receiver, caller);
   assert.equal(span.attributes["rpc.system.name"], "grpc");
-  const line = await lineOf(log, caller.traceId);
+  const line = await callLine(log, 1);
+  assert.equal(line.trace_id, caller.traceId);
   assert.equal(line.span_id, span.spanId);
 });
 
@@ -694,10 +692,10 @@ test("server.address and server.port are the authority the client asked for (HTT
     req.end('{"name":"Ada"}');
   });
   assert.equal(res, 200);
-  const a = await spanOf(receiver, viaGrpcJs.traceId);
+  const a = await spanOf(receiver, viaGrpcJs);
   assert.equal(a.attributes["server.address"], "greeter.example");
   assert.equal(a.attributes["server.port"], 8443);
-  const b = await spanOf(receiver, viaHost.traceId);
+  const b = await spanOf(receiver, viaHost);
   assert.equal(b.attributes["server.address"], "greeter.example");
   assert.equal(b.attributes["server.port"], undefined, "no port in the Host");
 });
@@ -706,7 +704,7 @@ test("the CLI's --traceparent reaches the server: the span is its child and the 
   timeout: 120_000,
 }, async (t) => {
   const { server, receiver, log } = await tracedServer(t);
-  for (const protocol of ["grpc", "connect"]) {
+  for (const [i, protocol] of ["grpc", "connect"].entries()) {
     const caller = parent();
     const exit = await runClient(t, [
       "say-hello",
@@ -719,9 +717,9 @@ test("the CLI's --traceparent reaches the server: the span is its child and the 
       caller.traceparent,
     ]);
     assert.equal(exit.code, 0, exit.stderr);
-    const span = await spanOf(receiver, caller.traceId);
-    assert.equal(span.parentSpanId, caller.spanId);
-    await lineOf(log, caller.traceId);
+    await spanOf(receiver, caller);
+    const line = await callLine(log, i + 1);
+    assert.equal(line.trace_id, caller.traceId);
   }
 });
 

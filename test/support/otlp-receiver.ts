@@ -153,23 +153,24 @@ export class OtlpReceiver {
     return receiver;
   }
 
+  #taken = 0;
+
   /**
-   * Resolve with the spans that match once there are `count` of them (more
-   * may come later); reject after `timeoutMs`, a failure bound, not a wait.
+   * The next span this test has not taken yet, in the order they came: calls
+   * made one after the other are exported in that order. Rejects after
+   * `timeoutMs`, a failure bound, not a wait.
    */
-  async waitForSpans(
-    match: (s: ReceivedSpan) => boolean,
-    count = 1,
-    timeoutMs = 10_000,
-  ): Promise<ReceivedSpan[]> {
-    return this.#waitFor(
-      () => {
-        const found = this.spans.filter(match);
-        return found.length >= count ? found : undefined;
-      },
+  async nextSpan(timeoutMs = 10_000): Promise<ReceivedSpan> {
+    const [span] = await this.#waitFor(
+      () =>
+        this.spans.length > this.#taken
+          ? this.spans.slice(this.#taken, this.#taken + 1)
+          : undefined,
       timeoutMs,
-      () => `${count} matching span(s)`,
+      () => `span number ${this.#taken + 1}`,
     );
+    this.#taken++;
+    return span as ReceivedSpan;
   }
 
   /** Resolve once `count` export requests have come, answered or not. */
