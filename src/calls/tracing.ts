@@ -84,8 +84,17 @@ export class Tracing implements CallObserver {
   readonly #provider: TracerProvider;
   readonly #tracer: Tracer;
   readonly #propagator = new W3CTraceContextPropagator();
-  /** Each call's span, for the call log line; dropped with the call. */
-  readonly #spans = new WeakMap<Call, Span>();
+  /**
+   * The span of each call in flight. A Map emptied as calls end, not a
+   * WeakMap, whose entries the garbage collector has to trace and which
+   * grew its table on every call.
+   */
+  readonly #spans = new Map<Call, Span>();
+  /**
+   * The call that ended last and its span's context: the call log, told of
+   * the end right after this observer, reads them.
+   */
+  #ended: { call: Call; context: SpanContext } | undefined;
   readonly #peers = new WeakMap<Connection, Attributes>();
   readonly #authorities = new Map<string, Attributes>();
   readonly #names = new WeakMap<Procedure, string>();
@@ -125,30 +134,41 @@ export class Tracing implements CallObserver {
     this.#tracer = this.#provider.getTracer("connect-greeter");
   }
 
-  /** @private Called by the call report: the span starts with the attributes samplers may read. */
+  /** @private Called by the call report: the span starts. */
   callStarted(call: Call): void {
     const parent = this.#propagator.extract(ROOT_CONTEXT, call, headers);
-    const attributes: Attributes = {
-      [ATTR_RPC_SYSTEM_NAME]: isGrpc(call)
-        ? RPC_SYSTEM_NAME_VALUE_GRPC
-        : RPC_SYSTEM_NAME_VALUE_CONNECTRPC,
-      [ATTR_RPC_METHOD]: this.#name(call.procedure),
-    };
-    const server = this.#server(call);
-    if (server !== undefined) Object.assign(attributes, server);
+    const name = this.#name(call.procedure);
     const span = this.#tracer.startSpan(
-      this.#name(call.procedure),
-      { kind: SpanKind.SERVER, attributes },
+      name,
+      { kind: SpanKind.SERVER },
       parent,
     );
     this.#spans.set(call, span);
+    // The conventions ask for these at creation, for samplers that read
+    // attributes. The SDK's own samplers, the only ones OTEL_TRACES_SAMPLER
+    // names, do not, and the SDK checks attributes given at creation value by
+    // value (a WeakSet each) even for a span it then does not sample: so they
+    // are set just after, on a span that records.
+    if (!span.isRecording()) return;
+    span.setAttribute(
+      ATTR_RPC_SYSTEM_NAME,
+      isGrpc(call)
+        ? RPC_SYSTEM_NAME_VALUE_GRPC
+        : RPC_SYSTEM_NAME_VALUE_CONNECTRPC,
+    );
+    span.setAttribute(ATTR_RPC_METHOD, name);
+    const server = this.#server(call);
+    if (server !== undefined) span.setAttributes(server);
   }
 
   /** @private Called by the call report: the span ends with the call's outcome. */
   callFinished(call: Call, outcome: Outcome): void {
     const span = this.#spans.get(call);
+    if (span === undefined) return;
+    this.#spans.delete(call);
+    this.#ended = { call, context: span.spanContext() };
     // Not sampled: nothing is recorded, so nothing more to describe.
-    if (span === undefined || !span.isRecording()) return;
+    if (!span.isRecording()) return;
     const code = outcome.error?.code;
     const grpc = isGrpc(call);
     // gRPC has a status for success; Connect's protocol has codes for errors only.
@@ -167,8 +187,9 @@ export class Tracing implements CallObserver {
     span.end();
   }
 
-  /** The span context of a call, once it has started; undefined if it never had a span. */
+  /** The span context of a call in flight, or of the call that ended last; undefined for others. */
   spanContextOf(call: Call): SpanContext | undefined {
+    if (this.#ended?.call === call) return this.#ended.context;
     return this.#spans.get(call)?.spanContext();
   }
 
