@@ -1,5 +1,6 @@
 import cluster from "node:cluster";
-import { ConfigError, helpText, loadConfig } from "./config.js";
+import type { Logger } from "pino";
+import { type Config, ConfigError, helpText, loadConfig } from "./config.js";
 import {
   isClusterWorker,
   reportReady,
@@ -19,6 +20,7 @@ async function main(argv: string[]): Promise<void> {
   if (config.workers > 1 && cluster.isPrimary) {
     // No process.exit: the primary ends once its workers have, with its output flushed.
     const log = lifecycleLogger(createLogger({ level: config.logLevel }));
+    logTracing(log, config.tracing);
     process.exitCode = await runCluster({
       workers: config.workers,
       out: (line) => log.info({ workers: config.workers }, line),
@@ -40,13 +42,8 @@ async function main(argv: string[]): Promise<void> {
     onForced: (signal) =>
       log.warn({ signal }, "second signal: exiting at once"),
   });
-  if (config.tracing !== undefined) {
-    const { url, protocol, sampler, samplerRatio } = config.tracing;
-    log.info(
-      { tracesUrl: url, protocol, sampler, samplerRatio },
-      `tracing on: spans go to ${url}`,
-    );
-  }
+  // In cluster mode the primary says it, once for every worker.
+  if (!isClusterWorker()) logTracing(log, config.tracing);
   // Announce readiness only once a signal would be handled: whoever waits
   // for this line may stop the server at once. In cluster mode the primary
   // announces it, once every worker serves.
@@ -64,6 +61,16 @@ async function main(argv: string[]): Promise<void> {
       ready,
     );
   }
+}
+
+/** Where spans go, when tracing is on: an operator's first check. */
+function logTracing(log: Logger, tracing: Config["tracing"]): void {
+  if (tracing === undefined) return;
+  const { url, protocol, sampler, samplerRatio } = tracing;
+  log.info(
+    { tracesUrl: url, protocol, sampler, samplerRatio },
+    `tracing on: spans go to ${url}`,
+  );
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

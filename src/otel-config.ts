@@ -81,7 +81,7 @@ export const otelSettings = {
   endpoint: {
     env: "OTEL_EXPORTER_OTLP_ENDPOINT",
     default: "http://localhost:4318",
-    doc: "the collector's base URL; spans go to <url>/v1/traces",
+    doc: "the collector's base URL; spans go to its path v1/traces",
   },
   tracesEndpoint: {
     env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",

@@ -84,17 +84,14 @@ export class Tracing implements CallObserver {
   readonly #provider: TracerProvider;
   readonly #tracer: Tracer;
   readonly #propagator = new W3CTraceContextPropagator();
-  /**
-   * The span of each call in flight. A Map emptied as calls end, not a
-   * WeakMap, whose entries the garbage collector has to trace and which
-   * grew its table on every call.
-   */
+  /** The span of each call in flight, dropped as the call ends. */
   readonly #spans = new Map<Call, Span>();
   /**
    * The call that ended last and its span's context: the call log, told of
    * the end right after this observer, reads them.
    */
-  #ended: { call: Call; context: SpanContext } | undefined;
+  #endedCall: Call | undefined;
+  #endedContext: SpanContext | undefined;
   readonly #peers = new WeakMap<Connection, Attributes>();
   readonly #authorities = new Map<string, Attributes>();
   readonly #names = new WeakMap<Procedure, string>();
@@ -166,7 +163,8 @@ export class Tracing implements CallObserver {
     const span = this.#spans.get(call);
     if (span === undefined) return;
     this.#spans.delete(call);
-    this.#ended = { call, context: span.spanContext() };
+    this.#endedCall = call;
+    this.#endedContext = span.spanContext();
     // Not sampled: nothing is recorded, so nothing more to describe.
     if (!span.isRecording()) return;
     const code = outcome.error?.code;
@@ -189,7 +187,7 @@ export class Tracing implements CallObserver {
 
   /** The span context of a call in flight, or of the call that ended last; undefined for others. */
   spanContextOf(call: Call): SpanContext | undefined {
-    if (this.#ended?.call === call) return this.#ended.context;
+    if (call === this.#endedCall) return this.#endedContext;
     return this.#spans.get(call)?.spanContext();
   }
 
