@@ -14,7 +14,8 @@ import * as protoLoader from "@grpc/proto-loader";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { flushTracesMs } from "../src/calls/tracing.js";
 import { parseInvocation, UsageError } from "../src/client/args.js";
-import { ConfigError, loadConfig } from "../src/config.js";
+import { ConfigError, helpText, loadConfig } from "../src/config.js";
+import { otelSettings } from "../src/otel-config.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
 import { runClient, startChild } from "./support/child.js";
 import { LogCapture, type LogLine } from "./support/log-capture.js";
@@ -532,6 +533,13 @@ test("the OTLP endpoint, protocol and traces variables are read as the specifica
     maxQueueSize: 2048,
     maxExportBatchSize: 512,
   });
+});
+
+test("the server's --help lists every OpenTelemetry variable it reads", () => {
+  const text = helpText();
+  for (const s of Object.values(otelSettings)) {
+    assert.ok(text.includes(`  ${s.env} `), `--help names ${s.env}`);
+  }
 });
 
 test("a bad OpenTelemetry variable stops the start with one line naming it", () => {
