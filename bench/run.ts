@@ -10,7 +10,9 @@
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
  * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off), connect-quiet
- * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2; default ceiling,
+ * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2, connect-trace100
+ * and connect-trace1 (OpenTelemetry tracing, every call or 1 % of them
+ * sampled, exported over OTLP/HTTP to a sink that discards it); default ceiling,
  * grpc-js, connect, connect-generic, connect-quiet, connect-w2),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
@@ -107,6 +109,8 @@ interface ServerSpec {
   processes: number;
   /** Whether the idle-stream memory test runs against it. */
   idle: boolean;
+  /** Whether it exports spans, to the benchmark's OTLP sink (bench/otlp-sink.ts). */
+  otlp?: boolean;
 }
 
 const dist = join(root, "dist");
@@ -167,6 +171,28 @@ const servers: Record<string, ServerSpec> = {
     scenarios: allScenarios,
     processes: 1,
     idle: false,
+  },
+  "connect-trace100": {
+    label: "connect-greeter, traced (100 %)",
+    args: [join(dist, "src/main.js")],
+    env: { ...connectEnv, OTEL_TRACES_SAMPLER: "always_on" },
+    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    processes: 1,
+    idle: false,
+    otlp: true,
+  },
+  "connect-trace1": {
+    label: "connect-greeter, traced (1 %)",
+    args: [join(dist, "src/main.js")],
+    env: {
+      ...connectEnv,
+      OTEL_TRACES_SAMPLER: "traceidratio",
+      OTEL_TRACES_SAMPLER_ARG: "0.01",
+    },
+    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    processes: 1,
+    idle: false,
+    otlp: true,
   },
   "connect-w2": {
     label: "connect-greeter, 2 workers",
@@ -237,6 +263,16 @@ async function main(): Promise<void> {
   console.log(
     `${machine}; ${settings.rounds} round(s) of ${settings.seconds} s (+${settings.warmUpSeconds} s warm-up), h2load -c ${settings.connections} -m ${settings.streams}; ${cpuPlan.note}`,
   );
+  if (settings.servers.some((name) => servers[name]?.otlp)) {
+    // On the load generators' core: what a collector costs is not the server's.
+    otlpSink = await startServerProcess(
+      [join(dist, "bench/otlp-sink.js")],
+      {},
+      cpuPlan.client,
+      undefined,
+      settings.node,
+    );
+  }
   const samples: Sample[] = [];
   for (let round = 1; round <= settings.rounds; round++) {
     for (const name of settings.servers) {
@@ -248,6 +284,7 @@ async function main(): Promise<void> {
     if (servers[name]?.idle && settings.idleStreams > 0)
       idle.push(await idleStreams(name));
   }
+  await otlpSink?.stop();
   const table = summarize(samples);
   const out =
     process.env.BENCH_OUT ??
@@ -301,13 +338,33 @@ async function main(): Promise<void> {
   }
 }
 
+/** The OTLP collector the tracing servers export to, while the benchmark runs. */
+let otlpSink: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+
+/** What the OTLP sink has taken so far. */
+async function sinkStats(): Promise<{ requests: number; bytes: number }> {
+  const res = await fetch(`${otlpSink?.url}/stats`);
+  return (await res.json()) as { requests: number; bytes: number };
+}
+
 async function measureServer(name: string, round: number): Promise<Sample[]> {
   const spec = servers[name] as ServerSpec;
+  // The SDK's own warnings (spans dropped from a full queue, failed exports),
+  // which the server logs; a dropped span is export work not done.
+  const otelWarnings: string[] = [];
+  const exported = spec.otlp ? await sinkStats() : undefined;
   const server = await startServerProcess(
     spec.args,
-    spec.env,
+    spec.otlp
+      ? { ...spec.env, OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink?.url }
+      : spec.env,
     cpuPlan.server(spec.processes),
-    undefined,
+    spec.otlp
+      ? (line) => {
+          if (line.includes('"component":"opentelemetry"'))
+            otelWarnings.push(line);
+        }
+      : undefined,
     settings.node,
   );
   const samples: Sample[] = [];
@@ -329,6 +386,15 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
     }
   } finally {
     await server.stop();
+  }
+  if (exported !== undefined) {
+    const after = await sinkStats();
+    const dropped = otelWarnings
+      .map((l) => Number(/Dropped (\d+) spans/.exec(l)?.[1] ?? 0))
+      .reduce((a, b) => a + b, 0);
+    console.log(
+      `round ${round} ${spec.label}: exported ${after.requests - exported.requests} OTLP requests, ${((after.bytes - exported.bytes) / 2 ** 20).toFixed(1)} MB; ${dropped} spans dropped from a full queue; ${otelWarnings.length} SDK warning line(s)${otelWarnings.length > 0 ? `, first: ${otelWarnings[0]}` : ""}`,
+    );
   }
   return samples;
 }

@@ -11,6 +11,7 @@
 #   nginx            the L7 balancer of the balancer tests and bench (its own instances: -p, -c)
 #   haproxy          the other L7 balancer of the balancer tests (its own instances: -f)
 #   iproute2         ip netns and veth pairs: the balancer tests' replicas as separate hosts
+#   prometheus       a real scraper of the metrics, queried over its HTTP API
 set -euo pipefail
 
 missing=()
@@ -26,6 +27,7 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 [ -x /usr/sbin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
