@@ -47,7 +47,10 @@ export function invokeUnary(
 
 /** What a streaming implementation answers: its response messages, and the headers and trailers interceptors may have replaced. */
 export interface StreamAnswer {
+  /** The response messages, as the handler yields them: normalize each (`normalize`) unless `normalized`. */
   readonly messages: AsyncIterator<unknown>;
+  /** Whether the messages are full messages already (interceptors saw them normalized, as in connect). */
+  readonly normalized: boolean;
   readonly header: Headers | undefined;
   readonly trailer: Headers | undefined;
 }
@@ -65,6 +68,7 @@ export async function invokeStream(
   if (interceptors.length === 0) {
     return {
       messages: await start(spec, context, input),
+      normalized: false,
       header: undefined,
       trailer: undefined,
     };
@@ -78,7 +82,10 @@ export async function invokeStream(
       req.contextValues === context.values
         ? context
         : merged(context, req);
-    const messages = await start(spec, ctx, req.message);
+    const messages = new Normalized(
+      spec.method.output,
+      await start(spec, ctx, req.message),
+    );
     return {
       stream: true,
       message: { [Symbol.asyncIterator]: () => messages } as never,
@@ -105,28 +112,27 @@ export async function invokeStream(
   } as StreamRequest);
   return {
     messages: res.message[Symbol.asyncIterator](),
+    normalized: true,
     header: res.header,
     trailer: res.trailer,
   };
 }
 
-/** The implementation called on its request messages; its response messages, normalized. */
+/** The implementation called on its request messages; its response messages, as it gives them. */
 async function start(
   spec: StreamSpec,
   ctx: HandlerContext,
   input: AsyncIterable<unknown>,
 ): Promise<AsyncIterator<unknown>> {
-  const output = spec.method.output;
   if (spec.kind === "server_streaming") {
     const it = input[Symbol.asyncIterator]();
     const single = await ensureSingle(() => it.next(), "server-streaming");
-    return new Normalized(output, spec.impl(single as never, ctx));
+    return spec.impl(single as never, ctx)[Symbol.asyncIterator]();
   }
   if (spec.kind === "client_streaming") {
-    const reply = normalize(output, await spec.impl(input as never, ctx));
-    return once(reply);
+    return once(await spec.impl(input as never, ctx));
   }
-  return new Normalized(output, spec.impl(input as never, ctx));
+  return spec.impl(input as never, ctx)[Symbol.asyncIterator]();
 }
 
 /** The context with what interceptors replaced in the request. */
@@ -191,7 +197,7 @@ function only(
 }
 
 /** As connect's normalize: a partial message becomes a full one. */
-function normalize(desc: DescMessage, message: unknown): unknown {
+export function normalize(desc: DescMessage, message: unknown): unknown {
   return isMessage(message, desc) ? message : create(desc, message as never);
 }
 
@@ -217,7 +223,6 @@ function once(value: unknown): AsyncIterator<unknown> {
  * object instead of several functions.
  */
 class Normalized implements AsyncIterator<unknown> {
-  private readonly it: AsyncIterator<unknown>;
   private readonly norm = (
     r: IteratorResult<unknown>,
   ): IteratorResult<unknown> =>
@@ -225,10 +230,8 @@ class Normalized implements AsyncIterator<unknown> {
 
   constructor(
     private readonly desc: DescMessage,
-    source: AsyncIterable<unknown>,
-  ) {
-    this.it = source[Symbol.asyncIterator]();
-  }
+    private readonly it: AsyncIterator<unknown>,
+  ) {}
 
   next(): Promise<IteratorResult<unknown>> {
     return this.it.next().then(this.norm);

@@ -15,6 +15,7 @@ import {
   copyHeaders,
   invokeStream,
   invokeUnary,
+  normalize,
   type StreamAnswer,
   type StreamSpec,
 } from "./invoke.js";
@@ -75,7 +76,7 @@ export async function runStream(
   ctx: FastContext,
   protocol: Protocol,
   input: AsyncIterable<unknown>,
-  output: { write(message: unknown): Promise<boolean> },
+  output: { write(message: unknown): boolean | Promise<boolean> },
 ): Promise<void> {
   const { host, route } = call;
   const { report } = host;
@@ -88,6 +89,7 @@ export async function runStream(
       copyHeaders(answer.header, ctx.responseHeader);
     }
     const it = answer.messages;
+    const desc = route.spec.method.output;
     let completed = false;
     try {
       for (;;) {
@@ -97,7 +99,10 @@ export async function runStream(
           break;
         }
         if (observed !== undefined) report?.sent(observed);
-        if (!(await output.write(r.value))) break;
+        const written = output.write(
+          answer.normalized ? r.value : normalize(desc, r.value),
+        );
+        if (!(written instanceof Promise ? await written : written)) break;
       }
     } catch (e) {
       // The call ended, or the handler failed: tell it to stop at its next
