@@ -20,7 +20,6 @@ import { InflightCalls } from "./calls/inflight.js";
 import { Metrics } from "./calls/metrics.js";
 import { observeCalls } from "./calls/observe.js";
 import { CallReport } from "./calls/report.js";
-import { Tracing } from "./calls/tracing.js";
 import { type Config, defaultConfig } from "./config.js";
 import { FastPath } from "./fast-path/router.js";
 import { cors } from "./http/cors.js";
@@ -108,11 +107,15 @@ export async function startServer(
   // not a leak, so not worth Node's MaxListenersExceededWarning.
   setMaxListeners(0, shutdownSignal.signal);
   const compressions = [compressionGzip, compressionBrotli];
-  // Only with tracing on: off, no call pays for it.
+  // Only with tracing on: off, no call pays for it, and the OpenTelemetry
+  // SDK and its exporters are not even loaded (about 10 MB of memory).
   const tracing =
     config.tracing === undefined
       ? undefined
-      : new Tracing(config.tracing, logger);
+      : new (await import("./calls/tracing.js")).Tracing(
+          config.tracing,
+          logger,
+        );
   // What every call reports, on either path. Tracing before the log, whose
   // line names the call's span.
   const report = new CallReport(
