@@ -60,11 +60,11 @@ export function callLog(
       msg,
     );
   };
-  /** Without tracing: the line as it always was, no span looked for. */
-  const finished = (call: Call, outcome: Outcome) => {
+  /** The line's fields up to the message, or undefined when its level is not logged. */
+  const fields = (call: Call, outcome: Outcome): string | undefined => {
     const code = outcome.error?.code;
     const level = levelOf(code);
-    if (!logger.isLevelEnabled(level)) return;
+    if (!logger.isLevelEnabled(level)) return undefined;
     let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
     if (call.procedure.type !== "unary") {
       line += `,"received":${outcome.received},"sent":${outcome.sent}`;
@@ -72,33 +72,27 @@ export function callLog(
     if (outcome.error !== undefined) {
       line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;
     }
-    stream.write(`${line},"msg":"finished call"}\n`);
+    return line;
   };
-  /**
-   * With tracing: the same line and the span's ids. A copy rather than a
-   * shared helper, so that a server without tracing runs exactly the code
-   * above, at its cost.
-   */
+  /** Without tracing: no span looked for. */
+  const finished = (call: Call, outcome: Outcome) => {
+    const line = fields(call, outcome);
+    if (line !== undefined) stream.write(`${line},"msg":"finished call"}\n`);
+  };
+  /** With tracing: the span's ids too. */
   const finishedTraced = (
     call: Call,
     outcome: Outcome,
     spanContext: SpanContext | undefined,
   ) => {
-    const code = outcome.error?.code;
-    const level = levelOf(code);
-    if (!logger.isLevelEnabled(level)) return;
-    let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
-    if (call.procedure.type !== "unary") {
-      line += `,"received":${outcome.received},"sent":${outcome.sent}`;
-    }
-    if (outcome.error !== undefined) {
-      line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;
-    }
+    const line = fields(call, outcome);
+    if (line === undefined) return;
     // Hex digits only: nothing to escape.
-    if (spanContext !== undefined) {
-      line += `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}","trace_flags":"${spanContext.traceFlags.toString(16).padStart(2, "0")}"`;
-    }
-    stream.write(`${line},"msg":"finished call"}\n`);
+    const ids =
+      spanContext === undefined
+        ? ""
+        : `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}","trace_flags":"${spanContext.traceFlags.toString(16).padStart(2, "0")}"`;
+    stream.write(`${line}${ids},"msg":"finished call"}\n`);
   };
   return {
     messageReceived: debug

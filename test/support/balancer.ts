@@ -245,17 +245,7 @@ http {
       return "";
     }
   };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const bound = setTimeout(() => killGroup(child), 5000);
-      await exited;
-      clearTimeout(bound);
-    }
-    // Workers share the master's process group; none may outlive it.
-    killGroup(child);
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const stop = () => stopBalancer(child, exited, dir);
   try {
     await Promise.race([
       Promise.all([waitForPort(ports.h2), waitForPort(ports.h1)]),
@@ -388,16 +378,7 @@ export async function startHaproxy(
   child.stdout.setEncoding("utf8").on("data", append);
   child.stderr.setEncoding("utf8").on("data", append);
   const exited = once(child, "exit");
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const bound = setTimeout(() => killGroup(child), 5000);
-      await exited;
-      clearTimeout(bound);
-    }
-    killGroup(child);
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const stop = () => stopBalancer(child, exited, dir);
   try {
     await Promise.race([
       Promise.all([waitForPort(ports.h2), waitForPort(ports.h1)]),
@@ -419,4 +400,24 @@ export async function startHaproxy(
     accessLog: () => [],
     stop,
   };
+}
+
+/**
+ * Stop a balancer started by this file: SIGTERM, SIGKILL to its process group
+ * if it is not gone within 5 s, then its group (workers share the master's)
+ * and its directory, whatever happened.
+ */
+async function stopBalancer(
+  child: ChildProcess,
+  exited: Promise<unknown>,
+  dir: string,
+): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGTERM");
+    const bound = setTimeout(() => killGroup(child), 5000);
+    await exited;
+    clearTimeout(bound);
+  }
+  killGroup(child);
+  rmSync(dir, { recursive: true, force: true });
 }
