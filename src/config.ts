@@ -42,7 +42,7 @@ export interface Config {
   workers: number;
   /**
    * Serve gRPC calls (binary protobuf, every kind) and Connect unary calls
-   * over HTTP/2 by the fast path (src/fast-path.ts) instead of connect's
+   * over HTTP/2 by the fast path (src/fast-path/router.ts) instead of connect's
    * generic handlers; off falls back to connect for every call. @default true
    */
   fastPath: boolean;

@@ -70,7 +70,7 @@ export interface RunningServer {
   readonly metrics: Metrics;
   /** Where the metrics are served, such as http://localhost:9464/metrics; undefined with the admin port off. */
   readonly metricsUrl: string | undefined;
-  /** The fast path (src/fast-path.ts); its `calls` tells how many calls it served. */
+  /** The fast path (src/fast-path/router.ts); its `calls` tells how many calls it served. */
   readonly fastPath: FastPath;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
@@ -78,7 +78,7 @@ export interface RunningServer {
   close(): Promise<void>;
   /**
    * Stop gracefully: calls in flight get `graceMs` to finish, the rest end with
-   * UNAVAILABLE (see src/shutdown.ts). Calling it again returns the same result.
+   * UNAVAILABLE (see src/lifecycle/shutdown.ts). Calling it again returns the same result.
    * @default graceMs config.shutdownGraceMs
    */
   shutdown(graceMs?: number): Promise<ShutdownResult>;

@@ -36,7 +36,7 @@ export interface ListenerOptions {
   /**
    * Offered every HTTP/2 stream before Node's compatibility layer makes a
    * request of it; a stream it returns true for is its own to answer, and
-   * `handler` never sees it (src/fast-path.ts).
+   * `handler` never sees it (src/fast-path/router.ts).
    * @default undefined (every stream goes to `handler`)
    */
   claimStream?: StreamClaim;
@@ -73,7 +73,7 @@ export interface Listener {
    */
   readonly responses: ReadonlySet<Response>;
   /**
-   * Close an HTTP/2 session gracefully, in two steps (src/goaway.ts): a
+   * Close an HTTP/2 session gracefully, in two steps (src/transport/goaway.ts): a
    * GOAWAY that refuses no stream, then, a PING round trip later, the final
    * GOAWAY; the session closes when its streams are done. Calling it again
    * does nothing.
