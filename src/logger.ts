@@ -12,12 +12,13 @@ export interface LoggerOptions {
 /**
  * Create the server's logger: one JSON object per line (pino).
  *
- * Lines go to stdout asynchronously (sonic-boom writes from libuv's thread
- * pool, joining the lines that pile up meanwhile), not with a write system
- * call per line. pino flushes what is left synchronously when the process
- * exits, so the shutdown lines still arrive. sonic-boom measures the joined
- * lines' byte length at every new line, which copies them all, so the cost
- * of a line grows with the batch: small batches (1 KiB) keep it flat.
+ * Lines go to stdout asynchronously, in batches: sonic-boom writes from
+ * libuv's thread pool once `logBatchBytes` have gathered (or every
+ * `logFlushMs`), not with a write system call per line. Each write is a round
+ * trip to a thread-pool thread, which on a server pinned to one core (a
+ * container's CPU limit) costs more than the line itself; batches make it
+ * rare. Start and stop lines are written at once (`lifecycleLogger`), and pino
+ * flushes what is left synchronously when the process exits.
  *
  * If stdout stops taking lines (a stalled log collector), lines wait in memory
  * up to `maxQueuedLogBytes`, then are dropped, with one note on stderr: the
@@ -33,11 +34,22 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 /** How many bytes of log lines may wait for stdout before lines are dropped. */
 export const maxQueuedLogBytes = 16 * 1024 * 1024;
 
+/** How many bytes of lines gather before they are written. */
+const logBatchBytes = 4096;
+
+/** How long lines may wait for a batch to fill, in milliseconds. */
+const logFlushMs = 100;
+
 function stdoutDestination(): DestinationStream {
   const destination = pino.destination({
     dest: 1,
     sync: false,
-    maxWrite: 1024,
+    minLength: logBatchBytes,
+    // sonic-boom appends each line to its last pending chunk and measures that
+    // chunk's byte length, which flattens (copies) it: chunks barely longer
+    // than a batch keep that copy small.
+    maxWrite: logBatchBytes + 512,
+    periodicFlush: logFlushMs,
     maxLength: maxQueuedLogBytes,
   });
   destination.once("drop", () =>
@@ -64,13 +76,31 @@ export function endLog(logger: Logger): Promise<void> {
   });
 }
 
+/** Where the few start and stop lines go. */
+export interface LifecycleLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
 /**
  * The logger for the few start and stop lines: they are written at info even
  * when the level is warn or error, since whoever runs the server waits for the
- * ready line and wants to see it stop; only "silent" silences them.
+ * ready line and wants to see it stop (only "silent" silences them), and at
+ * once rather than with the next batch.
  */
-export function lifecycleLogger(logger: Logger): Logger {
-  return logger.isLevelEnabled("info") || logger.level === "silent"
-    ? logger
-    : logger.child({}, { level: "info" });
+export function lifecycleLogger(logger: Logger): LifecycleLog {
+  const log =
+    logger.isLevelEnabled("info") || logger.level === "silent"
+      ? logger
+      : logger.child({}, { level: "info" });
+  return {
+    info(fields, message) {
+      log.info(fields, message);
+      logger.flush();
+    },
+    warn(fields, message) {
+      log.warn(fields, message);
+      logger.flush();
+    },
+  };
 }

@@ -1,4 +1,5 @@
 import cluster from "node:cluster";
+import { ClusterMetrics } from "./calls/metrics.js";
 import { ConfigError, helpText, loadConfig } from "./config.js";
 import {
   isClusterWorker,
@@ -7,7 +8,8 @@ import {
 } from "./lifecycle/cluster.js";
 import { exitOnSignals } from "./lifecycle/signals.js";
 import { createLogger, endLog, lifecycleLogger } from "./logger.js";
-import { startServer } from "./server.js";
+import { startServer, urlOf } from "./server.js";
+import { startAdminServer } from "./transport/admin.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
 async function main(argv: string[]): Promise<void> {
@@ -17,16 +19,35 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = loadConfig(argv, process.env);
   if (config.workers > 1 && cluster.isPrimary) {
+    // The primary serves the metrics of every worker, summed, on the admin port.
+    const admin =
+      config.adminPort === undefined
+        ? undefined
+        : await startAdminServer(
+            new ClusterMetrics(),
+            config.adminPort,
+            config.host === "" ? undefined : config.host,
+          );
+    const metricsUrl =
+      admin === undefined
+        ? undefined
+        : `${urlOf({ ...config, tls: undefined }, admin.port)}/metrics`;
     // No process.exit: the primary ends once its workers have, with its output flushed.
     const log = lifecycleLogger(createLogger({ level: config.logLevel }));
     process.exitCode = await runCluster({
       workers: config.workers,
-      out: (line) => log.info({ workers: config.workers }, line),
-      err: (line) => log.warn(line),
+      out: (line) => log.info({ workers: config.workers, metricsUrl }, line),
+      err: (line) => log.warn({}, line),
     });
+    await admin?.close();
     return;
   }
-  const server = await startServer(config);
+  const worker = isClusterWorker();
+  const server = await startServer(
+    // A worker's metrics go to the primary, which serves them all.
+    worker ? { ...config, adminPort: undefined } : config,
+  );
+  if (worker) server.metrics.shareWithPrimary();
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";
@@ -44,7 +65,7 @@ async function main(argv: string[]): Promise<void> {
   // for this line may stop the server at once. In cluster mode the primary
   // announces it, once every worker serves.
   const ready = `connect-greeter listening on ${server.url} (gRPC, gRPC-Web and Connect over ${transport})`;
-  if (isClusterWorker()) reportReady(ready);
+  if (worker) reportReady(ready);
   else {
     const protocols = ["grpc", "grpc-web", "connect"];
     log.info(

@@ -264,7 +264,10 @@ export async function startServer(
 }
 
 /** The URL a client on this machine would use: a wildcard address becomes localhost. */
-function urlOf(config: Pick<Config, "host" | "tls">, port: number): string {
+export function urlOf(
+  config: Pick<Config, "host" | "tls">,
+  port: number,
+): string {
   const wildcard =
     config.host === "" || config.host === "::" || config.host === "0.0.0.0";
   const host = wildcard ? "localhost" : config.host;

@@ -20,6 +20,8 @@ interface ClusterProcess {
   child: ChildProcess;
   url: string;
   port: number;
+  /** Where the primary serves every worker's metrics (the ready line's metricsUrl). */
+  metricsUrl: string;
   workerPids: number[];
   /** Resolves with the first line the primary logs matching `re` after this call. */
   nextNote(re: RegExp): Promise<RegExpExecArray>;
@@ -93,9 +95,13 @@ async function startCluster(
   const workerPids = (ready[2] as string).split(", ").map(Number);
   for (const pid of workerPids) seenPids.add(pid);
   const url = ready[1] as string;
+  const metricsUrl = (JSON.parse(ready.input) as { metricsUrl?: string })
+    .metricsUrl;
+  assert.ok(metricsUrl, `the ready line names the metrics URL: ${ready.input}`);
   return {
     child,
     url,
+    metricsUrl,
     port: Number(new URL(url).port),
     workerPids,
     nextNote: (re) =>
@@ -176,6 +182,33 @@ test("with --workers 2, both workers serve calls on the one port", {
     new Set(server.workerPids),
     `connections went to ${owners.join(", ")}`,
   );
+});
+
+test("with --workers 2, the primary's admin port serves the metrics of every worker, summed", {
+  timeout: 60_000,
+}, async (t) => {
+  const server = await startCluster(t, 2);
+  const owners = await callsByWorker(server, server.workerPids, 6);
+  assert.equal(new Set(owners).size, 2, "both workers served calls");
+  const res = await fetch(server.metricsUrl);
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  const handled = text
+    .split("\n")
+    .filter((l) =>
+      l.startsWith(
+        'grpc_server_handled_total{grpc_type="unary",grpc_service="Greeter",grpc_method="SayHello",protocol="grpc",grpc_code="OK"}',
+      ),
+    );
+  assert.deepEqual(
+    handled.map((l) => Number(l.split(" ").at(-1))),
+    [6],
+    "one series, the calls of both workers",
+  );
+  assert.match(text, /^process_cpu_user_seconds_total \S+$/m);
+  const apiPort = await fetch(`${server.url}/metrics`);
+  assert.equal(apiPort.status, 404);
+  await apiPort.body?.cancel();
 });
 
 test("a worker killed with SIGKILL is restarted and calls keep working", {

@@ -72,6 +72,7 @@ async function writerPair(
   const writer = new ResponseWriter(
     stream,
     ctx,
+    route.binary,
     plain,
     "gzip",
     compressionGzip,

@@ -5,6 +5,22 @@ import type { Logger } from "pino";
 export const internalErrorMessage = "internal error";
 
 /**
+ * A failure as the client sees it: a ConnectError as it is; anything else
+ * `internal` with the generic message, the original kept as its cause.
+ */
+export function asClientError(e: unknown): ConnectError {
+  return e instanceof ConnectError
+    ? e
+    : new ConnectError(
+        internalErrorMessage,
+        Code.Internal,
+        undefined,
+        undefined,
+        e,
+      );
+}
+
+/**
  * What the client is told of a handler's failure `e`: a ConnectError is what
  * a handler means to say and passes unchanged; anything else (a bug, a failed
  * dependency) becomes `internal` with a generic message, and is logged with

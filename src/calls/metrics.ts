@@ -1,5 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import {
+  AggregatorRegistry,
   Counter,
   collectDefaultMetrics,
   Gauge,
@@ -157,33 +158,73 @@ export class Metrics implements CallObserver {
     return series;
   }
 
-  /**
-   * Serve `GET /metrics` in Prometheus text format and pass every other
-   * request on to `next`; for connectNodeAdapter's `fallback`.
-   */
+  /** Serve `GET /metrics` in Prometheus text format; pass every other request on to `next`. */
   serve(next: RequestHandler): RequestHandler {
-    return (req, res) => {
-      const path = (req.url ?? "").split("?")[0];
-      if (
-        path !== metricsPath ||
-        (req.method !== "GET" && req.method !== "HEAD")
-      ) {
-        next(req, res);
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { "content-type": this.registry.contentType });
-          if (req.method === "HEAD") res.end();
-          else res.end(text);
-        },
-        () => {
-          res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
-          res.end("cannot collect metrics\n");
-        },
-      );
-    };
+    return serveMetrics(
+      () => this.registry.metrics(),
+      this.registry.contentType,
+      next,
+    );
   }
+
+  /**
+   * In a worker of cluster mode: answer the primary's requests for this
+   * worker's metrics (prom-client's cluster protocol), so that the primary
+   * serves them all, summed, on the one admin port (ClusterMetrics).
+   */
+  shareWithPrimary(): void {
+    // Constructing one installs the worker's message listener.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([this.registry]);
+  }
+}
+
+/**
+ * The metrics of every worker of cluster mode, summed by prom-client's
+ * AggregatorRegistry, for the primary's admin port: workers share the API
+ * port, and a scrape answered by whichever worker got the connection would
+ * see that worker's counts only.
+ */
+export class ClusterMetrics {
+  readonly #aggregator = new AggregatorRegistry();
+
+  /** Serve `GET /metrics`, asking every worker; pass every other request on to `next`. */
+  serve(next: RequestHandler): RequestHandler {
+    return serveMetrics(
+      () => this.#aggregator.clusterMetrics(),
+      this.#aggregator.contentType,
+      next,
+    );
+  }
+}
+
+/** Answer `GET` (and `HEAD`) `/metrics` with what `collect` gives, 500 if it fails; pass every other request on. */
+function serveMetrics(
+  collect: () => Promise<string>,
+  contentType: string,
+  next: RequestHandler,
+): RequestHandler {
+  return (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (
+      path !== metricsPath ||
+      (req.method !== "GET" && req.method !== "HEAD")
+    ) {
+      next(req, res);
+      return;
+    }
+    collect().then(
+      (text) => {
+        res.writeHead(200, { "content-type": contentType });
+        if (req.method === "HEAD") res.end();
+        else res.end(text);
+      },
+      () => {
+        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+        res.end("cannot collect metrics\n");
+      },
+    );
+  };
 }
 
 /** One procedure's and protocol's counts, and its latency histogram. */

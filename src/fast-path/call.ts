@@ -117,7 +117,10 @@ export class FastCall {
     // As connect-node: a reset tells why (CANCEL → canceled); a plain close
     // ends the call. on(), not once(), for an event a stream emits once:
     // once() allocates a wrapper per listener.
-    stream.on("close", () => this.end(resetError(stream.rstCode)));
+    stream.on("close", () => {
+      this.#body?.closed();
+      this.end(resetError(stream.rstCode));
+    });
   }
 
   /**

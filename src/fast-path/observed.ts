@@ -6,6 +6,7 @@
  * line, metrics and in-flight count, the same error the client sees.
  */
 import type { Interceptor } from "@connectrpc/connect";
+import type { Call } from "../calls/call.js";
 import { hideInternal } from "../calls/hide-internal-errors.js";
 import { closedEarly } from "../calls/report.js";
 import type { Protocol } from "../http/content-type.js";
@@ -14,6 +15,7 @@ import {
   copyHeaders,
   invokeStream,
   invokeUnary,
+  type StreamAnswer,
   type StreamSpec,
 } from "./invoke.js";
 
@@ -70,7 +72,7 @@ export function runUnary(
 
 /**
  * Run a streaming handler on the request messages `input`, writing each
- * response message with `write` (false: the client is gone). Resolves once
+ * response message to `output` (false: the client is gone). Resolves once
  * the handler is done; rejects with the error for the client.
  */
 export async function runStream(
@@ -78,7 +80,7 @@ export async function runStream(
   ctx: FastContext,
   protocol: Protocol,
   input: AsyncIterable<unknown>,
-  write: (message: unknown) => Promise<boolean>,
+  output: { write(message: unknown): Promise<boolean> },
 ): Promise<void> {
   const { host, route } = call;
   const { report } = host;
@@ -88,21 +90,10 @@ export async function runStream(
     call.connection,
     call.headers,
   );
-  const messages =
-    observed === undefined
-      ? input
-      : new Counted(input, () => report?.received(observed));
   let reason: unknown;
   try {
     call.endReadsWithCall();
-    const answer = await call.settle(
-      invokeStream(
-        route.spec as StreamSpec,
-        ctx,
-        messages,
-        host.interceptors as Interceptor[],
-      ),
-    );
+    const answer = await call.settle(start(call, ctx, input, observed));
     if (answer.header !== undefined) {
       copyHeaders(answer.header, ctx.responseHeader);
     }
@@ -116,7 +107,7 @@ export async function runStream(
           break;
         }
         if (observed !== undefined) report?.sent(observed);
-        if (!(await write(r.value))) break;
+        if (!(await output.write(r.value))) break;
       }
     } catch (e) {
       // The call ended, or the handler failed: tell it to stop at its next
@@ -138,6 +129,28 @@ export async function runStream(
   } finally {
     if (observed !== undefined) report?.finish(observed, reason, call.ended);
   }
+}
+
+/**
+ * The handler started on its request messages. A function of its own: once
+ * it returns, a server stream holds nothing of the request side.
+ */
+function start(
+  call: FastCall,
+  ctx: FastContext,
+  input: AsyncIterable<unknown>,
+  observed: Call | undefined,
+): Promise<StreamAnswer> {
+  const { host, route } = call;
+  const report = host.report;
+  return invokeStream(
+    route.spec as StreamSpec,
+    ctx,
+    observed === undefined || report === undefined
+      ? input
+      : new Counted(input, () => report.received(observed)),
+    host.interceptors as Interceptor[],
+  );
 }
 
 /** The request messages, each one counted as the handler reads it. */

@@ -19,18 +19,26 @@ export class RequestBody {
     this.#wake = undefined;
     wake?.();
   };
+  readonly #onEnd = () => {
+    this.#ended = true;
+    // Nothing more to wait for: an open call (a server stream) holds no
+    // listener of the body's from here on.
+    this.#stream.removeListener("readable", this.#onEvent);
+    this.#stream.removeListener("end", this.#onEnd);
+    this.#onEvent();
+  };
 
+  /** `stream`'s "close" event is the call's to hear: it tells the body (`closed`). */
   constructor(stream: ServerHttp2Stream) {
     this.#stream = stream;
     stream.on("readable", this.#onEvent);
-    stream.on("end", () => {
-      this.#ended = true;
-      this.#onEvent();
-    });
-    stream.on("close", () => {
-      this.#closed = true;
-      this.#onEvent();
-    });
+    stream.on("end", this.#onEnd);
+  }
+
+  /** The stream closed: a read still waiting for the body's end fails. */
+  closed(): void {
+    this.#closed = true;
+    this.#onEvent();
   }
 
   /**
@@ -69,6 +77,7 @@ export class RequestBody {
     if (this.#ended || this.#closed) return;
     // A stream with "readable" listeners stays paused whatever resume() says.
     this.#stream.removeListener("readable", this.#onEvent);
+    this.#stream.removeListener("end", this.#onEnd);
     this.#stream.resume();
   }
 }

@@ -1,6 +1,11 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Metrics } from "../calls/metrics.js";
+import type { RequestHandler } from "./listener.js";
+
+/** What serves the metrics: one server's (Metrics) or a cluster's (ClusterMetrics). */
+export interface MetricsSource {
+  serve(next: RequestHandler): RequestHandler;
+}
 
 /** The admin listener: metrics on a port of their own, apart from the API. */
 export interface AdminServer {
@@ -18,7 +23,7 @@ export interface AdminServer {
  * this port directly, as it does every pod's.
  */
 export async function startAdminServer(
-  metrics: Metrics,
+  metrics: MetricsSource,
   port: number,
   host: string | undefined,
 ): Promise<AdminServer> {

@@ -106,20 +106,28 @@ export function createListener(
     closeWhenIdle(session, options.idleTimeoutMs ?? 0);
   };
   const responses = new Set<Response>();
+  // One listener function for every response, called with the response as
+  // `this`: no closure per call. Each event fires at most once; on() saves
+  // once()'s wrapper.
+  const untrack = function (this: Response) {
+    responses.delete(this);
+  };
   const trackResponse = (_req: unknown, res: Response) => {
     responses.add(res);
-    const done = () => responses.delete(res);
-    // Each fires at most once; on() saves once()'s wrapper, per call.
-    res.on("finish", done);
-    res.on("close", done);
+    res.on("finish", untrack);
+    res.on("close", untrack);
   };
   const claim = options.claimStream;
   const trackClaims = (server: http2.Http2Server | http2.Http2SecureServer) => {
     if (claim === undefined) return;
     claimStreams(server, (stream, headers) => {
       if (!claim(stream, headers)) return false;
-      // An answered stream is a response shutdown waits for, as a request is.
-      if (!stream.closed) trackResponse(undefined, stream);
+      // An answered stream is a response shutdown waits for, as a request
+      // is, until it closes (a stream always does; one listener, not two).
+      if (!stream.closed) {
+        responses.add(stream);
+        stream.on("close", untrack);
+      }
       return true;
     });
   };

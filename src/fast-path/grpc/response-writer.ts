@@ -1,10 +1,10 @@
 import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { type Compression, compressedFlag } from "@connectrpc/connect/protocol";
 import { nodeHeaders } from "../../http/headers.js";
-import { FastContext } from "../call.js";
+import { type Codec, FastContext } from "../call.js";
 
 /**
- * Writes a gRPC response as connect-node's universalResponseToNodeResponse
+ * Writes a gRPC response (messages serialized with `codec`) as connect-node's universalResponseToNodeResponse
  * does: headers with the first message (so handlers may still set them),
  * each message enveloped and compressed from compressMinBytes, waiting for
  * 'drain' when the stream asks, then the trailers.
@@ -12,6 +12,7 @@ import { FastContext } from "../call.js";
 export class ResponseWriter {
   #stream: ServerHttp2Stream;
   #ctx: FastContext;
+  #codec: Codec;
   /** The response headers when the handler set none of its own. */
   #plainHeader: OutgoingHttpHeaders;
   #acceptEncoding: string;
@@ -22,6 +23,7 @@ export class ResponseWriter {
   constructor(
     stream: ServerHttp2Stream,
     ctx: FastContext,
+    codec: Codec,
     plainHeader: OutgoingHttpHeaders,
     acceptEncoding: string,
     compression: Compression | null,
@@ -29,6 +31,7 @@ export class ResponseWriter {
   ) {
     this.#stream = stream;
     this.#ctx = ctx;
+    this.#codec = codec;
     this.#plainHeader = plainHeader;
     this.#acceptEncoding = acceptEncoding;
     this.#compression = compression;
@@ -42,8 +45,6 @@ export class ResponseWriter {
   #sendHeaders(): void {
     if (this.#headersSent) return;
     this.#headersSent = true;
-    // Trailers are read when the stream asks for them, after the last write.
-    this.#stream.on("wantTrailers", this.#sendTrailers);
     const { header } = FastContext.written(this.#ctx);
     this.#stream.respond(
       header === undefined
@@ -57,15 +58,20 @@ export class ResponseWriter {
     );
   }
 
-  readonly #sendTrailers = (): void => {
-    const { trailer, init } = FastContext.written(this.#ctx);
-    this.#stream.sendTrailers(
-      trailer === undefined ? init.trailer : nodeHeaders(trailer),
-    );
-  };
+  /** End the stream; the trailers go when it asks for them, after the last write. */
+  #end(frame?: Buffer): void {
+    this.#stream.once("wantTrailers", () => {
+      const { trailer, init } = FastContext.written(this.#ctx);
+      this.#stream.sendTrailers(
+        trailer === undefined ? init.trailer : nodeHeaders(trailer),
+      );
+    });
+    if (frame === undefined) this.#stream.end();
+    else this.#stream.end(frame);
+  }
 
   /** Write one message; false when the client is gone and nothing more should be produced. */
-  async write(message: Uint8Array): Promise<boolean> {
+  async write(message: unknown): Promise<boolean> {
     const frame = await this.#frame(message);
     if (frame === undefined) return false;
     this.#sendHeaders();
@@ -88,40 +94,39 @@ export class ResponseWriter {
   finish(): void {
     if (this.#gone || this.#stream.writableEnded) return;
     this.#sendHeaders();
-    this.#stream.end();
+    this.#end();
   }
 
   /**
    * A unary response: headers, the one message and the end of the stream in
    * one go; a promise only when the message is compressed.
    */
-  finishWith(message: Uint8Array): void | Promise<void> {
+  finishWith(message: unknown): void | Promise<void> {
     const frame = this.#frame(message);
     if (frame instanceof Promise) {
-      return frame.then((f) => this.#end(f));
+      return frame.then((f) => this.#endWith(f));
     }
+    this.#endWith(frame);
+  }
+
+  #endWith(frame: Buffer | undefined): void {
+    if (frame === undefined) return;
+    this.#sendHeaders();
     this.#end(frame);
   }
 
-  #end(frame: Buffer | undefined): void {
-    if (frame === undefined) return;
-    this.#sendHeaders();
-    this.#stream.end(frame);
-  }
-
   /** The message enveloped, compressed when it is large enough; undefined when the client is gone. */
-  #frame(
-    message: Uint8Array,
-  ): Buffer | undefined | Promise<Buffer | undefined> {
+  #frame(message: unknown): Buffer | undefined | Promise<Buffer | undefined> {
     if (this.#gone) return undefined;
+    const data = this.#codec.serialize(message);
     const compression = this.#compression;
-    if (compression === null || message.byteLength < this.#compressMinBytes) {
-      return envelope(0, message);
+    if (compression === null || data.byteLength < this.#compressMinBytes) {
+      return envelope(0, data);
     }
     return compression
-      .compress(message)
-      .then((data) =>
-        this.#gone ? undefined : envelope(compressedFlag, data),
+      .compress(data)
+      .then((compressed) =>
+        this.#gone ? undefined : envelope(compressedFlag, compressed),
       );
   }
 }
