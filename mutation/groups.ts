@@ -55,8 +55,6 @@ export const groups: readonly Group[] = [
       "test/fast-path.test.ts",
       "test/bad-input.test.ts",
       "test/errors.test.ts",
-      "test/compression.test.ts",
-      "test/deadlines.test.ts",
       "test/backpressure.test.ts",
     ],
     coverageAnalysis: "perTest",

@@ -19,6 +19,7 @@ import {
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { connectionKey, connectionValues } from "../src/calls/connection.js";
+import { endOnAbort } from "../src/calls/end-on-abort.js";
 import { FastPath, type FastPathOptions } from "../src/fast-path/router.js";
 import { createGreeter } from "../src/services/greeter.js";
 import { claimStreams } from "../src/transport/listener.js";
@@ -47,7 +48,9 @@ async function serve(
   const server = http2.createServer(
     connectNodeAdapter({
       ...options,
-      interceptors: [...(options.interceptors ?? [])],
+      // As src/server.ts: connect's handlers end a call whose signal aborts
+      // with the endOnAbort interceptor; the fast path does it itself.
+      interceptors: [...(options.interceptors ?? []), endOnAbort],
       routes: fastPath.record(routes),
     }),
   );
@@ -553,5 +556,59 @@ test("a request gate that fails with a plain Error answers the same on both path
       connect: [connect.status, connect.body.toString()],
     });
   }
+  assert.deepEqual(answers[0], answers[1]);
+});
+
+test("a handler that ignores its deadline is cut off at the client's timeout with DEADLINE_EXCEEDED on both paths, gRPC and Connect", async (t) => {
+  const timeoutMs = 200;
+  // Timers fire late on a loaded machine, never early.
+  const slackMs = 2_000;
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        // Never answers, and never looks at its signal.
+        sayHello: () => new Promise<never>(() => {}),
+      }),
+    );
+    const timed = async (request: Parameters<typeof rawH2>[1]) => {
+      const started = performance.now();
+      const res = await rawH2(url, request);
+      const took = performance.now() - started;
+      assert.ok(
+        took >= timeoutMs && took <= timeoutMs + slackMs,
+        `answered after ${took} ms`,
+      );
+      return res;
+    };
+    const grpc = await timed({
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-timeout": `${timeoutMs}m`,
+      },
+      body: [envelope(helloRequest("late"))],
+    });
+    const connect = await timed({
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/json",
+        "connect-timeout-ms": String(timeoutMs),
+      },
+      body: [Buffer.from('{"name":"late"}')],
+    });
+    answers.push({
+      grpc: [grpc.trailers["grpc-status"], grpc.trailers["grpc-message"]],
+      connect: [connect.status, JSON.parse(connect.body.toString())],
+    });
+  }
+  assert.deepEqual(answers[0], {
+    grpc: [String(Code.DeadlineExceeded), "the%20operation%20timed%20out"],
+    connect: [
+      504,
+      { code: "deadline_exceeded", message: "the operation timed out" },
+    ],
+  });
   assert.deepEqual(answers[0], answers[1]);
 });
