@@ -7,7 +7,7 @@
  *
  * --incremental reuses the last run's results for mutants whose code and
  * tests did not change (Stryker's incremental mode): for iterating on tests.
- * MUTATION_REPORTS_DIR moves the reports elsewhere (tests do).
+ * --list names the groups.
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -18,10 +18,26 @@ import { type Group, groups } from "./groups.js";
 import { writeSummary } from "./summary.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const reportsDir =
-  process.env.MUTATION_REPORTS_DIR ?? join(root, "reports", "mutation");
 
-async function runGroup(group: Group, incremental: boolean): Promise<void> {
+/** Where a run writes its reports, and whether it reuses the last run's results. */
+export interface RunOptions {
+  /** @default reports/mutation */
+  reportsDir?: string;
+  /** Stryker's incremental mode. @default false */
+  incremental?: boolean;
+  /** No progress or score table on the console, and only Stryker's errors. @default false */
+  quiet?: boolean;
+}
+
+/** Mutation-test one group, writing its JSON and HTML reports under `reportsDir`/<group>. */
+export async function runGroup(
+  group: Group,
+  {
+    reportsDir = defaultReportsDir,
+    incremental = false,
+    quiet = false,
+  }: RunOptions = {},
+): Promise<void> {
   const dir = join(reportsDir, group.name);
   await mkdir(dir, { recursive: true });
   const tempDir = join(root, ".stryker-tmp", group.name);
@@ -69,7 +85,10 @@ async function runGroup(group: Group, incremental: boolean): Promise<void> {
     cleanTempDir: "always",
     incremental,
     incrementalFile: join(dir, "incremental.json"),
-    reporters: ["progress", "clear-text", "json", "html"],
+    reporters: quiet
+      ? ["json", "html"]
+      : ["progress", "clear-text", "json", "html"],
+    logLevel: (quiet ? "error" : "info") as PartialStrykerOptions["logLevel"],
     clearTextReporter: { reportMutants: false, reportTests: false },
     jsonReporter: { fileName: join(dir, "mutation.json") },
     htmlReporter: { fileName: join(dir, "mutation.html") },
@@ -78,19 +97,19 @@ async function runGroup(group: Group, incremental: boolean): Promise<void> {
     thresholds: { high: 80, low: 60, break: null },
   };
   const started = performance.now();
-  console.log(`\n=== mutation group ${group.name}: ${group.about}`);
+  if (!quiet) console.log(`\n=== mutation group ${group.name}: ${group.about}`);
   await new Stryker(options).runMutationTest();
   const minutes = (performance.now() - started) / 60_000;
-  console.log(`=== ${group.name} took ${minutes.toFixed(1)} min`);
+  if (!quiet) console.log(`=== ${group.name} took ${minutes.toFixed(1)} min`);
 }
+
+const defaultReportsDir = join(root, "reports", "mutation");
 
 async function main(args: string[]): Promise<number> {
   const incremental = args.includes("--incremental");
   const names = args.filter((a) => !a.startsWith("--"));
   if (args.includes("--list")) {
-    for (const g of groups) {
-      console.log(`${g.name}: ${(await g.mutate(root)).join(" ")}`);
-    }
+    for (const g of groups) console.log(`${g.name}: ${g.about}`);
     return 0;
   }
   const unknown = names.filter((n) => !groups.some((g) => g.name === n));
@@ -103,11 +122,13 @@ async function main(args: string[]): Promise<number> {
   const chosen =
     names.length === 0 ? groups : groups.filter((g) => names.includes(g.name));
   for (const group of chosen) {
-    await runGroup(group, incremental);
+    await runGroup(group, { incremental });
   }
   await rm(join(root, ".stryker-tmp"), { recursive: true, force: true });
-  const { unexplained } = await writeSummary(root, reportsDir);
+  const { unexplained } = await writeSummary(root, defaultReportsDir);
   return unexplained > 0 ? 1 : 0;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Explained, explained } from "./explained.js";
-import { groups } from "./groups.js";
+import { type Group, groups } from "./groups.js";
 
 /** The part of mutation-testing-report-schema this reads. */
 interface Report {
@@ -101,12 +101,17 @@ function matches(e: Explained, s: Omit<Survivor, "reason">): boolean {
   );
 }
 
-export async function summarize(reportsDir: string): Promise<Summary> {
+/** The summary of the reports of `of` (by default every group) under `reportsDir`. */
+export async function summarize(
+  reportsDir: string,
+  of: readonly Pick<Group, "name">[] = groups,
+  explanations: readonly Explained[] = explained,
+): Promise<Summary> {
   const scores: FileScore[] = [];
   const survivors: Survivor[] = [];
   const missing: string[] = [];
   const used = new Set<Explained>();
-  for (const group of groups) {
+  for (const group of of) {
     let report: Report;
     try {
       report = JSON.parse(
@@ -132,7 +137,7 @@ export async function summarize(reportsDir: string): Promise<Summary> {
           replacement: m.replacement ?? "",
           status: m.status,
         };
-        const e = explained.find((e) => matches(e, s));
+        const e = explanations.find((e) => matches(e, s));
         if (e !== undefined) {
           used.add(e);
           explainedHere++;
@@ -165,7 +170,7 @@ export async function summarize(reportsDir: string): Promise<Summary> {
     scores,
     survivors,
     missing,
-    stale: missing.length === 0 ? explained.filter((e) => !used.has(e)) : [],
+    stale: missing.length === 0 ? explanations.filter((e) => !used.has(e)) : [],
     unexplained: survivors.filter((s) => s.reason === undefined).length,
   };
 }
