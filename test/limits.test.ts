@@ -277,6 +277,19 @@ test("an HTTP/1.1 client that sends half its headers is answered 408 and cut off
   assert.match(client.received(), /^HTTP\/1\.1 408 /);
 });
 
+test("with no request timeout (0), an HTTP/1.1 client that sends half its headers is still cut off after headersTimeoutMs", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, {
+    headersTimeoutMs: 300,
+    requestTimeoutMs: 0,
+  });
+  const client = rawClient(server.url);
+  client.socket.write("POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\n");
+  await closedBetween(client, 300, 300 + 300 + slackMs);
+  assert.match(client.received(), /^HTTP\/1\.1 408 /);
+});
+
 test("an HTTP/1.1 request whose body stalls is answered 408 and cut off after requestTimeoutMs, and the server keeps serving", {
   timeout: 30_000,
 }, async (t) => {
