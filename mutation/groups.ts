@@ -58,7 +58,7 @@ export const groups: readonly Group[] = [
       "test/backpressure.test.ts",
     ],
     coverageAnalysis: "perTest",
-    testTimeoutMs: 10_000,
+    testTimeoutMs: 5_000,
   },
   {
     name: "config",
@@ -108,9 +108,8 @@ export const groups: readonly Group[] = [
     name: "signals",
     about: "signals: SIGTERM and SIGINT drain, a second one exits at once",
     mutate: files("src/lifecycle/signals.ts"),
-    testFiles: ["test/shutdown.test.ts"],
-    coverageAnalysis: "off",
-    skipTests: ["compiled entry point"],
+    testFiles: ["test/signals.test.ts"],
+    coverageAnalysis: "perTest",
   },
 ];
 
