@@ -52,6 +52,8 @@ interface Case {
   name: string;
   server: string;
   grpc: boolean;
+  /** StreamHello (gRPC, five replies per call) instead of SayHello. */
+  stream?: boolean;
   /** Extra environment for the server. */
   env?: Record<string, string>;
 }
@@ -72,6 +74,18 @@ const cases: Case[] = [
     server: "src/main.js",
     grpc: true,
     env: { LOG_LEVEL: "warn" },
+  },
+  {
+    name: "connect-greeter, gRPC StreamHello",
+    server: "src/main.js",
+    grpc: true,
+    stream: true,
+  },
+  {
+    name: "@grpc/grpc-js, gRPC StreamHello",
+    server: "bench/servers/grpc-js.js",
+    grpc: true,
+    stream: true,
   },
   {
     name: "connect-greeter, gRPC unary, fast path off",
@@ -159,7 +173,7 @@ async function loadCase(c: Case, dir: string, heap: boolean) {
   const load = (requests: number) =>
     h2load({
       url: server.url,
-      path: "/Greeter/SayHello",
+      path: c.stream ? "/Greeter/StreamHello" : "/Greeter/SayHello",
       headers: c.grpc
         ? { "content-type": "application/grpc", te: "trailers" }
         : { "content-type": "application/proto" },
@@ -169,7 +183,10 @@ async function loadCase(c: Case, dir: string, heap: boolean) {
       requests,
       cpus: pinned ? "1" : undefined,
     });
-  await probe(server.url, c.grpc ? "grpc-unary" : "connect-unary");
+  await probe(
+    server.url,
+    c.stream ? "stream" : c.grpc ? "grpc-unary" : "connect-unary",
+  );
   const measured = heap ? heapCalls : calls;
   await load(heap ? 1000 : warmUpCalls);
   measuring = true;

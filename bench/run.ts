@@ -10,7 +10,9 @@
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
  * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off), connect-quiet
- * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2; default ceiling,
+ * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2, connect-trace100
+ * and connect-trace1 (OpenTelemetry tracing, every call or 1 % of them
+ * sampled, exported over OTLP/HTTP to a sink that discards it); default ceiling,
  * grpc-js, connect, connect-generic, connect-quiet, connect-w2),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
@@ -19,7 +21,8 @@
  * every server and client runs on: 22, 24, or a path to a node binary; default
  * the Node running the bench; a ratio between servers means something only on
  * one Node), BENCH_OUT (results directory). BENCH_IDLE_STREAMS=0 skips the
- * idle-stream test.
+ * idle-stream test; BENCH_BALANCER=0 skips the run through nginx with one to
+ * three replicas (bench/balancer.ts) that follows the table.
  * `--quick`: one round of ceiling, grpc-js and connect with 2000 calls each, a
  * small idle test, no chart: a smoke test that the benchmark works on however
  * loaded a machine, not a measurement.
@@ -31,6 +34,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChatResult } from "./chat-client.js";
 import { runClient } from "./client-process.js";
+import { num } from "./env.js";
 import { h2load } from "./h2load.js";
 import { type ProbeKind, probe } from "./probe.js";
 import { cpuSeconds, memoryBytes } from "./proc.js";
@@ -105,6 +109,8 @@ interface ServerSpec {
   processes: number;
   /** Whether the idle-stream memory test runs against it. */
   idle: boolean;
+  /** Whether it exports spans, to the benchmark's OTLP sink (bench/otlp-sink.ts). */
+  otlp?: boolean;
 }
 
 const dist = join(root, "dist");
@@ -165,6 +171,28 @@ const servers: Record<string, ServerSpec> = {
     scenarios: allScenarios,
     processes: 1,
     idle: false,
+  },
+  "connect-trace100": {
+    label: "connect-greeter, traced (100 %)",
+    args: [join(dist, "src/main.js")],
+    env: { ...connectEnv, OTEL_TRACES_SAMPLER: "always_on" },
+    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    processes: 1,
+    idle: false,
+    otlp: true,
+  },
+  "connect-trace1": {
+    label: "connect-greeter, traced (1 %)",
+    args: [join(dist, "src/main.js")],
+    env: {
+      ...connectEnv,
+      OTEL_TRACES_SAMPLER: "traceidratio",
+      OTEL_TRACES_SAMPLER_ARG: "0.01",
+    },
+    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    processes: 1,
+    idle: false,
+    otlp: true,
   },
   "connect-w2": {
     label: "connect-greeter, 2 workers",
@@ -235,6 +263,16 @@ async function main(): Promise<void> {
   console.log(
     `${machine}; ${settings.rounds} round(s) of ${settings.seconds} s (+${settings.warmUpSeconds} s warm-up), h2load -c ${settings.connections} -m ${settings.streams}; ${cpuPlan.note}`,
   );
+  if (settings.servers.some((name) => servers[name]?.otlp)) {
+    // On the load generators' core: what a collector costs is not the server's.
+    otlpSink = await startServerProcess(
+      [join(dist, "bench/otlp-sink.js")],
+      {},
+      cpuPlan.client,
+      undefined,
+      settings.node,
+    );
+  }
   const samples: Sample[] = [];
   for (let round = 1; round <= settings.rounds; round++) {
     for (const name of settings.servers) {
@@ -246,6 +284,7 @@ async function main(): Promise<void> {
     if (servers[name]?.idle && settings.idleStreams > 0)
       idle.push(await idleStreams(name));
   }
+  await otlpSink?.stop();
   const table = summarize(samples);
   const out =
     process.env.BENCH_OUT ??
@@ -282,15 +321,50 @@ async function main(): Promise<void> {
   console.log(
     `\n${text}\n\nraw results: ${out}${quick ? "" : "; chart: docs/bench.svg"}`,
   );
+  // Scale-out: one to three replicas behind nginx (bench/balancer.ts, which
+  // needs root for its network namespaces), after the single-server table.
+  if (!quick && process.env.BENCH_BALANCER !== "0") {
+    console.log(
+      "\nthrough nginx (bench/balancer.ts; BENCH_BALANCER=0 skips it):",
+    );
+    execFileSync(
+      settings.node,
+      ["--import", "tsx", join(root, "bench/balancer.ts")],
+      {
+        stdio: "inherit",
+        env: { ...process.env, BENCH_OUT: join(out, "balancer") },
+      },
+    );
+  }
+}
+
+/** The OTLP collector the tracing servers export to, while the benchmark runs. */
+let otlpSink: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+
+/** What the OTLP sink has taken so far. */
+async function sinkStats(): Promise<{ requests: number; bytes: number }> {
+  const res = await fetch(`${otlpSink?.url}/stats`);
+  return (await res.json()) as { requests: number; bytes: number };
 }
 
 async function measureServer(name: string, round: number): Promise<Sample[]> {
   const spec = servers[name] as ServerSpec;
+  // The SDK's own warnings (spans dropped from a full queue, failed exports),
+  // which the server logs; a dropped span is export work not done.
+  const otelWarnings: string[] = [];
+  const exported = spec.otlp ? await sinkStats() : undefined;
   const server = await startServerProcess(
     spec.args,
-    spec.env,
+    spec.otlp
+      ? { ...spec.env, OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink?.url }
+      : spec.env,
     cpuPlan.server(spec.processes),
-    undefined,
+    spec.otlp
+      ? (line) => {
+          if (line.includes('"component":"opentelemetry"'))
+            otelWarnings.push(line);
+        }
+      : undefined,
     settings.node,
   );
   const samples: Sample[] = [];
@@ -312,6 +386,15 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
     }
   } finally {
     await server.stop();
+  }
+  if (exported !== undefined) {
+    const after = await sinkStats();
+    const dropped = otelWarnings
+      .map((l) => Number(/Dropped (\d+) spans/.exec(l)?.[1] ?? 0))
+      .reduce((a, b) => a + b, 0);
+    console.log(
+      `round ${round} ${spec.label}: exported ${after.requests - exported.requests} OTLP requests, ${((after.bytes - exported.bytes) / 2 ** 20).toFixed(1)} MB; ${dropped} spans dropped from a full queue; ${otelWarnings.length} SDK warning line(s)${otelWarnings.length > 0 ? `, first: ${otelWarnings[0]}` : ""}`,
+    );
   }
   return samples;
 }
@@ -576,18 +659,6 @@ function ratio(x: number | undefined): string {
 
 function fmt(n: number): string {
   return Math.round(n).toLocaleString("en-US").padStart(7);
-}
-
-function num(name: string, fallback: number, min = Number.MIN_VALUE): number {
-  const text = process.env[name];
-  if (text === undefined || text === "") return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < min) {
-    throw new Error(
-      `${name} must be ${min === Number.MIN_VALUE ? "a positive number" : `a number of at least ${min}`}, got "${text}"`,
-    );
-  }
-  return value;
 }
 
 /** Which cores servers and load generators get: separate ones when there are two or more. */

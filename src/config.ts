@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
+import {
+  loadTracingConfig,
+  OtelConfigError,
+  otelHelpText,
+  type TracingConfig,
+} from "./otel-config.js";
 
 /** Every setting of the server, typed and validated. */
 export interface Config {
@@ -48,6 +54,12 @@ export interface Config {
   adminPort: number | undefined;
   /** Serve gRPC server reflection (v1 and v1alpha); off hides the schema from clients. @default true */
   reflection: boolean;
+  /**
+   * OpenTelemetry tracing, from the standard OTEL_* environment variables
+   * (src/otel-config.ts); undefined turns it off, and then no call pays for
+   * it. @default undefined
+   */
+  tracing: TracingConfig | undefined;
 }
 
 /** The log levels, most severe first. */
@@ -284,6 +296,7 @@ export function loadConfig(
     fastPath: onOff(raw.fastPath, settings.fastPath),
     adminPort: adminPort(raw),
     reflection: onOff(raw.reflection, settings.reflection),
+    tracing: tracing(env),
   };
 }
 
@@ -304,6 +317,8 @@ export function helpText(): string {
     "Options (flag, environment variable):",
     ...rows,
     "  --help",
+    "",
+    otelHelpText(),
   ].join("\n");
 }
 
@@ -378,6 +393,15 @@ function adminPort(raw: Raw): number | undefined {
     );
   }
   return port;
+}
+
+function tracing(env: NodeJS.ProcessEnv): TracingConfig | undefined {
+  try {
+    return loadTracingConfig(env);
+  } catch (e) {
+    if (e instanceof OtelConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
 }
 
 function onOff(text: string, s: Setting): boolean {

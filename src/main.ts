@@ -1,13 +1,18 @@
 import cluster from "node:cluster";
 import { ClusterMetrics } from "./calls/metrics.js";
-import { ConfigError, helpText, loadConfig } from "./config.js";
+import { type Config, ConfigError, helpText, loadConfig } from "./config.js";
 import {
   isClusterWorker,
   reportReady,
   runCluster,
 } from "./lifecycle/cluster.js";
 import { exitOnSignals } from "./lifecycle/signals.js";
-import { createLogger, endLog, lifecycleLogger } from "./logger.js";
+import {
+  createLogger,
+  endLog,
+  type LifecycleLog,
+  lifecycleLogger,
+} from "./logger.js";
 import { startServer, urlOf } from "./server.js";
 import { startAdminServer } from "./transport/admin.js";
 
@@ -34,6 +39,7 @@ async function main(argv: string[]): Promise<void> {
         : `${urlOf({ ...config, tls: undefined }, admin.port)}/metrics`;
     // No process.exit: the primary ends once its workers have, with its output flushed.
     const log = lifecycleLogger(createLogger({ level: config.logLevel }));
+    logTracing(log, config.tracing);
     process.exitCode = await runCluster({
       workers: config.workers,
       out: (line) => log.info({ workers: config.workers, metricsUrl }, line),
@@ -61,6 +67,8 @@ async function main(argv: string[]): Promise<void> {
     onForced: (signal) =>
       log.warn({ signal }, "second signal: exiting at once"),
   });
+  // In cluster mode the primary says it, once for every worker.
+  if (!isClusterWorker()) logTracing(log, config.tracing);
   // Announce readiness only once a signal would be handled: whoever waits
   // for this line may stop the server at once. In cluster mode the primary
   // announces it, once every worker serves.
@@ -78,6 +86,16 @@ async function main(argv: string[]): Promise<void> {
       ready,
     );
   }
+}
+
+/** Where spans go, when tracing is on: an operator's first check. */
+function logTracing(log: LifecycleLog, tracing: Config["tracing"]): void {
+  if (tracing === undefined) return;
+  const { url, protocol, sampler, samplerRatio } = tracing;
+  log.info(
+    { tracesUrl: url, protocol, sampler, samplerRatio },
+    `tracing on: spans go to ${url}`,
+  );
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

@@ -20,6 +20,7 @@ import { InflightCalls } from "./calls/inflight.js";
 import { Metrics } from "./calls/metrics.js";
 import { observeCalls } from "./calls/observe.js";
 import { CallReport } from "./calls/report.js";
+import { Tracing } from "./calls/tracing.js";
 import { type Config, defaultConfig } from "./config.js";
 import { FastPath } from "./fast-path/router.js";
 import { cors } from "./http/cors.js";
@@ -107,8 +108,23 @@ export async function startServer(
   // not a leak, so not worth Node's MaxListenersExceededWarning.
   setMaxListeners(0, shutdownSignal.signal);
   const compressions = [compressionGzip, compressionBrotli];
-  // What every call reports, on either path.
-  const report = new CallReport([inflight, metrics, callLog(logger)]);
+  // Only with tracing on: off, no call pays for it.
+  const tracing =
+    config.tracing === undefined
+      ? undefined
+      : new Tracing(config.tracing, logger);
+  // What every call reports, on either path. Tracing before the log, whose
+  // line names the call's span.
+  const report = new CallReport(
+    tracing === undefined
+      ? [inflight, metrics, callLog(logger)]
+      : [
+          inflight,
+          metrics,
+          tracing,
+          callLog(logger, (call) => tracing.spanContextOf(call)),
+        ],
+  );
   // One set of options for connect's handler and the fast path, so the two
   // serve calls alike (src/fast-path/router.ts).
   const shared = {
@@ -239,6 +255,7 @@ export async function startServer(
           for (const socket of listener.sockets) socket.destroy();
         }),
         admin?.close(),
+        tracing?.shutdown(),
       ]);
     },
     shutdown(graceMs = config.shutdownGraceMs) {
@@ -254,8 +271,10 @@ export async function startServer(
         },
         graceMs,
       ).then(async (result) => {
-        // Metrics stay scrapable while the server drains.
-        await admin?.close();
+        // Metrics stay scrapable while the server drains. The last spans,
+        // those of the calls the drain ended too, are exported now, within
+        // a bound of their own (flushTracesMs).
+        await Promise.all([admin?.close(), tracing?.shutdown()]);
         return result;
       });
       return shuttingDown;

@@ -296,6 +296,7 @@ test(
       "--protocol",
       "--http-version",
       "--timeout-ms",
+      "--traceparent",
       "--help",
       "http://localhost:50051",
     ]) {

@@ -51,6 +51,7 @@ test("with nothing set, every setting has its documented default", () => {
     fastPath: true,
     adminPort: 9464,
     reflection: true,
+    tracing: undefined,
   };
   assert.deepEqual(loadConfig([], {}), expected);
   assert.deepEqual(defaultConfig(), expected);
@@ -300,6 +301,13 @@ test("TLS needs both files, reads them, and names the setting and the reason whe
   );
 });
 
+test("a tracing variable that cannot be used is refused like any other setting, in one line", () => {
+  assert.equal(
+    refusal([], { OTEL_TRACES_EXPORTER: "zipkin" }),
+    'OTEL_TRACES_EXPORTER must be otlp or none (console, zipkin and the others are not offered), got "zipkin"',
+  );
+});
+
 test("an unknown flag, a flag without its value and a stray argument are refused", () => {
   assert.match(refusal(["--prot", "1"]), /Unknown option '--prot'/);
   assert.match(refusal(["--port"]), /Option '--port <value>' argument missing/);
@@ -320,7 +328,11 @@ test("--help shows every setting as docs/configuration.md's table does: flag, va
     "",
     "Options (flag, environment variable):",
   ]);
-  assert.equal(help.at(-1), "  --help");
+  const helpLine = 3 + table.length;
+  assert.equal(help[helpLine], "  --help");
+  // Then the OpenTelemetry variables (src/otel-config.ts has their tests).
+  assert.equal(help[helpLine + 1], "");
+  assert.match(help[helpLine + 2] ?? "", /^Tracing \(OpenTelemetry/);
   const unquote = (cell: string | undefined) =>
     (cell ?? "").replace(/^`|`$/g, "");
   for (const [i, row] of table.entries()) {

@@ -11,6 +11,7 @@ import { dirname, join, normalize } from "node:path";
 import { test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 import { type Config, loadConfig, settings } from "../src/config.js";
+import { otelSettings } from "../src/otel-config.js";
 import type { RunningServer } from "../src/server.js";
 import { repoRoot, startChild } from "./support/child.js";
 import {
@@ -273,6 +274,22 @@ test("docs/configuration.md's settings table lists exactly the settings of src/c
   );
   for (const row of rows)
     assert.ok((row[3] ?? "") !== "", `${row[0]} has a meaning`);
+});
+
+test("docs/configuration.md's OpenTelemetry table lists exactly the variables of src/otel-config.ts, with their defaults", () => {
+  const rows = page("docs/configuration.md")
+    .text.split("\n")
+    .filter((l) => l.startsWith("| `OTEL_"))
+    .map(tableCells);
+  assert.deepEqual(
+    rows.map(([env, dflt]) => ({ env, default: dflt })),
+    Object.values(otelSettings).map((s) => ({
+      env: `\`${s.env}\``,
+      default: s.default === "" ? "(empty)" : `\`${s.default}\``,
+    })),
+  );
+  for (const row of rows)
+    assert.ok((row[2] ?? "") !== "", `${row[0]} has a meaning`);
 });
 
 test("docs/architecture.md's project layout names every file in src/, and no file that is not there", async () => {

@@ -8,6 +8,10 @@
 #   podman, runc     build and run the container image without a daemon (rootful; runc because
 #                    crun fails where cgroups are in hybrid mode); iptables for its published ports
 #   debootstrap      makes the local base image when no registry can be reached (deploy/image/base.sh)
+#   nginx            the L7 balancer of the balancer tests and bench (its own instances: -p, -c)
+#   haproxy          the other L7 balancer of the balancer tests (its own instances: -f)
+#   iproute2         ip netns and veth pairs: the balancer tests' replicas as separate hosts
+#   prometheus       a real scraper of the metrics, queried over its HTTP API
 set -euo pipefail
 
 missing=()
@@ -20,6 +24,10 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing+=(runc)
 [ -x /usr/sbin/iptables ] || missing+=(iptables)
 [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[ -x /usr/sbin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -30,4 +38,19 @@ fi
 echo "test setup: installing ${missing[*]} with apt-get" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >&2
+# Debian starts a daemon's service on install (nginx on port 80, haproxy); the tests run
+# their own instances and want none: a policy-rc.d that refuses every start
+# while apt-get runs, unless the machine has one already.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
+  own_policy=1
+fi
+trap 'if [ -n "$own_policy" ]; then $sudo rm -f "$policy"; fi' EXIT
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# Nor at the next boot.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now nginx haproxy >/dev/null 2>&1 || true
+fi

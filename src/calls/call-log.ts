@@ -1,9 +1,11 @@
 import { Code } from "@connectrpc/connect";
+import type { SpanContext } from "@opentelemetry/api";
 import { type Level, type Logger, pino } from "pino";
 import {
   type Call,
   type CallObserver,
   codeName,
+  type Outcome,
   type Procedure,
 } from "./call.js";
 import type { Connection } from "./connection.js";
@@ -15,14 +17,24 @@ import type { Connection } from "./connection.js";
  * still logs calls that failed on its side. At debug, every message too (its
  * direction, never its content).
  *
+ * With tracing on (`spanContextOf` given), the line names the call's span:
+ * `trace_id`, `span_id` and `trace_flags` (01: sampled), as OpenTelemetry's
+ * pino instrumentation names them, so a log search finds the trace and a
+ * trace view finds the line. Every call with a span has them, sampled or not:
+ * the trace id also links the lines of one request across services.
+ *
  * The call line is the JSON pino would write for
  * `logger[level]({procedure, protocol, httpVersion, code, durationMs, peer,
- * received?, sent?, error?}, "finished call")`, key for key, but built from
+ * received?, sent?, error?, trace_id?, span_id?, trace_flags?},
+ * "finished call")`, key for key, but built from
  * pieces made once per procedure and per connection and handed to pino's own
  * destination: every call pays for it, and pino's general serialiser walks
  * and escapes every field of every line.
  */
-export function callLog(logger: Logger): CallObserver {
+export function callLog(
+  logger: Logger,
+  spanContextOf?: (call: Call) => SpanContext | undefined,
+): CallObserver {
   const out = logger as unknown as Record<symbol, unknown>;
   const stream = out[pino.symbols.streamSym] as { write(line: string): void };
   /** The base fields, such as ,"pid":1,"hostname":"h" (pino's chindings). */
@@ -48,24 +60,55 @@ export function callLog(logger: Logger): CallObserver {
       msg,
     );
   };
+  /** Without tracing: the line as it always was, no span looked for. */
+  const finished = (call: Call, outcome: Outcome) => {
+    const code = outcome.error?.code;
+    const level = levelOf(code);
+    if (!logger.isLevelEnabled(level)) return;
+    let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
+    if (call.procedure.type !== "unary") {
+      line += `,"received":${outcome.received},"sent":${outcome.sent}`;
+    }
+    if (outcome.error !== undefined) {
+      line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;
+    }
+    stream.write(`${line},"msg":"finished call"}\n`);
+  };
+  /**
+   * With tracing: the same line and the span's ids. A copy rather than a
+   * shared helper, so that a server without tracing runs exactly the code
+   * above, at its cost.
+   */
+  const finishedTraced = (
+    call: Call,
+    outcome: Outcome,
+    spanContext: SpanContext | undefined,
+  ) => {
+    const code = outcome.error?.code;
+    const level = levelOf(code);
+    if (!logger.isLevelEnabled(level)) return;
+    let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
+    if (call.procedure.type !== "unary") {
+      line += `,"received":${outcome.received},"sent":${outcome.sent}`;
+    }
+    if (outcome.error !== undefined) {
+      line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;
+    }
+    // Hex digits only: nothing to escape.
+    if (spanContext !== undefined) {
+      line += `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}","trace_flags":"${spanContext.traceFlags.toString(16).padStart(2, "0")}"`;
+    }
+    stream.write(`${line},"msg":"finished call"}\n`);
+  };
   return {
     messageReceived: debug
       ? (call) => message(call, "received message")
       : undefined,
     messageSent: debug ? (call) => message(call, "sent message") : undefined,
-    callFinished(call, outcome) {
-      const code = outcome.error?.code;
-      const level = levelOf(code);
-      if (!logger.isLevelEnabled(level)) return;
-      let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
-      if (call.procedure.type !== "unary") {
-        line += `,"received":${outcome.received},"sent":${outcome.sent}`;
-      }
-      if (outcome.error !== undefined) {
-        line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;
-      }
-      stream.write(`${line},"msg":"finished call"}\n`);
-    },
+    callFinished:
+      spanContextOf === undefined
+        ? finished
+        : (call, outcome) => finishedTraced(call, outcome, spanContextOf(call)),
   };
 }
 

@@ -31,6 +31,11 @@ export interface Call {
   readonly connection: Connection;
   /** The request's headers, as the path that serves it has them; read them with `requestHeader`. */
   readonly requestHeaders: Headers | IncomingHttpHeaders;
+  /**
+   * The request's URL as connect's handlers have it (scheme, authority, path);
+   * undefined on the fast path, whose headers hold HTTP/2's :authority.
+   */
+  readonly url: string | undefined;
   /** When the handler was invoked (performance.now()). */
   readonly startedAt: number;
   /** Request messages the handler read so far. */

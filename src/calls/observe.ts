@@ -21,6 +21,7 @@ export function observeCalls(report: CallReport): Interceptor {
       parseRequestType(req.header.get("content-type"))?.protocol ?? "connect",
       req.contextValues.get(connectionKey) ?? unknownConnection,
       req.header,
+      req.url,
     );
     let finished = false;
     const finish = (reason: unknown) => {

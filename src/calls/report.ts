@@ -20,12 +20,14 @@ export class CallReport {
     protocol: Protocol,
     connection: Connection,
     requestHeaders: Call["requestHeaders"],
+    url?: string,
   ): Call {
     const call: Call = {
       procedure,
       protocol,
       connection,
       requestHeaders,
+      url,
       startedAt: performance.now(),
       received: 0,
       sent: 0,

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { parseTraceParent } from "@opentelemetry/core";
 
 /** The commands, one per RPC of the Greeter. */
 export const commands = [
@@ -42,6 +43,11 @@ export interface Invocation {
   readonly httpVersion: HttpVersion;
   /** Deadline of the call, in milliseconds; undefined for none. @default undefined */
   readonly timeoutMs: number | undefined;
+  /**
+   * A W3C `traceparent` sent with the call, so that the server's span is the
+   * child of the given one and its trace can be found. @default undefined
+   */
+  readonly traceparent: string | undefined;
 }
 
 /** The command line cannot be run as given; the message is one line for the user. */
@@ -71,6 +77,8 @@ Options:
   --protocol PROTOCOL          ${protocols.join(", ")} (default connect)
   --http-version VERSION       ${httpVersions.join(" or ")} (default 2; grpc and chat need 2)
   --timeout-ms MS              deadline of the call in milliseconds (default none)
+  --traceparent VALUE          send this W3C traceparent (00-<trace id>-<span id>-<flags>),
+                               so the server's span joins your trace (default none)
   -h, --help                   show this help
 
 Exit status: 0 on success, 1 when the call fails (stderr: "error: CODE: message"),
@@ -121,6 +129,10 @@ export function parseInvocation(
       values["timeout-ms"] === undefined
         ? undefined
         : timeout(values["timeout-ms"]),
+    traceparent:
+      values.traceparent === undefined
+        ? undefined
+        : traceparent(values.traceparent),
   };
 }
 
@@ -132,6 +144,7 @@ function parse(argv: readonly string[]) {
       protocol: { type: "string" },
       "http-version": { type: "string" },
       "timeout-ms": { type: "string" },
+      traceparent: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -184,6 +197,16 @@ function timeout(text: string): number {
     );
   }
   return value;
+}
+
+/** A traceparent the server would take: checked by the SDK's own parser, since the server ignores a malformed one silently. */
+function traceparent(text: string): string {
+  if (parseTraceParent(text) === null) {
+    throw new UsageError(
+      `--traceparent must be a W3C traceparent such as 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, got "${text}"`,
+    );
+  }
+  return text;
 }
 
 function oneOf<T extends string>(

@@ -27,7 +27,13 @@ async function main(argv: readonly string[]): Promise<number> {
     await runCommand(invocation.command, {
       client,
       names: namesFrom(invocation.names, process.stdin),
-      callOptions: { timeoutMs: invocation.timeoutMs },
+      callOptions: {
+        timeoutMs: invocation.timeoutMs,
+        headers:
+          invocation.traceparent === undefined
+            ? undefined
+            : { traceparent: invocation.traceparent },
+      },
       print: (message) => process.stdout.write(`${message}\n`),
     });
     return 0;

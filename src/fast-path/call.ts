@@ -98,8 +98,6 @@ export class FastCall {
   #deadlineAt: number | undefined = undefined;
   #body: RequestBody | undefined = undefined;
   #readsEndWithCall = false;
-  /** The one pending `settle`, rejected when the call ends. */
-  #onEnd: ((reason: unknown) => void) | undefined = undefined;
 
   constructor(
     host: CallHost,
@@ -135,9 +133,8 @@ export class FastCall {
     this.host.running.delete(this);
     this.#abort?.abort(reason);
     if (this.#readsEndWithCall) this.#body?.abort(reason);
-    const onEnd = this.#onEnd;
-    this.#onEnd = undefined;
-    onEnd?.(reason);
+    // A handler's answer still awaited is not waited for any more.
+    this.#reject(reason);
   }
 
   /** Why the call ended, if it has. */
@@ -198,20 +195,25 @@ export class FastCall {
       result.catch(ignore);
       return Promise.reject(ended.reason);
     }
-    return new Promise<T>((resolve, reject) => {
-      this.#onEnd = reject;
-      result.then(
-        (value) => {
-          this.#onEnd = undefined;
-          resolve(value);
-        },
-        (e: unknown) => {
-          this.#onEnd = undefined;
-          reject(e);
-        },
-      );
-    });
+    // One deferred per wait, and the two reactions bound once per call: a
+    // streaming call settles every message it sends.
+    const pending = Promise.withResolvers<T>();
+    this.#pending = pending as PromiseWithResolvers<unknown>;
+    result.then(this.#fulfil, this.#reject);
+    return pending.promise;
   }
+
+  #pending: PromiseWithResolvers<unknown> | undefined = undefined;
+  readonly #fulfil = (value: unknown) => {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    pending?.resolve(value);
+  };
+  readonly #reject = (e: unknown) => {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    pending?.reject(e);
+  };
 
   /** The request body. */
   get body(): RequestBody {

@@ -89,7 +89,10 @@ async function invokeUnaryIntercepted(
 
 /** What a streaming implementation answers: its response messages, and the headers and trailers interceptors may have replaced. */
 export interface StreamAnswer {
+  /** The response messages, as the handler yields them: normalize each (`normalize`) unless `normalized`. */
   readonly messages: AsyncIterator<unknown>;
+  /** Whether the messages are full messages already (interceptors saw them normalized, as in connect). */
+  readonly normalized: boolean;
   readonly header: Headers | undefined;
   readonly trailer: Headers | undefined;
 }
@@ -107,12 +110,16 @@ export async function invokeStream(
   if (interceptors.length === 0) {
     return {
       messages: await start(spec, context, input),
+      normalized: false,
       header: undefined,
       trailer: undefined,
     };
   }
   const anyFn = async (req: StreamRequest): Promise<StreamResponse> => {
-    const messages = await start(spec, contextFor(context, req), req.message);
+    const messages = new Normalized(
+      spec.method.output,
+      await start(spec, contextFor(context, req), req.message),
+    );
     return {
       stream: true,
       message: { [Symbol.asyncIterator]: () => messages } as never,
@@ -139,28 +146,27 @@ export async function invokeStream(
   } as StreamRequest);
   return {
     messages: res.message[Symbol.asyncIterator](),
+    normalized: true,
     header: res.header,
     trailer: res.trailer,
   };
 }
 
-/** The implementation called on its request messages; its response messages, normalized. */
+/** The implementation called on its request messages; its response messages, as it gives them. */
 async function start(
   spec: StreamSpec,
   ctx: HandlerContext,
   input: AsyncIterable<unknown>,
 ): Promise<AsyncIterator<unknown>> {
-  const output = spec.method.output;
   if (spec.kind === "server_streaming") {
     const it = input[Symbol.asyncIterator]();
     const single = await ensureSingle(() => it.next(), "server-streaming");
-    return new Normalized(output, spec.impl(single as never, ctx));
+    return spec.impl(single as never, ctx)[Symbol.asyncIterator]();
   }
   if (spec.kind === "client_streaming") {
-    const reply = normalize(output, await spec.impl(input as never, ctx));
-    return once(reply);
+    return once(await spec.impl(input as never, ctx));
   }
-  return new Normalized(output, spec.impl(input as never, ctx));
+  return spec.impl(input as never, ctx)[Symbol.asyncIterator]();
 }
 
 /** As connect's mergeRequest: what the interceptors changed of the request, the handler sees. */
@@ -241,7 +247,7 @@ function only(
 }
 
 /** As connect's normalize: a partial message becomes a full one. */
-function normalize(desc: DescMessage, message: unknown): unknown {
+export function normalize(desc: DescMessage, message: unknown): unknown {
   return isMessage(message, desc) ? message : create(desc, message as never);
 }
 
@@ -267,7 +273,6 @@ function once(value: unknown): AsyncIterator<unknown> {
  * object instead of several functions.
  */
 class Normalized implements AsyncIterator<unknown> {
-  private readonly it: AsyncIterator<unknown>;
   private readonly norm = (
     r: IteratorResult<unknown>,
   ): IteratorResult<unknown> =>
@@ -275,10 +280,8 @@ class Normalized implements AsyncIterator<unknown> {
 
   constructor(
     private readonly desc: DescMessage,
-    source: AsyncIterable<unknown>,
-  ) {
-    this.it = source[Symbol.asyncIterator]();
-  }
+    private readonly it: AsyncIterator<unknown>,
+  ) {}
 
   next(): Promise<IteratorResult<unknown>> {
     return this.it.next().then(this.norm);

@@ -15,6 +15,7 @@ import {
   copyHeaders,
   invokeStream,
   invokeUnary,
+  normalize,
   type StreamAnswer,
   type StreamSpec,
 } from "./invoke.js";
@@ -31,12 +32,7 @@ export function runUnary(
 ): unknown {
   const { host, route } = call;
   const { report } = host;
-  const observed = report?.start(
-    route.procedure,
-    protocol,
-    call.connection,
-    call.headers,
-  );
+  const observed = started(call, protocol);
   if (observed !== undefined) report?.received(observed);
   const succeed = (output: unknown) => {
     if (observed !== undefined) {
@@ -80,16 +76,11 @@ export async function runStream(
   ctx: FastContext,
   protocol: Protocol,
   input: AsyncIterable<unknown>,
-  output: { write(message: unknown): Promise<boolean> },
+  output: { write(message: unknown): boolean | Promise<boolean> },
 ): Promise<void> {
   const { host, route } = call;
   const { report } = host;
-  const observed = report?.start(
-    route.procedure,
-    protocol,
-    call.connection,
-    call.headers,
-  );
+  const observed = started(call, protocol);
   let reason: unknown;
   try {
     call.endReadsWithCall();
@@ -98,6 +89,7 @@ export async function runStream(
       copyHeaders(answer.header, ctx.responseHeader);
     }
     const it = answer.messages;
+    const desc = route.spec.method.output;
     let completed = false;
     try {
       for (;;) {
@@ -107,7 +99,10 @@ export async function runStream(
           break;
         }
         if (observed !== undefined) report?.sent(observed);
-        if (!(await output.write(r.value))) break;
+        const written = output.write(
+          answer.normalized ? r.value : normalize(desc, r.value),
+        );
+        if (!(written instanceof Promise ? await written : written)) break;
       }
     } catch (e) {
       // The call ended, or the handler failed: tell it to stop at its next
@@ -129,6 +124,16 @@ export async function runStream(
   } finally {
     if (observed !== undefined) report?.finish(observed, reason, call.ended);
   }
+}
+
+/** The call reported as started, if the fast path reports calls. */
+function started(call: FastCall, protocol: Protocol): Call | undefined {
+  return call.host.report?.start(
+    call.route.procedure,
+    protocol,
+    call.connection,
+    call.headers,
+  );
 }
 
 /**

@@ -1,11 +1,17 @@
+import * as net from "node:net";
 import type { InflightCalls } from "../calls/inflight.js";
 import type { ServingStatus } from "../services/serving-status.js";
+import { goAwayNoticeMs } from "../transport/goaway.js";
 import type { Listener, Response } from "../transport/listener.js";
 
 /** How long calls ended at the end of the grace period get to send their status, in milliseconds. */
 const endCallsMs = 1000;
-/** How long connections get to close on their own once no call runs (trailers to flush, GOAWAY to read), in milliseconds. */
-const lingerMs = 1000;
+/**
+ * How long connections get to close on their own once no call runs
+ * (trailers to flush, GOAWAY to read), in milliseconds: longer than the
+ * wait for the final GOAWAY of a peer that does not answer its PING.
+ */
+const lingerMs = goAwayNoticeMs + 1000;
 
 /** What a server hands to `drain`. */
 export interface Drainable {
@@ -33,7 +39,8 @@ export interface ShutdownResult {
 
 /**
  * Stop a server gracefully: report not serving, stop accepting connections,
- * send GOAWAY on every HTTP/2 session and `Connection: close` on HTTP/1.1,
+ * close every HTTP/2 session with a two-step GOAWAY (`Listener.goAway`) and
+ * answer on HTTP/1.1 with `Connection: close`,
  * let the calls in flight finish within `graceMs`, end the rest with
  * UNAVAILABLE, then close every connection. Resolves once the port and every
  * connection are closed.
@@ -46,26 +53,45 @@ export async function drain(
   const { status, listener, inflight } = server;
   const callsAtStart = inflight.count;
   status.set(false);
+  // Stop listening only: Http2SecureServer's own close() would also close
+  // every HTTP/2 session at once with a one-step GOAWAY.
   const closed = new Promise<void>((resolve) =>
-    listener.server.close(() => resolve()),
+    net.Server.prototype.close.call(listener.server, () => resolve()),
   );
 
-  // HTTP/2: GOAWAY now, and on any session that a connection accepted just
-  // before the port closed opens later. Streams open now run on.
-  for (const session of listener.sessions) session.close();
-  listener.http2Server.on("session", (session) => session.close());
+  // HTTP/2: GOAWAY in two steps (a notice, then the final one a round trip
+  // later), now and on any session that a connection accepted just before
+  // the port closed opens later. Streams open now, and any the peer sends
+  // before it reads the notice, run on.
+  for (const session of listener.sessions) listener.goAway(session);
+  listener.http2Server.on("session", (session) => listener.goAway(session));
 
-  // HTTP/1.1: idle keep-alive connections close now; busy ones after their
-  // current response, which says `Connection: close` if not yet started.
+  // HTTP/1.1: busy connections close after their current response, which
+  // says `Connection: close` if not yet started; so does any request that
+  // comes on an idle keep-alive connection. Idle ones close a moment later:
+  // HTTP/1.1 has no GOAWAY, and a balancer that reuses an idle connection
+  // just as it closes gets its request reset, which it cannot retry once
+  // sent. By then a balancer has used or dropped them, or stopped sending
+  // here because new connections are refused.
   const h1 = listener.http1Server;
-  h1?.closeIdleConnections();
+  // Under TLS, the HTTP/2 server's HTTP/1.1 fallback has the same method.
+  const fallback = listener.http2Server as { closeIdleConnections?(): void };
+  const timers = new Set<NodeJS.Timeout>();
+  const closeIdleLater = () => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      (h1 ?? fallback).closeIdleConnections?.();
+    }, goAwayNoticeMs);
+    timers.add(timer);
+  };
+  closeIdleLater();
   const lastResponse = (res: Response) => {
     if (!("req" in res) || res.req.httpVersionMajor !== 1) return;
-    const socket = res.socket;
     if (!res.headersSent) {
       res.setHeader("connection", "close");
     } else {
-      res.once("finish", () => socket?.end());
+      // Its headers promised keep-alive: idle after it, then closed.
+      res.once("finish", closeIdleLater);
     }
   };
   for (const res of listener.responses) lastResponse(res);
@@ -86,6 +112,7 @@ export async function drain(
     await race(idle(), endCallsMs);
   }
   await race(closed, lingerMs);
+  for (const timer of timers) clearTimeout(timer);
   // A destroyed socket leaves the set only on its "close" event, a moment later.
   const open = [...listener.sockets].filter((socket) => !socket.destroyed);
   for (const socket of open) socket.destroy();

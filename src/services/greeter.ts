@@ -41,7 +41,7 @@ export function createGreeter(
     async *streamHello(req, ctx) {
       const name = validName(req.name);
       for (let i = 0; i < streamHelloCount; i++) {
-        if (i > 0) await sleep(interval, ctx.signal);
+        if (i > 0 && interval > 0) await sleep(interval, ctx.signal);
         yield { message: `Hello ${name}, message ${i}` };
       }
     },

@@ -2,6 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { goAwayInTwoSteps } from "./goaway.js";
 
 /** A request handler for both HTTP/1.1 and HTTP/2, as Connect's Node adapter returns. */
 export type RequestHandler = ReturnType<typeof connectNodeAdapter>;
@@ -71,6 +72,13 @@ export interface Listener {
    * HTTP/1.1 connections after them.
    */
   readonly responses: ReadonlySet<Response>;
+  /**
+   * Close an HTTP/2 session gracefully, in two steps (src/goaway.ts): a
+   * GOAWAY that refuses no stream, then, a PING round trip later, the final
+   * GOAWAY; the session closes when its streams are done. Calling it again
+   * does nothing.
+   */
+  goAway(session: http2.ServerHttp2Session): void;
 }
 
 /** The HTTP/1.1 options the TLS server's HTTP/1.1 fallback honours when set on it. */
@@ -100,10 +108,19 @@ export function createListener(
     socket.once("close", () => sockets.delete(socket));
   };
   const sessions = new Set<http2.ServerHttp2Session>();
+  // The TCP socket each cleartext session speaks on, for the shutdown
+  // notice. Node emits "session" synchronously inside its connection
+  // listener, while the socket being handed to it is in `handingOff`.
+  const sessionSockets = new WeakMap<http2.ServerHttp2Session, net.Socket>();
+  let handingOff: net.Socket | undefined;
+  const goAway = (session: http2.ServerHttp2Session) =>
+    goAwayInTwoSteps(session, sessionSockets.get(session));
   const trackSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    if (handingOff !== undefined) sessionSockets.set(session, handingOff);
+    handingOff = undefined;
     session.once("close", () => sessions.delete(session));
-    closeWhenIdle(session, options.idleTimeoutMs ?? 0);
+    closeWhenIdle(session, options.idleTimeoutMs ?? 0, goAway);
   };
   const responses = new Set<Response>();
   // One listener function for every response, called with the response as
@@ -160,6 +177,7 @@ export function createListener(
       sockets,
       sessions,
       responses,
+      goAway,
     };
   }
   const http1Server = http.createServer(options.http1 ?? {}, handler);
@@ -175,9 +193,15 @@ export function createListener(
   const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? 10_000;
   const server = net.createServer((socket) => {
     track(socket);
-    sniff(socket, firstBytesTimeoutMs, (isHttp2) =>
-      (isHttp2 ? http2Server : http1Server).emit("connection", socket),
-    );
+    sniff(socket, firstBytesTimeoutMs, (isHttp2) => {
+      if (!isHttp2) {
+        http1Server.emit("connection", socket);
+        return;
+      }
+      handingOff = socket;
+      http2Server.emit("connection", socket);
+      handingOff = undefined;
+    });
   });
   return {
     server,
@@ -186,6 +210,7 @@ export function createListener(
     sockets,
     sessions,
     responses,
+    goAway,
   };
 }
 
@@ -222,19 +247,22 @@ export function claimStreams(
 }
 
 /**
- * Close an HTTP/2 session with GOAWAY once it has had no stream open for
+ * Close an HTTP/2 session with `goAway` once it has had no stream open for
  * `idleMs`. Unlike a socket timeout, a long call that sends nothing for a
- * while (a quiet Chat) does not count as idle.
+ * while (a quiet Chat) does not count as idle. A balancer may reuse an idle
+ * connection at the very moment it is closed, so it is closed in two steps
+ * like a draining one.
  */
 function closeWhenIdle(
   session: http2.ServerHttp2Session,
   idleMs: number,
+  goAway: (session: http2.ServerHttp2Session) => void,
 ): void {
   if (idleMs <= 0) return;
   let open = 0;
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
-    timer = setTimeout(() => session.close(), idleMs);
+    timer = setTimeout(() => goAway(session), idleMs);
     timer.unref();
   };
   session.on("stream", (stream) => {

@@ -5,7 +5,7 @@ import {
   type EnvelopedMessage,
 } from "@connectrpc/connect/protocol";
 import type { Codec } from "../call.js";
-import type { ChunkSource, EnvelopeReader } from "./envelope-reader.js";
+import type { EnvelopeReader } from "./envelope-reader.js";
 
 type Result = IteratorResult<unknown>;
 
@@ -75,5 +75,3 @@ export class RequestMessages
     return this;
   }
 }
-
-export type { ChunkSource };

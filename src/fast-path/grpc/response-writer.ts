@@ -70,24 +70,31 @@ export class ResponseWriter {
     else this.#stream.end(frame);
   }
 
-  /** Write one message; false when the client is gone and nothing more should be produced. */
-  async write(message: unknown): Promise<boolean> {
-    const frame = await this.#frame(message);
+  /**
+   * Write one message; false when the client is gone and nothing more should
+   * be produced. At once when the stream takes it; a promise while it
+   * compresses or waits for the stream to drain (back-pressure).
+   */
+  write(message: unknown): boolean | Promise<boolean> {
+    const frame = this.#frame(message);
+    if (frame instanceof Promise) return frame.then((f) => this.#send(f));
+    return this.#send(frame);
+  }
+
+  #send(frame: Buffer | undefined): boolean | Promise<boolean> {
     if (frame === undefined) return false;
     this.#sendHeaders();
     if (this.#stream.write(frame)) return true;
-    // Back-pressure: wait until the stream drains or closes.
     const stream = this.#stream;
-    await new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const done = () => {
         stream.off("drain", done);
         stream.off("close", done);
-        resolve();
+        resolve(!this.#gone);
       };
       stream.on("drain", done);
       stream.on("close", done);
     });
-    return !this.#gone;
   }
 
   /** Headers if none went yet, then the trailers, and end the stream. */

@@ -1,0 +1,166 @@
+import { writeSync } from "node:fs";
+import type * as http2 from "node:http2";
+import type * as net from "node:net";
+
+/**
+ * How long each step of closing an HTTP/2 session gracefully waits at most
+ * for the peer, in milliseconds: for the PING ack after the shutdown notice
+ * before the final GOAWAY, for the SETTINGS ack of a session too new to have
+ * had one before the notice, and for room on a socket that a peer is slow
+ * to read. One round trip is what it takes (RFC 9113, 6.8); the bound is for
+ * a peer that does not answer.
+ */
+export const goAwayNoticeMs = 1000;
+
+/**
+ * A GOAWAY frame with last stream id 2^31-1 and NO_ERROR: "this connection
+ * will close, open no new streams on it", refusing none (RFC 9113, 6.8).
+ */
+export const shutdownNotice = Buffer.from([
+  0, 0, 8, 7, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+]);
+
+/** Sessions already being closed by `goAwayInTwoSteps`. */
+const closing = new WeakSet<http2.ServerHttp2Session>();
+
+/**
+ * Close an HTTP/2 session the way RFC 9113, 6.8 advises and grpc-go's
+ * GracefulStop does: first a GOAWAY with the last stream id 2^31-1, which
+ * refuses nothing; then, once a PING sent after it is answered (so every
+ * stream the peer opened before it read the notice has arrived; TCP keeps
+ * order) or `goAwayNoticeMs` passed, the final GOAWAY naming the last stream
+ * taken (`session.close()`); the session closes when those streams are done.
+ * A balancer that put a request on the connection just before it learned of
+ * the shutdown gets it served, not refused.
+ *
+ * Node has no shutdown notice: `session.goaway(0, 2 ** 31 - 1)` goes through
+ * nghttp2_submit_goaway, and once any such GOAWAY is sent nghttp2 silently
+ * ignores every new stream, whatever last stream id it announced (only
+ * nghttp2_submit_shutdown_notice does not, and Node does not expose it); the
+ * final GOAWAY then refuses those streams after all. So the notice is written
+ * as raw bytes on `socket`, the session's TCP socket, and nghttp2 never
+ * learns of it. Without `socket` (a TLS session, whose bytes only nghttp2's
+ * TLS stream may write) there is no notice, only the PING round trip before
+ * the final GOAWAY.
+ */
+export function goAwayInTwoSteps(
+  session: http2.ServerHttp2Session,
+  socket: net.Socket | undefined,
+): void {
+  if (session.closed || session.destroyed || closing.has(session)) return;
+  closing.add(session);
+  const final = () => {
+    if (!session.closed && !session.destroyed) session.close();
+  };
+  const pingThenFinal = () => {
+    const timer = setTimeout(final, goAwayNoticeMs);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      final();
+    };
+    try {
+      if (!session.ping(done)) done();
+    } catch {
+      done();
+    }
+  };
+  // The notice must not overtake the server's SETTINGS, the first frame it
+  // sends (RFC 9113, 3.4): Node writes them a moment after it makes a
+  // session, so a session whose SETTINGS the peer has not yet acknowledged
+  // may not have sent them. Its streams are all taken meanwhile.
+  whenSettingsAcknowledged(session, () => {
+    if (session.closed || session.destroyed) return;
+    if (socket === undefined) {
+      pingThenFinal();
+      return;
+    }
+    writeNotice(socket, (written) => {
+      if (written) pingThenFinal();
+      else final();
+    });
+  });
+}
+
+function whenSettingsAcknowledged(
+  session: http2.ServerHttp2Session,
+  then: () => void,
+): void {
+  if (!session.pendingSettingsAck) {
+    then();
+    return;
+  }
+  const go = () => {
+    clearTimeout(timer);
+    session.off("localSettings", go);
+    then();
+  };
+  const timer = setTimeout(go, goAwayNoticeMs);
+  timer.unref();
+  session.once("localSettings", go);
+}
+
+/** What a TCP socket's handle offers (Node's TCPWrap; not part of its documented API). */
+interface TcpHandle {
+  fd?: number;
+  /** Bytes libuv has queued for the socket and not yet handed to the kernel. */
+  writeQueueSize?: number;
+}
+
+/**
+ * Write the shutdown notice on `socket` between two of nghttp2's writes,
+ * then call `done(true)`; `done(false)` if it cannot within `goAwayNoticeMs`
+ * (exported for its test).
+ *
+ * The bytes go straight to the file descriptor, synchronously, and only
+ * when libuv has nothing of nghttp2's queued, so they land between whole
+ * frames. Not through `socket.write()`: the HTTP/2 session owns the
+ * socket's stream, and a write of someone else's that completes later
+ * reaches the session as if it were its own (Node aborts on that).
+ */
+export function writeNotice(
+  socket: net.Socket,
+  done: (written: boolean) => void,
+): void {
+  const handle = (socket as unknown as { _handle?: TcpHandle })._handle;
+  const deadline = performance.now() + goAwayNoticeMs;
+  const attempt = () => {
+    const fd = handle?.fd;
+    if (socket.destroyed || fd === undefined || fd < 0) return done(false);
+    if (handle?.writeQueueSize === 0) {
+      const written = writeSome(fd, 0);
+      if (written === shutdownNotice.length) return done(true);
+      // The connection is broken; the session learns it on its own.
+      if (written < 0) return done(false);
+      if (written > 0) {
+        // Part of a frame is out: the rest must follow before any other
+        // byte. A peer with so little room left is hardly reading; wait
+        // for it a moment, holding everything else back, or give up on it.
+        const until = performance.now() + 50;
+        let sent = written;
+        while (sent < shutdownNotice.length && performance.now() < until) {
+          const more = writeSome(fd, sent);
+          if (more < 0) break;
+          sent += more;
+        }
+        if (sent < shutdownNotice.length) socket.destroy();
+        return done(sent === shutdownNotice.length);
+      }
+    }
+    if (performance.now() > deadline) return done(false);
+    setTimeout(attempt, 5).unref();
+  };
+  attempt();
+}
+
+/**
+ * Write the notice from `offset` on: how many bytes the kernel took, 0 when
+ * its buffer is full, -1 when the connection is broken (EPIPE, ECONNRESET...).
+ */
+function writeSome(fd: number, offset: number): number {
+  try {
+    return writeSync(fd, shutdownNotice, offset);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EAGAIN" ? 0 : -1;
+  }
+}

@@ -1,0 +1,388 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as net from "node:net";
+import { test } from "node:test";
+import * as tls from "node:tls";
+import {
+  goAwayNoticeMs,
+  shutdownNotice,
+  writeNotice,
+} from "../src/transport/goaway.js";
+import {
+  describe,
+  type Frame,
+  frameType,
+  goawayLastStreamId,
+  RawH2Client,
+} from "./support/h2-frames.js";
+import { envelope, helloRequest } from "./support/raw.js";
+import { startTestServer } from "./support/server.js";
+import { selfSignedCert } from "./support/tls.js";
+
+/**
+ * These tests speak HTTP/2 frame by frame, as a balancer does that keeps a
+ * connection to the server and has not yet read its GOAWAY: it sends a
+ * request after the server's first GOAWAY was written. RFC 9113, 6.8: a
+ * server shutting down gracefully first sends a GOAWAY with the last stream
+ * id 2^31-1, and only after a round trip the GOAWAY naming the last stream it
+ * took, so that no request in flight is refused.
+ */
+
+const notice = 2 ** 31 - 1;
+const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
+const isGoaway = (f: Frame) => f.type === frameType.goaway;
+const isFinalGoaway = (f: Frame) =>
+  f.type === frameType.goaway && goawayLastStreamId(f) !== notice;
+const isPing = (f: Frame) => f.type === frameType.ping && !(f.flags & 1);
+const endsStream = (id: number) => (f: Frame) =>
+  f.streamId === id &&
+  (f.type === frameType.rstStream ||
+    (f.type === frameType.headers && (f.flags & 1) === 1));
+
+/** Send SayHello(`name`) on `streamId` and wait for the stream's end; fails unless it was answered in full. */
+async function sayHello(
+  client: RawH2Client,
+  streamId: number,
+  name: string,
+): Promise<void> {
+  client.request(
+    streamId,
+    "/Greeter/SayHello",
+    grpcHeaders,
+    envelope(helloRequest(name)),
+  );
+  await answered(client, streamId, name);
+}
+
+/** Wait for the end of `streamId`; fails unless it ended with trailers after the reply to `name`. */
+async function answered(
+  client: RawH2Client,
+  streamId: number,
+  name: string,
+): Promise<void> {
+  const end = await client.next(endsStream(streamId));
+  assert.equal(
+    end.type,
+    frameType.headers,
+    `stream ${streamId} was reset: ${describe(end)}`,
+  );
+  assert.match(client.data(streamId).toString("latin1"), new RegExp(name));
+}
+
+test("shutdown() first sends a GOAWAY that refuses no stream; a request sent right after it is served, and the final GOAWAY follows the PING ack and names it", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const client = await RawH2Client.connect(server.url);
+  t.after(() => client.socket.destroy());
+  await sayHello(client, 1, "first");
+  const result = server.shutdown(5000);
+  const first = await client.next(isGoaway);
+  assert.equal(goawayLastStreamId(first), notice, describe(first));
+  // What a balancer does that picked this connection before reading the GOAWAY.
+  client.request(
+    3,
+    "/Greeter/SayHello",
+    grpcHeaders,
+    envelope(helloRequest("late")),
+  );
+  const ping = await client.next(isPing);
+  assert.equal(
+    client.frames.filter(isGoaway).length,
+    1,
+    "no final GOAWAY before the PING is answered",
+  );
+  client.ackPing(ping);
+  const final = await client.next(isFinalGoaway);
+  assert.equal(goawayLastStreamId(final), 3, describe(final));
+  await answered(client, 3, "Hello, late!");
+  await client.closed;
+  await result;
+  t.diagnostic(
+    `frames from the server after shutdown(): ${client.frames
+      .filter((f) => f.at >= first.at)
+      .map(describe)
+      .join(", ")}`,
+  );
+});
+
+test("a peer that does not answer the PING gets the final GOAWAY goAwayNoticeMs after the first one", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const client = await RawH2Client.connect(server.url);
+  t.after(() => client.socket.destroy());
+  await sayHello(client, 1, "first");
+  void server.shutdown(5000);
+  const first = await client.next(isGoaway);
+  const final = await client.next(isFinalGoaway);
+  assert.equal(goawayLastStreamId(final), 1);
+  const waited = final.at - first.at;
+  t.diagnostic(`final GOAWAY ${Math.round(waited)} ms after the first`);
+  assert.ok(
+    waited >= goAwayNoticeMs * 0.9 && waited < goAwayNoticeMs + 3000,
+    `${waited} ms`,
+  );
+});
+
+test("a connection accepted before shutdown() whose HTTP/2 preface comes after it gets its SETTINGS first, then the two GOAWAYs, and its request served", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const client = await RawH2Client.connect(server.url, { preface: false });
+  t.after(() => client.socket.destroy());
+  await waitFor(() => server.listener.sockets.size === 1);
+  const result = server.shutdown(5000);
+  assert.equal(await connectError(server.url), "ECONNREFUSED");
+  // The session is made only now, after the drain began.
+  client.sendPreface();
+  client.request(
+    1,
+    "/Greeter/SayHello",
+    grpcHeaders,
+    envelope(helloRequest("just in time")),
+  );
+  const ping = await client.next(isPing);
+  client.ackPing(ping);
+  await answered(client, 1, "Hello, just in time!");
+  const final = await client.next(isFinalGoaway);
+  assert.equal(goawayLastStreamId(final), 1);
+  const sequence = client.frames.map(describe);
+  assert.equal(sequence[0], "SETTINGS", sequence.join(", "));
+  assert.equal(
+    goawayLastStreamId(await client.next(isGoaway)),
+    notice,
+    sequence.join(", "),
+  );
+  await client.closed;
+  assert.equal((await result).connectionsDestroyed, 0);
+});
+
+test("an HTTP/2 connection closed for being idle is closed in the same two steps: a request sent right after the first GOAWAY is served", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, { idleTimeoutMs: 300 });
+  const client = await RawH2Client.connect(server.url);
+  t.after(() => client.socket.destroy());
+  await sayHello(client, 1, "first");
+  const answeredAt = performance.now();
+  const first = await client.next(isGoaway);
+  assert.equal(goawayLastStreamId(first), notice, describe(first));
+  assert.ok(first.at - answeredAt >= 250, `${first.at - answeredAt} ms`);
+  client.request(
+    3,
+    "/Greeter/SayHello",
+    grpcHeaders,
+    envelope(helloRequest("reused")),
+  );
+  client.ackPing(await client.next(isPing));
+  await answered(client, 3, "Hello, reused!");
+  const final = await client.next(isFinalGoaway);
+  assert.equal(goawayLastStreamId(final), 3);
+  await client.closed;
+});
+
+test("over TLS, where the server cannot write a notice beside nghttp2, the final GOAWAY still waits for a PING round trip", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, { tls: selfSignedCert() });
+  const { port } = new URL(server.url);
+  const socket = tls.connect({
+    host: "127.0.0.1",
+    port: Number(port),
+    ALPNProtocols: ["h2"],
+    rejectUnauthorized: false,
+  });
+  await once(socket, "secureConnect");
+  assert.equal(socket.alpnProtocol, "h2");
+  const client = RawH2Client.over(socket);
+  t.after(() => socket.destroy());
+  await sayHello(client, 1, "first");
+  const result = server.shutdown(5000);
+  const ping = await client.next(isPing);
+  // Frames written together arrive together: a GOAWAY sent with the PING
+  // would have been parsed by now.
+  assert.equal(client.frames.filter(isGoaway).length, 0);
+  client.ackPing(ping);
+  const final = await client.next(isGoaway);
+  assert.equal(goawayLastStreamId(final), 1, describe(final));
+  await client.closed;
+  await result;
+});
+
+/** Resolves once `condition()` holds, checked on each turn of the event loop (at most 10 s). */
+async function waitFor(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition never held");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function connectError(url: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve("connected");
+    });
+    socket.once("error", (e: NodeJS.ErrnoException) =>
+      resolve(e.code ?? e.message),
+    );
+  });
+}
+
+test("HTTP/1.1 has no GOAWAY: during a drain a request on an idle keep-alive connection is answered with Connection: close, and idle connections close goAwayNoticeMs after the drain began", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  const { port } = new URL(server.url);
+  const sayHello = (socket: net.Socket, name: string) => {
+    const body = JSON.stringify({ name });
+    socket.write(
+      `POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+  };
+  const connect = async () => {
+    const socket = net.connect(Number(port), "127.0.0.1");
+    t.after(() => socket.destroy());
+    await once(socket, "connect");
+    let received = "";
+    socket.setEncoding("latin1").on("data", (d: string) => {
+      received += d;
+    });
+    const closed = once(socket, "close").then(() => performance.now());
+    return { socket, received: () => received, closed };
+  };
+  const reused = await connect();
+  const idle = await connect();
+  for (const [c, name] of [
+    [reused, "first"],
+    [idle, "idle"],
+  ] as const) {
+    sayHello(c.socket, name);
+    await waitFor(() => c.received().includes(`Hello, ${name}!`));
+  }
+  const drainAt = performance.now();
+  const result = server.shutdown(5000);
+  // What a balancer does that picked this connection as the drain began.
+  sayHello(reused.socket, "reused");
+  await reused.closed;
+  const second = reused.received().split("HTTP/1.1 200 OK")[2] ?? "";
+  assert.match(second, /connection: close/i, reused.received());
+  assert.match(second, /Hello, reused!/);
+  const idleClosedAfter = (await idle.closed) - drainAt;
+  t.diagnostic(
+    `the idle connection closed ${Math.round(idleClosedAfter)} ms after the drain began`,
+  );
+  assert.ok(
+    idleClosedAfter >= goAwayNoticeMs * 0.9 &&
+      idleClosedAfter < goAwayNoticeMs + 3000,
+    `${idleClosedAfter} ms`,
+  );
+  assert.equal((await result).connectionsDestroyed, 0);
+});
+
+test("HTTP/1.1: a connection whose response was under way when the drain began stays open after it a moment, and a request sent right after that response is answered with Connection: close", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, { streamIntervalMs: 100 });
+  const { port } = new URL(server.url);
+  const socket = net.connect(Number(port), "127.0.0.1");
+  t.after(() => socket.destroy());
+  await once(socket, "connect");
+  let received = "";
+  socket.setEncoding("latin1").on("data", (d: string) => {
+    received += d;
+  });
+  const closed = once(socket, "close");
+  const stream = envelope(Buffer.from(JSON.stringify({ name: "s" })));
+  socket.write(
+    `POST /Greeter/StreamHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nContent-Length: ${stream.length}\r\n\r\n`,
+  );
+  socket.write(stream);
+  await waitFor(() => received.includes("Hello s, message 0"));
+  const result = server.shutdown(5000);
+  // The stream's response ends (its headers said keep-alive); a balancer
+  // puts the next request on the connection at once.
+  await waitFor(() => received.includes("0\r\n\r\n"));
+  const body = '{"name":"next"}';
+  socket.write(
+    `POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  await closed;
+  const second = received.split("HTTP/1.1 200 OK")[2] ?? "";
+  assert.match(second, /connection: close/i, received);
+  assert.match(second, /Hello, next!/);
+  assert.equal((await result).connectionsDestroyed, 0);
+});
+
+test("the notice goes out only between whole writes: while a socket has writes queued it waits, then follows them byte for byte; on a socket that never drains it gives up after goAwayNoticeMs and writes nothing", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as net.AddressInfo;
+  /** A connection whose reader has stopped, with writes queued behind its full buffers. */
+  const stalled = async () => {
+    const reader = net.connect(port, "127.0.0.1");
+    t.after(() => reader.destroy());
+    reader.pause();
+    const [writer] = (await once(server, "connection")) as [net.Socket];
+    t.after(() => writer.destroy());
+    const handle = (
+      writer as unknown as { _handle: { writeQueueSize: number } }
+    )._handle;
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    while (handle.writeQueueSize === 0) {
+      writer.write(chunk);
+      sent += chunk.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const received: Buffer[] = [];
+    reader.on("data", (d: Buffer) => received.push(d));
+    reader.pause();
+    const all = async () => {
+      writer.end();
+      reader.resume();
+      await once(reader, "end");
+      return Buffer.concat(received);
+    };
+    return { reader, writer, sent, all };
+  };
+
+  const drained = await stalled();
+  const written = new Promise<boolean>((resolve) =>
+    writeNotice(drained.writer, resolve),
+  );
+  drained.reader.resume();
+  assert.equal(await written, true);
+  const bytes = await drained.all();
+  assert.equal(bytes.length, drained.sent + shutdownNotice.length);
+  assert.equal(
+    bytes.subarray(0, drained.sent).every((b) => b === 0x61),
+    true,
+  );
+  assert.deepEqual(bytes.subarray(drained.sent), shutdownNotice);
+
+  const never = await stalled();
+  const started = performance.now();
+  const gaveUp = await new Promise<boolean>((resolve) =>
+    writeNotice(never.writer, resolve),
+  );
+  const waited = performance.now() - started;
+  assert.equal(gaveUp, false);
+  assert.ok(
+    waited >= goAwayNoticeMs * 0.9 && waited < goAwayNoticeMs + 3000,
+    `${waited} ms`,
+  );
+  const rest = await never.all();
+  assert.equal(rest.length, never.sent);
+  assert.equal(
+    rest.every((b) => b === 0x61),
+    true,
+  );
+});

@@ -1,0 +1,422 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import {
+  chmodSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Host, prefix } from "./netns.js";
+import { projectRoot } from "./server-process.js";
+
+/** The port every replica serves on, each on its own address. */
+export const replicaPort = 50051;
+/** The admin (metrics) port of every replica. */
+export const replicaAdminPort = 9464;
+
+/** A connect-greeter process running in a host's namespace. */
+export interface Replica {
+  readonly host: Host;
+  /** The API URL, http://<address>:50051. */
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Resolves when the process exits. */
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  /** Everything it printed, stdout and stderr. */
+  output(): string;
+}
+
+/**
+ * Start the server (`node --import tsx src/main.ts`, as `npm start` does) in
+ * `host`'s namespace on the replica ports, and resolve once it printed its
+ * ready line. The caller stops it (`stopReplica`) or it is killed with its
+ * namespace.
+ */
+export async function startReplica(
+  host: Host,
+  env: Record<string, string>,
+): Promise<Replica> {
+  const child = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      host.ns,
+      process.execPath,
+      "--import",
+      "tsx",
+      "src/main.ts",
+    ],
+    {
+      cwd: projectRoot,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        HOST: host.address,
+        PORT: String(replicaPort),
+        ADMIN_PORT: String(replicaAdminPort),
+        LOG_LEVEL: "warn",
+        ...env,
+      },
+    },
+  );
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    output += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    output += d;
+  });
+  const exited = once(child, "exit").then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as string | null,
+  }));
+  await new Promise<void>((resolve, reject) => {
+    const onData = () => {
+      if (/listening on/.test(output)) {
+        child.stdout.off("data", onData);
+        resolve();
+      }
+    };
+    child.stdout.on("data", onData);
+    void exited.then(({ code, signal }) =>
+      reject(
+        new Error(
+          `replica in ${host.ns} exited (${code ?? signal}) before listening:\n${output}`,
+        ),
+      ),
+    );
+  });
+  return {
+    host,
+    url: `http://${host.address}:${replicaPort}`,
+    child,
+    exited,
+    output: () => output,
+  };
+}
+
+/** SIGTERM a replica and resolve with its exit once it has drained. */
+export async function stopReplica(
+  replica: Replica,
+): Promise<{ code: number | null; signal: string | null }> {
+  replica.child.kill("SIGTERM");
+  return replica.exited;
+}
+
+/** `grpc_server_handled_total` of a replica, summed over its labels (calls it finished). */
+export async function handledCalls(host: Host): Promise<number> {
+  const res = await fetch(`http://${host.address}:${replicaAdminPort}/metrics`);
+  const text = await res.text();
+  let sum = 0;
+  for (const m of text.matchAll(
+    /^grpc_server_handled_total\{[^}]*\} (\S+)$/gm,
+  )) {
+    sum += Number(m[1]);
+  }
+  return sum;
+}
+
+/** The nginx configuration shipped for users. */
+export const shippedNginxConfig = join(
+  projectRoot,
+  "deploy/nginx/greeter.conf",
+);
+
+/** One request as nginx logged it. */
+export interface AccessLogEntry {
+  /** When it ended (Date.now() scale, milliseconds). */
+  at: number;
+  /** The status sent to the client. */
+  status: number;
+  /** Each upstream tried, in order ("address:port"). */
+  upstreams: string[];
+  /** The status each upstream attempt ended with ("502", "504" for a connect timeout...). */
+  upstreamStatuses: string[];
+  /** Seconds each attempt took to connect ("-" when it did not). */
+  connectTimes: string[];
+}
+
+/** An nginx started for a test. */
+export interface Nginx {
+  /** http://127.0.0.1:<port> of the HTTP/2 (h2c) listener. */
+  readonly h2Url: string;
+  /** http://127.0.0.1:<port> of the HTTP/1.1 listener. */
+  readonly h1Url: string;
+  /** The configuration file nginx runs (the shipped one, addresses and ports replaced). */
+  readonly config: string;
+  readonly dir: string;
+  /** The master process's pid (its workers are its children). */
+  readonly pid: number;
+  /** nginx's error log so far. */
+  errorLog(): string;
+  /** nginx's access log so far, one entry per request. */
+  accessLog(): AccessLogEntry[];
+  /** Stop nginx (fast shutdown) and remove its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Render the shipped configuration for `hosts`: the upstreams' server lines
+ * point at the replicas, the listeners at free ports on 127.0.0.1.
+ */
+export function renderNginxConfig(
+  shipped: string,
+  hosts: readonly Host[],
+  ports: { h2: number; h1: number },
+): string {
+  const servers = (indent: string, options: string) =>
+    hosts
+      .map((h) => `${indent}server ${h.address}:${replicaPort}${options}`)
+      .join("\n");
+  // Each run of server lines with the same parameters becomes one line per host.
+  return shipped
+    .replace(
+      /^([ \t]*)server \d+\.\d+\.\d+\.\d+:\d+([^\n]*)\n(?:\1server \d+\.\d+\.\d+\.\d+:\d+\2\n)*/gm,
+      (_all, indent: string, options: string) =>
+        `${servers(indent, options)}\n`,
+    )
+    .replace(
+      /^(\s*)listen 8080 http2;/m,
+      `$1listen 127.0.0.1:${ports.h2} http2;`,
+    )
+    .replace(/^(\s*)listen 8081;/m, `$1listen 127.0.0.1:${ports.h1};`);
+}
+
+/**
+ * Start nginx in this namespace with the shipped configuration rendered for
+ * `hosts`, in a temporary directory of its own (pid file, logs, temp files),
+ * and resolve once both listeners accept connections.
+ */
+export async function startNginx(
+  hosts: readonly Host[],
+  options: { shipped?: string; errorLogLevel?: string } = {},
+): Promise<Nginx> {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-nginx-`));
+  // nginx's workers run as an unprivileged user and need to reach their temp directories.
+  chmodSync(dir, 0o755);
+  const ports = { h2: await freePort(), h1: await freePort() };
+  const config = renderNginxConfig(
+    options.shipped ?? readFileSync(shippedNginxConfig, "utf8"),
+    hosts,
+    ports,
+  );
+  writeFileSync(join(dir, "greeter.conf"), config);
+  writeFileSync(
+    join(dir, "nginx.conf"),
+    `# The machine-wide part a Debian nginx has in /etc/nginx/nginx.conf, with every path in ${dir}.
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log ${options.errorLogLevel ?? "warn"};
+worker_processes 2;
+events {
+    worker_connections 4096;
+}
+http {
+    client_body_temp_path ${dir}/body;
+    proxy_temp_path ${dir}/proxy;
+    fastcgi_temp_path ${dir}/fastcgi;
+    uwsgi_temp_path ${dir}/uwsgi;
+    scgi_temp_path ${dir}/scgi;
+    log_format timed '$msec|$status|$upstream_addr|$upstream_status|$upstream_connect_time|$request_time|$request_uri';
+    access_log ${dir}/access.log timed;
+    include ${dir}/greeter.conf;
+}
+`,
+  );
+  const child = spawn(
+    "nginx",
+    ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"],
+    { detached: true, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const exited = once(child, "exit");
+  const read = (name: string) => {
+    try {
+      return readFileSync(join(dir, name), "utf8");
+    } catch {
+      return "";
+    }
+  };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const bound = setTimeout(() => killGroup(child), 5000);
+      await exited;
+      clearTimeout(bound);
+    }
+    // Workers share the master's process group; none may outlive it.
+    killGroup(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.race([
+      Promise.all([waitForPort(ports.h2), waitForPort(ports.h1)]),
+      exited.then(() => {
+        throw new Error(`nginx exited: ${stderr}${read("error.log")}`);
+      }),
+    ]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    h2Url: `http://127.0.0.1:${ports.h2}`,
+    h1Url: `http://127.0.0.1:${ports.h1}`,
+    config,
+    dir,
+    pid: child.pid as number,
+    errorLog: () => read("error.log"),
+    accessLog: () =>
+      read("access.log")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => {
+          const [msec, status, upstreams, statuses, connectTimes] =
+            line.split("|");
+          const split = (s = "") => s.split(/, | : /);
+          return {
+            at: Number(msec) * 1000,
+            status: Number(status),
+            upstreams: split(upstreams),
+            upstreamStatuses: split(statuses),
+            connectTimes: split(connectTimes),
+          };
+        }),
+    stop,
+  };
+}
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-(child.pid as number), "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/** A TCP port free on 127.0.0.1 a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves once 127.0.0.1:`port` accepts a connection (polled, at most 20 s). */
+async function waitForPort(port: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} never opened`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The HAProxy configuration shipped for users. */
+export const shippedHaproxyConfig = join(
+  projectRoot,
+  "deploy/haproxy/greeter.cfg",
+);
+
+/**
+ * Render the shipped HAProxy configuration for `hosts`: each backend's
+ * server lines point at the replicas, the binds at free ports on 127.0.0.1.
+ */
+export function renderHaproxyConfig(
+  shipped: string,
+  hosts: readonly Host[],
+  ports: { h2: number; h1: number },
+): string {
+  return shipped
+    .replace(
+      /^([ \t]*)server r1 \d+\.\d+\.\d+\.\d+:\d+([^\n]*)\n(?:\1server r\d+ \d+\.\d+\.\d+\.\d+:\d+\2\n)*/gm,
+      (_all, indent: string, options: string) =>
+        `${hosts
+          .map(
+            (h, i) =>
+              `${indent}server r${i + 1} ${h.address}:${replicaPort}${options}`,
+          )
+          .join("\n")}\n`,
+    )
+    .replace(/^(\s*)bind :8080 /m, `$1bind 127.0.0.1:${ports.h2} `)
+    .replace(/^(\s*)bind :8081$/m, `$1bind 127.0.0.1:${ports.h1}`);
+}
+
+/**
+ * Start HAProxy in this namespace with the shipped configuration rendered for
+ * `hosts`, in the foreground, and resolve once both listeners accept
+ * connections. Same interface as `startNginx`; its log goes to `errorLog()`.
+ */
+export async function startHaproxy(
+  hosts: readonly Host[],
+  options: { shipped?: string } = {},
+): Promise<Nginx> {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-haproxy-`));
+  const ports = { h2: await freePort(), h1: await freePort() };
+  const config = renderHaproxyConfig(
+    options.shipped ?? readFileSync(shippedHaproxyConfig, "utf8"),
+    hosts,
+    ports,
+  );
+  const file = join(dir, "haproxy.cfg");
+  writeFileSync(file, config);
+  const child = spawn("haproxy", ["-db", "-f", file], {
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  const append = (d: string) => {
+    log += d;
+  };
+  child.stdout.setEncoding("utf8").on("data", append);
+  child.stderr.setEncoding("utf8").on("data", append);
+  const exited = once(child, "exit");
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const bound = setTimeout(() => killGroup(child), 5000);
+      await exited;
+      clearTimeout(bound);
+    }
+    killGroup(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.race([
+      Promise.all([waitForPort(ports.h2), waitForPort(ports.h1)]),
+      exited.then(() => {
+        throw new Error(`haproxy exited: ${log}`);
+      }),
+    ]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    h2Url: `http://127.0.0.1:${ports.h2}`,
+    h1Url: `http://127.0.0.1:${ports.h1}`,
+    config,
+    dir,
+    pid: child.pid as number,
+    errorLog: () => log,
+    accessLog: () => [],
+    stop,
+  };
+}

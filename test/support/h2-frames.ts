@@ -1,0 +1,226 @@
+import { once } from "node:events";
+import * as net from "node:net";
+
+/** HTTP/2 frame types (RFC 9113, 6). */
+export const frameType = {
+  data: 0,
+  headers: 1,
+  rstStream: 3,
+  settings: 4,
+  ping: 6,
+  goaway: 7,
+  windowUpdate: 8,
+} as const;
+
+const endStream = 0x1;
+const ack = 0x1;
+const endHeaders = 0x4;
+
+/** One frame as it came off the wire. */
+export interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+  /** performance.now() when it was parsed. */
+  at: number;
+}
+
+/** The last stream id of a GOAWAY frame. */
+export function goawayLastStreamId(frame: Frame): number {
+  return frame.payload.readUInt32BE(0) & 0x7fffffff;
+}
+
+/** A frame in the notation of the reports: `GOAWAY last=3 NO_ERROR`, `DATA s=1 END_STREAM`... */
+export function describe(frame: Frame): string {
+  const names = Object.fromEntries(
+    Object.entries(frameType).map(([k, v]) => [v, k.toUpperCase()]),
+  ) as Record<number, string>;
+  const name = names[frame.type] ?? `TYPE${frame.type}`;
+  if (frame.type === frameType.goaway) {
+    return `GOAWAY last=${goawayLastStreamId(frame)} code=${frame.payload.readUInt32BE(4)}`;
+  }
+  if (frame.type === frameType.ping || frame.type === frameType.settings) {
+    return `${name}${frame.flags & ack ? " ACK" : ""}`;
+  }
+  if (frame.type === frameType.rstStream) {
+    return `RST_STREAM s=${frame.streamId} code=${frame.payload.readUInt32BE(0)}`;
+  }
+  return `${name} s=${frame.streamId}${frame.flags & endStream ? " END_STREAM" : ""}`;
+}
+
+/**
+ * An HTTP/2 client that speaks frames by hand over a plain socket, so a test
+ * can do what no HTTP/2 library does on purpose: keep opening streams after
+ * a GOAWAY, as a balancer does that has not read it yet, and answer PINGs
+ * only when it chooses to. SETTINGS are acknowledged at once.
+ */
+export class RawH2Client {
+  readonly frames: Frame[] = [];
+  readonly socket: net.Socket;
+  /** Resolves when the socket has closed. */
+  readonly closed: Promise<void>;
+  #buffered = Buffer.alloc(0);
+  #waiters: { match: (f: Frame) => boolean; resolve: (f: Frame) => void }[] =
+    [];
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on("error", () => {});
+    this.closed = once(socket, "close").then(() => undefined);
+    socket.on("data", (chunk: Buffer) => this.#read(chunk));
+  }
+
+  /** Connect with prior knowledge (h2c), and send the preface and an empty SETTINGS unless told not to. */
+  static async connect(
+    url: string,
+    options: { preface?: boolean } = {},
+  ): Promise<RawH2Client> {
+    const { hostname, port } = new URL(url);
+    const socket = net.connect(Number(port), hostname);
+    await once(socket, "connect");
+    const client = new RawH2Client(socket);
+    if (options.preface ?? true) client.sendPreface();
+    return client;
+  }
+
+  /** Speak HTTP/2 on a socket already connected (a TLS socket that negotiated h2), sending the preface. */
+  static over(socket: net.Socket): RawH2Client {
+    const client = new RawH2Client(socket);
+    client.sendPreface();
+    return client;
+  }
+
+  /** The client connection preface and an empty SETTINGS frame (RFC 9113, 3.4). */
+  sendPreface(): void {
+    this.socket.write(
+      Buffer.concat([
+        Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"),
+        frame(frameType.settings, 0, 0, Buffer.alloc(0)),
+      ]),
+    );
+  }
+
+  /** Send a POST on `streamId`: HEADERS, then DATA with `body` ending the stream. */
+  request(
+    streamId: number,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer,
+  ): void {
+    const block = Buffer.concat(
+      Object.entries({
+        ":method": "POST",
+        ":scheme": "http",
+        ":path": path,
+        ":authority": "localhost",
+        ...headers,
+      }).map(([name, value]) => literal(name, value)),
+    );
+    this.socket.write(
+      Buffer.concat([
+        frame(frameType.headers, endHeaders, streamId, block),
+        frame(frameType.data, endStream, streamId, body),
+      ]),
+    );
+  }
+
+  /** Acknowledge a PING the server sent. */
+  ackPing(ping: Frame): void {
+    this.socket.write(frame(frameType.ping, ack, 0, ping.payload));
+  }
+
+  /** Resolves with the first frame, already seen or still to come, that `match` accepts; rejects if the socket closes first. */
+  next(match: (f: Frame) => boolean): Promise<Frame> {
+    const seen = this.frames.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ match, resolve });
+      void this.closed.then(() =>
+        reject(
+          new Error(
+            `connection closed; frames seen: ${this.frames.map(describe).join(", ")}`,
+          ),
+        ),
+      );
+    });
+  }
+
+  /** The DATA the server sent on `streamId`, concatenated. */
+  data(streamId: number): Buffer {
+    return Buffer.concat(
+      this.frames
+        .filter((f) => f.type === frameType.data && f.streamId === streamId)
+        .map((f) => f.payload),
+    );
+  }
+
+  #read(chunk: Buffer): void {
+    this.#buffered = Buffer.concat([this.#buffered, chunk]);
+    while (this.#buffered.length >= 9) {
+      const length = this.#buffered.readUIntBE(0, 3);
+      if (this.#buffered.length < 9 + length) return;
+      const f: Frame = {
+        type: this.#buffered[3] as number,
+        flags: this.#buffered[4] as number,
+        streamId: this.#buffered.readUInt32BE(5) & 0x7fffffff,
+        payload: Buffer.from(this.#buffered.subarray(9, 9 + length)),
+        at: performance.now(),
+      };
+      this.#buffered = this.#buffered.subarray(9 + length);
+      this.frames.push(f);
+      if (f.type === frameType.settings && !(f.flags & ack)) {
+        this.socket.write(frame(frameType.settings, ack, 0, Buffer.alloc(0)));
+      }
+      for (const w of [...this.#waiters]) {
+        if (w.match(f)) {
+          this.#waiters.splice(this.#waiters.indexOf(w), 1);
+          w.resolve(f);
+        }
+      }
+    }
+  }
+}
+
+/** A frame: 9-byte header (length, type, flags, stream id), then the payload. */
+function frame(
+  type: number,
+  flags: number,
+  streamId: number,
+  payload: Buffer,
+): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(streamId, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** An HPACK literal header field without indexing, new name, no Huffman coding (RFC 7541, 6.2.2). */
+function literal(name: string, value: string): Buffer {
+  return Buffer.concat([
+    Buffer.from([0]),
+    hpackString(name),
+    hpackString(value),
+  ]);
+}
+
+function hpackString(s: string): Buffer {
+  const bytes = Buffer.from(s, "latin1");
+  return Buffer.concat([hpackInteger(bytes.length, 7), bytes]);
+}
+
+/** An HPACK integer with an N-bit prefix (RFC 7541, 5.1), the prefix's other bits zero. */
+function hpackInteger(n: number, prefixBits: number): Buffer {
+  const max = 2 ** prefixBits - 1;
+  if (n < max) return Buffer.from([n]);
+  const out = [max];
+  let rest = n - max;
+  while (rest >= 128) {
+    out.push((rest % 128) + 128);
+    rest = Math.floor(rest / 128);
+  }
+  out.push(rest);
+  return Buffer.from(out);
+}
