@@ -90,6 +90,7 @@ export const groups: readonly Group[] = [
     testFiles: [
       "test/listener.test.ts",
       "test/limits.test.ts",
+      "test/goaway.test.ts",
       "test/protocols.test.ts",
       "test/shutdown.test.ts",
     ],
@@ -98,9 +99,18 @@ export const groups: readonly Group[] = [
   },
   {
     name: "shutdown",
-    about: "shutdown: the drain, its grace period, the calls in flight",
-    mutate: files("src/lifecycle/shutdown.ts", "src/calls/inflight.ts"),
-    testFiles: ["test/drain.test.ts", "test/shutdown.test.ts"],
+    about:
+      "shutdown: the drain, its grace period, the two-step GOAWAY, the calls in flight",
+    mutate: files(
+      "src/lifecycle/shutdown.ts",
+      "src/transport/goaway.ts",
+      "src/calls/inflight.ts",
+    ),
+    testFiles: [
+      "test/drain.test.ts",
+      "test/goaway.test.ts",
+      "test/shutdown.test.ts",
+    ],
     coverageAnalysis: "perTest",
     skipTests: ["compiled entry point"],
   },
