@@ -50,6 +50,7 @@ export const groups: readonly Group[] = [
     mutate: files("src/fast-path/**/*.ts"),
     testFiles: [
       "test/envelope-reader.test.ts",
+      "test/request-body.test.ts",
       "test/response-writer.test.ts",
       "test/fast-path-handlers.test.ts",
       "test/fast-path.test.ts",

@@ -3,12 +3,16 @@ import { once } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { type TestContext, test } from "node:test";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   type ConnectRouter,
   type ContextValues,
+  createClient,
   createContextKey,
+  createContextValues,
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
@@ -17,12 +21,13 @@ import {
   createConnectTransport,
   createGrpcTransport,
 } from "@connectrpc/connect-node";
-import { Greeter } from "../gen/helloworld_pb.js";
+import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { connectionKey, connectionValues } from "../src/calls/connection.js";
 import { endOnAbort } from "../src/calls/end-on-abort.js";
 import { FastPath, type FastPathOptions } from "../src/fast-path/router.js";
 import { createGreeter } from "../src/services/greeter.js";
 import { claimStreams } from "../src/transport/listener.js";
+import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,
   envelopes,
@@ -30,6 +35,45 @@ import {
   helloRequest,
   rawH2,
 } from "./support/raw.js";
+import { startTestServer } from "./support/server.js";
+import { selfSignedCert } from "./support/tls.js";
+
+const tlsCert = selfSignedCert();
+
+/** Resolves once `check` is true; fails after `ms`. */
+async function until(
+  what: string,
+  check: () => boolean,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** What `promise` resolves to; fails as soon as `ms` have passed without it. */
+async function within<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${what} took over ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 // What a handler sees and what the application's interceptors do, on the
 // fast path and through connect's handlers: the same, seen from inside the
@@ -611,4 +655,651 @@ test("a handler that ignores its deadline is cut off at the client's timeout wit
     ],
   });
   assert.deepEqual(answers[0], answers[1]);
+});
+
+test("a handler's signal is one object, aborts when its call is over with an AbortError, and is already aborted when first read after the end", async (t) => {
+  const results = [];
+  for (const enabled of [true, false]) {
+    const seen: Record<string, unknown> = {};
+    const contexts: HandlerContext[] = [];
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        sayHello(req, ctx) {
+          contexts.push(ctx);
+          if (req.name === "never") {
+            // Never answers; its signal is not looked at while it runs.
+            return new Promise<never>(() => {});
+          }
+          // A getter: read twice, the same signal.
+          const first = ctx.signal;
+          seen.same = first === ctx.signal;
+          seen.during = ctx.signal.aborted;
+          return { message: req.name };
+        },
+      }),
+    );
+    await rawH2(url, {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("s"))],
+    });
+    const signal = contexts[0]?.signal;
+    await until("the call's end", () => signal?.aborted === true);
+    const reason = signal?.reason as DOMException;
+    seen.after = [reason.name, reason.message];
+    // The client has its answer: the call is over before anyone asks for
+    // its signal.
+    const res = await rawH2(url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        ...grpcHeaders,
+        "grpc-timeout": "100m",
+      },
+      body: [envelope(helloRequest("never"))],
+    });
+    assert.equal(res.trailers["grpc-status"], String(Code.DeadlineExceeded));
+    const late = contexts[1]?.signal;
+    seen.firstLookAfterEnd = [
+      late?.aborted,
+      ConnectError.from(late?.reason).code,
+    ];
+    results.push(seen);
+  }
+  assert.deepEqual(results[0], {
+    same: true,
+    during: false,
+    after: ["AbortError", "This operation was aborted"],
+    firstLookAfterEnd: [true, Code.DeadlineExceeded],
+  });
+  assert.deepEqual(results[0], results[1]);
+});
+
+test("an asynchronous unary handler's partial answer is completed into a full message, on both paths", async (t) => {
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        // A partial message (no $typeName), after an await.
+        async sayHello(req) {
+          await Promise.resolve();
+          return { message: `async ${req.name}` };
+        },
+      }),
+    );
+    const res = await rawH2(url, {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("a"))],
+    });
+    answers.push([
+      res.trailers["grpc-status"],
+      envelopes(res.body).map((m) => helloReply(m.data).message),
+    ]);
+  }
+  assert.deepEqual(answers[0], ["0", ["async a"]]);
+  assert.deepEqual(answers[0], answers[1]);
+});
+
+test("a call whose deadline passed before its asynchronous handler answered fails with DEADLINE_EXCEEDED, whether the handler succeeds or fails", async (t) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on("unhandledRejection", onUnhandled);
+  t.after(() => process.off("unhandledRejection", onUnhandled));
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        async sayHello(req) {
+          if (req.name === "fail") throw new Error("failed after the deadline");
+          return { message: req.name };
+        },
+      }),
+    );
+    for (const name of ["ok", "fail"]) {
+      const res = await rawH2(url, {
+        headers: {
+          ":path": "/Greeter/SayHello",
+          ...grpcHeaders,
+          "grpc-timeout": "0m",
+        },
+        body: [envelope(helloRequest(name))],
+      });
+      answers.push([
+        enabled,
+        name,
+        res.trailers["grpc-status"],
+        res.body.length,
+      ]);
+    }
+  }
+  assert.deepEqual(answers, [
+    [true, "ok", String(Code.DeadlineExceeded), 0],
+    [true, "fail", String(Code.DeadlineExceeded), 0],
+    [false, "ok", String(Code.DeadlineExceeded), 0],
+    [false, "fail", String(Code.DeadlineExceeded), 0],
+  ]);
+  // The failure nobody waited for any more was not left unhandled.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(unhandled, []);
+});
+
+test("a handler reading its requests when its call's deadline passes sees the read fail with DEADLINE_EXCEEDED, on both paths", async (t) => {
+  const seen = [];
+  for (const enabled of [true, false]) {
+    let failed!: (e: unknown) => void;
+    const failure = new Promise<unknown>((resolve) => {
+      failed = resolve;
+    });
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        async *chat(reqs) {
+          try {
+            for await (const r of reqs) yield { message: r.name };
+          } catch (e) {
+            failed(e);
+            throw e;
+          }
+        },
+      }),
+    );
+    const res = await rawH2(url, {
+      headers: {
+        ":path": "/Greeter/Chat",
+        ...grpcHeaders,
+        "grpc-timeout": "200m",
+      },
+      body: [envelope(helloRequest("one"))],
+      end: false,
+    });
+    const e = ConnectError.from(await failure);
+    seen.push([res.trailers["grpc-status"], e.code, e.rawMessage]);
+  }
+  assert.deepEqual(seen[0], [
+    String(Code.DeadlineExceeded),
+    Code.DeadlineExceeded,
+    "the operation timed out",
+  ]);
+  assert.deepEqual(seen[0], seen[1]);
+});
+
+test("over TLS a handler's URL is https, on both paths", async (t) => {
+  const urls = [];
+  for (const fastPath of [true, false]) {
+    const seen: Record<string, unknown>[] = [];
+    const server = await startTestServer(t, {
+      tls: tlsCert,
+      fastPath,
+      routes: recordingGreeter(seen),
+    });
+    const client = createClient(
+      Greeter,
+      createGrpcTransport({
+        baseUrl: server.url,
+        nodeOptions: { ca: tlsCert.cert },
+      }),
+    );
+    await client.sayHello({ name: "tls" });
+    urls.push(new URL(seen[0]?.url as string).protocol);
+    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+  }
+  assert.deepEqual(urls, ["https:", "https:"]);
+});
+
+test("an error a handler got from another service goes to its client without that service's metadata, on both paths", async (t) => {
+  // The other service fails with metadata of its own.
+  const { url: upstream } = await serve(t, false, (router) =>
+    router.service(Greeter, {
+      ...createGreeter({ streamIntervalMs: 0 }),
+      sayHello() {
+        throw new ConnectError("upstream failed", Code.FailedPrecondition, {
+          "x-upstream": "secret",
+        });
+      },
+    }),
+  );
+  const other = createClient(
+    Greeter,
+    createConnectTransport({ baseUrl: upstream, httpVersion: "2" }),
+  );
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        // Passes the other service's error on as it came.
+        sayHello: (req) => other.sayHello(req),
+      }),
+    );
+    const res = await rawH2(url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/json",
+      },
+      body: [Buffer.from('{"name":"x"}')],
+    });
+    answers.push({
+      status: res.status,
+      upstream: res.headers["x-upstream"] ?? null,
+      body: JSON.parse(res.body.toString()),
+    });
+  }
+  assert.deepEqual(answers[0], {
+    status: 400,
+    upstream: null,
+    body: { code: "failed_precondition", message: "upstream failed" },
+  });
+  assert.deepEqual(answers[0], answers[1]);
+});
+
+test("a Connect reply of exactly compressMinBytes is compressed and one byte less is not, with its content-encoding, on both paths", async (t) => {
+  // "Hello, Alice!" is 15 bytes as a HelloReply.
+  const reply = toBinary(
+    HelloReplySchema,
+    create(HelloReplySchema, { message: "Hello, Alice!" }),
+  );
+  assert.equal(reply.length, 15);
+  const answers = [];
+  for (const enabled of [true, false]) {
+    for (const compressMinBytes of [15, 16]) {
+      const { url } = await serve(
+        t,
+        enabled,
+        (router) =>
+          router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
+        { compressMinBytes },
+      );
+      const res = await rawH2(url, {
+        headers: {
+          ":path": "/Greeter/SayHello",
+          "content-type": "application/proto",
+          "accept-encoding": "gzip",
+        },
+        body: [helloRequest("Alice")],
+      });
+      const encoding = res.headers["content-encoding"] ?? null;
+      const body = encoding === "gzip" ? gunzipSync(res.body) : res.body;
+      answers.push([
+        compressMinBytes,
+        res.status,
+        encoding,
+        helloReply(body).message,
+      ]);
+    }
+  }
+  assert.deepEqual(answers.slice(0, 2), [
+    [15, 200, "gzip", "Hello, Alice!"],
+    [16, 200, null, "Hello, Alice!"],
+  ]);
+  assert.deepEqual(answers.slice(0, 2), answers.slice(2));
+});
+
+test("a Connect handler that sets only a response trailer sends it as a trailer- header, on both paths", async (t) => {
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        sayHello(req, ctx) {
+          ctx.responseTrailer.set("x-only-trailer", "t");
+          return { message: req.name };
+        },
+      }),
+    );
+    const res = await rawH2(url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/proto",
+      },
+      body: [helloRequest("tr")],
+    });
+    answers.push([
+      res.status,
+      res.headers["trailer-x-only-trailer"],
+      res.headers["content-type"],
+    ]);
+  }
+  assert.deepEqual(answers[0], [200, "t", "application/proto"]);
+  assert.deepEqual(answers[0], answers[1]);
+});
+
+test("a rejected call whose client sends far more than a window still ends, over gRPC and Connect, on both paths", async (t) => {
+  const big = Buffer.alloc(256 * 1024, 0x61);
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const { url } = await serve(
+      t,
+      enabled,
+      (router) =>
+        router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
+      {
+        requestGate() {
+          throw new ConnectError("not now", Code.Unavailable);
+        },
+      },
+    );
+    const grpc = await rawH2(url, {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(big)],
+    });
+    const connect = await rawH2(url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/proto",
+      },
+      body: [big],
+    });
+    answers.push([
+      grpc.trailers["grpc-status"],
+      grpc.rstCode,
+      connect.status,
+      connect.rstCode,
+    ]);
+  }
+  assert.deepEqual(answers[0], [String(Code.Unavailable), 0, 503, 0]);
+  assert.deepEqual(answers[0], answers[1]);
+});
+
+test("an interceptor that replaces the request's signal, context values or service alone is seen by the handler, deadline and all, on both paths", async (t) => {
+  const key = createContextKey("none", { description: "replaced" });
+  const replace =
+    (what: string): Interceptor =>
+    (next) =>
+    async (req) => {
+      if (what === "signal") {
+        const own = new AbortController();
+        return next({
+          ...req,
+          signal: AbortSignal.any([req.signal, own.signal]),
+        });
+      }
+      if (what === "values") {
+        return next({
+          ...req,
+          contextValues: createContextValues().set(key, "new values"),
+        });
+      }
+      return next({ ...req, service: { ...req.service, typeName: "Renamed" } });
+    };
+  const results = [];
+  for (const enabled of [true, false]) {
+    const seen: unknown[] = [];
+    for (const what of ["signal", "values", "service"]) {
+      const { url } = await serve(
+        t,
+        enabled,
+        (router) =>
+          router.service(Greeter, {
+            ...createGreeter({ streamIntervalMs: 0 }),
+            sayHello(req, ctx) {
+              const timeout = ctx.timeoutMs();
+              seen.push([
+                what,
+                ctx.signal instanceof AbortSignal && !ctx.signal.aborted,
+                ctx.values.get(key),
+                ctx.service.typeName,
+                timeout !== undefined && timeout > 50_000 && timeout <= 60_000,
+                ctx.method.name,
+                ctx.url.endsWith("/Greeter/SayHello"),
+              ]);
+              return { message: req.name };
+            },
+            async *streamHello(req, ctx) {
+              seen.push([
+                what,
+                "stream",
+                ctx.values.get(key),
+                ctx.service.typeName,
+              ]);
+              yield { message: req.name };
+            },
+          }),
+        { interceptors: [replace(what)] },
+      );
+      for (const path of ["/Greeter/SayHello", "/Greeter/StreamHello"]) {
+        const res = await rawH2(url, {
+          headers: { ":path": path, ...grpcHeaders, "grpc-timeout": "60S" },
+          body: [envelope(helloRequest("r"))],
+        });
+        assert.equal(res.trailers["grpc-status"], "0", `${what} ${path}`);
+      }
+    }
+    results.push(seen);
+  }
+  assert.deepEqual(results[0], [
+    ["signal", true, "none", "Greeter", true, "SayHello", true],
+    ["signal", "stream", "none", "Greeter"],
+    ["values", true, "new values", "Greeter", true, "SayHello", true],
+    ["values", "stream", "new values", "Greeter"],
+    ["service", true, "none", "Renamed", true, "SayHello", true],
+    ["service", "stream", "none", "Renamed"],
+  ]);
+  assert.deepEqual(results[0], results[1]);
+});
+
+test("behind an interceptor, a client that cancels a server stream stops the fast path's handler at its next step", async (t) => {
+  // (Through connect's handlers such a handler is left suspended.)
+  for (const enabled of [true]) {
+    let stopped!: () => void;
+    const finished = new Promise<void>((resolve) => {
+      stopped = resolve;
+    });
+    const passThrough: Interceptor = (next) => (req) => next(req);
+    const { url } = await serve(
+      t,
+      enabled,
+      (router) =>
+        router.service(Greeter, {
+          ...createGreeter({ streamIntervalMs: 0 }),
+          async *streamHello(req) {
+            try {
+              for (;;) yield { message: req.name };
+            } finally {
+              stopped();
+            }
+          },
+        }),
+      { interceptors: [passThrough] },
+    );
+    await rawH2(url, {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("endless"))],
+      onResponse: (stream) => stream.close(http2.constants.NGHTTP2_CANCEL),
+    }).catch(() => {});
+    await within(
+      finished,
+      5_000,
+      `${enabled ? "fast path" : "connect"}: the handler's stop`,
+    );
+  }
+});
+
+test("an interceptor's response headers replace the handler's, on both paths", async (t) => {
+  const answers = [];
+  for (const enabled of [true, false]) {
+    const only: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      return { ...res, header: new Headers({ "x-only": "1" }) };
+    };
+    const { url } = await serve(
+      t,
+      enabled,
+      (router) =>
+        router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
+      { interceptors: [only] },
+    );
+    const res = await rawH2(url, {
+      headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
+      body: [envelope(helloRequest("h"))],
+    });
+    answers.push([
+      res.headers["x-only"],
+      res.headers["content-type"] ?? null,
+      res.trailers["grpc-status"],
+    ]);
+  }
+  assert.deepEqual(answers[0], ["1", null, "0"]);
+  assert.deepEqual(answers[0], answers[1]);
+});
+
+test("a fast path made with no options takes calls, and reads gzip and br as connect's adapter does by default", async (t) => {
+  const fastPath = new FastPath();
+  const server = http2.createServer(
+    connectNodeAdapter({
+      routes: fastPath.record((router) =>
+        router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
+      ),
+    }),
+  );
+  claimStreams(server, fastPath.claim);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const res = await rawH2(url, {
+    headers: {
+      ":path": "/Greeter/SayHello",
+      ...grpcHeaders,
+      "grpc-encoding": "gzip",
+    },
+    body: [envelope(gzipSync(helloRequest("zip")), 1)],
+  });
+  assert.equal(res.trailers["grpc-status"], "0");
+  assert.equal(res.headers["grpc-accept-encoding"], "gzip,br");
+  assert.equal(fastPath.calls, 1);
+});
+
+test("a service registered with options of its own stays with connect", async (t) => {
+  const { url, fastPath } = await serve(t, true, (router) =>
+    router.service(Greeter, createGreeter({ streamIntervalMs: 0 }), {
+      readMaxBytes: 1024,
+    }),
+  );
+  const res = await rawH2(url, {
+    headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+    body: [envelope(helloRequest("o"))],
+  });
+  assert.equal(res.trailers["grpc-status"], "0");
+  assert.equal(fastPath.calls, 0);
+});
+
+// Requests the fast path leaves to connect, untouched: each gets connect's answer.
+const leftToConnect: [string, http2.OutgoingHttpHeaders, Uint8Array[]][] = [
+  [
+    "a GET",
+    {
+      ":method": "GET",
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/proto",
+    },
+    [],
+  ],
+  [
+    "a browser's call (with an Origin)",
+    {
+      ":path": "/Greeter/SayHello",
+      ...grpcHeaders,
+      origin: "https://a.example",
+    },
+    [envelope(helloRequest("o"))],
+  ],
+  [
+    "a content type nobody serves",
+    { ":path": "/Greeter/SayHello", "content-type": "text/plain" },
+    [helloRequest("t")],
+  ],
+  [
+    "gRPC in JSON",
+    {
+      ":path": "/Greeter/SayHello",
+      ...grpcHeaders,
+      "content-type": "application/grpc+json",
+    },
+    [envelope(Buffer.from('{"name":"j"}'))],
+  ],
+  [
+    "gRPC-Web",
+    {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc-web+proto",
+    },
+    [envelope(helloRequest("w"))],
+  ],
+  [
+    "a Connect stream",
+    {
+      ":path": "/Greeter/CollectGreetings",
+      "content-type": "application/connect+proto",
+    },
+    [envelope(helloRequest("s"))],
+  ],
+  [
+    "a Connect unary request to a streaming method",
+    { ":path": "/Greeter/StreamHello", "content-type": "application/proto" },
+    [helloRequest("u")],
+  ],
+];
+
+for (const [what, headers, body] of leftToConnect) {
+  test(`${what} is left to connect, and answered as with the fast path off`, async (t) => {
+    const answers = [];
+    for (const enabled of [true, false]) {
+      const { url, fastPath } = await serve(t, enabled, (router) =>
+        router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
+      );
+      const res = await rawH2(url, { headers, body });
+      assert.equal(fastPath.calls, 0);
+      answers.push({
+        status: res.status,
+        headers: { ...res.headers, date: undefined },
+        body: res.body.toString("hex"),
+        trailers: res.trailers,
+      });
+    }
+    assert.deepEqual(answers[0], answers[1]);
+  });
+}
+
+test("a server stream whose client goes away while the handler waits to write stops the handler and is reported canceled", async (t) => {
+  let stopped!: () => void;
+  const finished = new Promise<void>((resolve) => {
+    stopped = resolve;
+  });
+  const log = new LogCapture();
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+    routes: (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        async *streamHello() {
+          try {
+            for (;;) yield { message: "x".repeat(16 * 1024) };
+          } finally {
+            stopped();
+          }
+        },
+      }),
+  });
+  const session = http2.connect(server.url);
+  t.after(() => session.destroy());
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/Greeter/StreamHello",
+    ...grpcHeaders,
+  });
+  stream.on("error", () => {});
+  // Reads nothing: the handler ends up waiting for the stream to drain.
+  stream.pause();
+  stream.end(envelope(helloRequest("slow")));
+  await until("the handler to wait for the stream", () =>
+    [...server.listener.responses].some(
+      (r) => "writableNeedDrain" in r && r.writableNeedDrain,
+    ),
+  );
+  stream.close(http2.constants.NGHTTP2_CANCEL);
+  await within(finished, 5_000, "the handler's stop");
+  const line = await log.waitFor((l) => l.procedure === "/Greeter/StreamHello");
+  assert.equal(line.code, "canceled");
+  assert.equal(server.fastPath.calls, 1);
 });

@@ -747,6 +747,14 @@ const compressionCases: [string, RawH2Options][] = [
     },
   ],
   [
+    // No compression either way: the handler's own headers go out alone.
+    "a reply with the handler's metadata to a client that compresses nothing",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("plain"))],
+    },
+  ],
+  [
     "a small reply to a client accepting gzip",
     {
       headers: {
@@ -1086,6 +1094,8 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
       logLevel: "info",
     });
     for (const [, request] of rawCases) await rawH2(server.url, request);
+    // Connect unary calls too, reported as protocol "connect".
+    for (const [, request] of connectCases) await rawH2(server.url, request);
     // A last call, to know every line before it has been written.
     await rawH2(server.url, {
       headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
@@ -1105,7 +1115,11 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
   };
   const fast = await run(true);
   const slow = await run(false);
-  assert.equal(fast.calls, rawCases.length + 1);
+  assert.equal(fast.calls, rawCases.length + connectCases.length + 1);
+  assert.ok(
+    fast.lines.some((l) => l.protocol === "connect"),
+    "Connect calls were logged as such",
+  );
   assert.equal(slow.calls, 0);
   assert.ok(fast.lines.length > 5, "calls were logged");
   assert.ok(fast.handled.length > 0, "calls were counted");
