@@ -65,7 +65,7 @@ export interface Summary {
   readonly survivors: Survivor[];
   /** Groups with no report (not run yet). */
   readonly missing: string[];
-  /** Entries of mutation/explained.ts that matched no survivor (after a full run). */
+  /** Entries of mutation/explained.ts for a file in the reports that matched no survivor. */
   readonly stale: Explained[];
   readonly unexplained: number;
 }
@@ -91,11 +91,16 @@ function textAt(
   ].join("\n");
 }
 
-function matches(e: Explained, s: Omit<Survivor, "reason">): boolean {
+/** Whether `e` explains `s`, whose source lines are `context`. */
+function matches(
+  e: Explained,
+  s: Omit<Survivor, "reason">,
+  context: string,
+): boolean {
   return (
     e.file === s.file &&
-    e.mutator === s.mutator &&
-    squash(s.original).includes(squash(e.code)) &&
+    (e.mutator === undefined || e.mutator === s.mutator) &&
+    squash(context).includes(squash(e.code)) &&
     (e.replacement === undefined ||
       squash(e.replacement) === squash(s.replacement))
   );
@@ -137,7 +142,14 @@ export async function summarize(
           replacement: m.replacement ?? "",
           status: m.status,
         };
-        const e = explanations.find((e) => matches(e, s));
+        // Its lines, and one on either side, to tell like lines apart.
+        const context = lines
+          .slice(
+            Math.max(0, m.location.start.line - 2),
+            m.location.end.line + 1,
+          )
+          .join("\n");
+        const e = explanations.find((e) => matches(e, s, context));
         if (e !== undefined) {
           used.add(e);
           explainedHere++;
@@ -170,7 +182,9 @@ export async function summarize(
     scores,
     survivors,
     missing,
-    stale: missing.length === 0 ? explanations.filter((e) => !used.has(e)) : [],
+    stale: explanations.filter(
+      (e) => !used.has(e) && scores.some((f) => f.file === e.file),
+    ),
     unexplained: survivors.filter((s) => s.reason === undefined).length,
   };
 }
@@ -237,7 +251,7 @@ ${survivorsList(summary.survivors)}
 ${
   summary.stale.length === 0
     ? ""
-    : `\n## Explanations that matched no survivor\n\nRemove them from \`mutation/explained.ts\`:\n\n${summary.stale.map((e) => `- \`${e.file}\` ${e.mutator}: ${code(e.code)}`).join("\n")}\n`
+    : `\n## Explanations that matched no survivor\n\nRemove them from \`mutation/explained.ts\`:\n\n${summary.stale.map((e) => `- \`${e.file}\` ${e.mutator ?? "any mutator"}: ${code(e.code)}`).join("\n")}\n`
 }`;
 }
 

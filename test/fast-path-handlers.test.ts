@@ -1303,3 +1303,73 @@ test("a server stream whose client goes away while the handler waits to write st
   assert.equal(line.code, "canceled");
   assert.equal(server.fastPath.calls, 1);
 });
+
+test("a handler may replace its context values (a plain JavaScript handler can), and reads back what it set, on both paths", async (t) => {
+  const key = createContextKey("default", { description: "mine" });
+  const read = [];
+  for (const enabled of [true, false]) {
+    const { url } = await serve(t, enabled, (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        sayHello(_req, ctx) {
+          // Read-only to TypeScript; connect's context object allows it.
+          (ctx as { values: ContextValues }).values = createContextValues().set(
+            key,
+            "mine",
+          );
+          return { message: ctx.values.get(key) };
+        },
+      }),
+    );
+    const res = await rawH2(url, {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("v"))],
+    });
+    read.push(envelopes(res.body).map((m) => helloReply(m.data).message));
+  }
+  assert.deepEqual(read, [["mine"], ["mine"]]);
+});
+
+test("a Connect call whose client leaves before the answer is written ends quietly: nothing is logged as a failure", async (t) => {
+  const log = new LogCapture();
+  let answered!: () => void;
+  const done = new Promise<void>((resolve) => {
+    answered = resolve;
+  });
+  const server = await startTestServer(t, {
+    logDestination: log.destination,
+    logLevel: "info",
+    routes: (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        async sayHello(req, ctx) {
+          // Answers only once the client has gone.
+          if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+          setImmediate(answered);
+          return { message: req.name };
+        },
+      }),
+  });
+  const session = http2.connect(server.url);
+  t.after(() => session.destroy());
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/Greeter/SayHello",
+    "content-type": "application/proto",
+  });
+  stream.on("error", () => {});
+  stream.end(helloRequest("gone"));
+  await until("the handler to run", () => server.inflight.count === 1);
+  stream.close(http2.constants.NGHTTP2_CANCEL);
+  assert.equal(server.fastPath.calls, 1);
+  const line = await log.waitFor((l) => l.procedure === "/Greeter/SayHello");
+  assert.equal(line.code, "canceled");
+  await done;
+  // A moment for anything the answer would have set off.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(
+    log.lines.filter((l) => l.level >= 50).map((l) => l.msg),
+    [],
+    "error lines",
+  );
+});
