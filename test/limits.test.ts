@@ -290,6 +290,21 @@ test("with no request timeout (0), an HTTP/1.1 client that sends half its header
   assert.match(client.received(), /^HTTP\/1\.1 408 /);
 });
 
+test("with a request timeout shorter than the headers timeout, the server starts and a client stalling its headers is cut at the request timeout", {
+  timeout: 30_000,
+}, async (t) => {
+  // Node refuses a headers timeout longer than the request timeout; the
+  // server takes the shorter for both.
+  const server = await startTestServer(t, {
+    headersTimeoutMs: 5_000,
+    requestTimeoutMs: 300,
+  });
+  const client = rawClient(server.url);
+  client.socket.write("POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\n");
+  await closedBetween(client, 300, 300 + 300 + slackMs);
+  assert.match(client.received(), /^HTTP\/1\.1 408 /);
+});
+
 test("an HTTP/1.1 request whose body stalls is answered 408 and cut off after requestTimeoutMs, and the server keeps serving", {
   timeout: 30_000,
 }, async (t) => {
