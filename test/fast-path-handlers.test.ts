@@ -38,8 +38,6 @@ import {
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
 
-const tlsCert = selfSignedCert();
-
 /** Resolves once `check` is true; fails after `ms`. */
 async function until(
   what: string,
@@ -825,6 +823,7 @@ test("a handler reading its requests when its call's deadline passes sees the re
 });
 
 test("over TLS a handler's URL is https, on both paths", async (t) => {
+  const tlsCert = selfSignedCert();
   const urls = [];
   for (const fastPath of [true, false]) {
     const seen: Record<string, unknown>[] = [];
