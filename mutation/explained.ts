@@ -25,12 +25,29 @@ export interface Explained {
 export const explained: readonly Explained[] = [
   {
     file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
     code: "if (this.#ended !== undefined) return;",
+    replacement: "false",
     reason:
       "Only the first end of a call does anything a reader sees (deadline stopped, signal aborted, reads failed, a pending answer released); the later ends (the handler's own after a deadline, the stream's close) come once the call's report and status are out, and would only replace a reason nobody reads again.",
   },
   {
     file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.#timer !== undefined) clearTimeout(this.#timer);",
+    reason:
+      "A deadline timer left running fires into a call that has ended, where end() does nothing: it costs a timer until the deadline, nothing a client or handler sees.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.#timer !== undefined) clearTimeout(this.#timer);",
+    reason:
+      "A deadline timer left running fires into a call that has ended, where end() does nothing: it costs a timer until the deadline, nothing a client or handler sees.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "CallExpression",
     code: "if (this.#timer !== undefined) clearTimeout(this.#timer);",
     reason:
       "A deadline timer left running fires into a call that has ended, where end() does nothing: it costs a timer until the deadline, nothing a client or handler sees.",
@@ -44,13 +61,17 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
     code: "return session === undefined",
+    replacement: "false",
     reason:
       "The call's connection is read when its report starts, while its stream still has its session.",
   },
   {
     file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
     code: "if (make === undefined || session === undefined) {",
+    replacement: "false",
     reason:
       "Only a handler that first reads its context values after its stream is gone would see a difference (a TypeError instead of empty values), and its call is over by then.",
   },
@@ -73,6 +94,7 @@ export const explained: readonly Explained[] = [
     file: "src/fast-path/connect/handler.ts",
     mutator: "ConditionalExpression",
     code: "if (output instanceof Promise) output = await output;",
+    replacement: "true",
     reason:
       "Awaiting a value that is not a promise gives the same value a microtask later.",
   },
@@ -100,7 +122,17 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "ConditionalExpression",
     code: "if (this.#length < 0) {",
+    replacement: "true",
+    reason:
+      "Reading the announced length again, once it is known and the whole envelope is in, gives the same length: only extra work.",
+  },
+  {
+    file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.#length < 0) {",
+    replacement: "this.#length <= 0",
     reason:
       "Reading the announced length again, once it is known and the whole envelope is in, gives the same length: only extra work.",
   },
@@ -114,19 +146,31 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "ConditionalExpression",
     code: "if (chunks.length > 1) {",
+    replacement: "true",
+    reason: "Joining a single chunk copies it: slower, the same bytes.",
+  },
+  {
+    file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "EqualityOperator",
+    code: "if (chunks.length > 1) {",
+    replacement: "chunks.length >= 1",
     reason: "Joining a single chunk copies it: slower, the same bytes.",
   },
   {
     file: "src/fast-path/grpc/handler.ts",
     mutator: "StringLiteral",
     code: 'encoding ?? ""',
+    replacement: '"Stryker was here!"',
     reason:
       "Only the key of the cached header shapes; it stays unique per encoding.",
   },
   {
     file: "src/fast-path/grpc/handler.ts",
+    mutator: "ConditionalExpression",
     code: "if (shape === undefined) {",
+    replacement: "true",
     reason:
       "Builds the response's header shapes again for every call instead of once: slower, the same headers.",
   },
@@ -135,12 +179,13 @@ export const explained: readonly Explained[] = [
     mutator: "CallExpression",
     code: "shapes.set(key, shape);",
     reason:
-      "Without the cache every call builds its header shapes: slower, the same headers.",
+      "Builds the response's header shapes again for every call instead of once: slower, the same headers.",
   },
   {
     file: "src/fast-path/grpc/handler.ts",
     mutator: "ConditionalExpression",
     code: "if (message instanceof Promise) message = await message;",
+    replacement: "true",
     reason:
       "Awaiting a value that is not a promise gives the same value a microtask later.",
   },
@@ -148,6 +193,7 @@ export const explained: readonly Explained[] = [
     file: "src/fast-path/grpc/handler.ts",
     mutator: "ConditionalExpression",
     code: "if (output instanceof Promise) output = await output;",
+    replacement: "true",
     reason:
       "Awaiting a value that is not a promise gives the same value a microtask later.",
   },
@@ -182,6 +228,14 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/grpc/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (sent !== undefined) await sent;",
+    reason:
+      "Awaiting the compressed write only orders the end of this function after it: the frame is written either way, and the call has ended already.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "EqualityOperator",
     code: "if (sent !== undefined) await sent;",
     reason:
       "Awaiting the compressed write only orders the end of this function after it: the frame is written either way, and the call has ended already.",
@@ -204,6 +258,7 @@ export const explained: readonly Explained[] = [
     file: "src/fast-path/grpc/response-writer.ts",
     mutator: "ConditionalExpression",
     code: "if (frame === undefined) this.#stream.end();",
+    replacement: "false",
     reason: "end(undefined) is end().",
   },
   {
@@ -217,17 +272,37 @@ export const explained: readonly Explained[] = [
     file: "src/fast-path/grpc/response-writer.ts",
     mutator: "ConditionalExpression",
     code: "if (frame === undefined) return;",
+    replacement: "false",
     reason:
       "A unary answer to a client that is gone: respond() then throws on the dead stream, which the call's failure path catches; nothing reaches anyone either way.",
   },
   {
     file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
     code: "if (interceptors.length > 0) {",
+    replacement: "true",
     reason:
       "Through invokeUnaryIntercepted with no interceptors the handler is called the same way, with the same context: slower only.",
   },
   {
     file: "src/fast-path/invoke.ts",
+    mutator: "EqualityOperator",
+    code: "if (interceptors.length > 0) {",
+    replacement: "interceptors.length >= 0",
+    reason:
+      "Through invokeUnaryIntercepted with no interceptors the handler is called the same way, with the same context: slower only.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
+    code: "if (interceptors.length === 0) {",
+    replacement: "false",
+    reason:
+      "Through the interceptor path with none, the same handler runs with the same context, and its messages come normalized either way: slower only.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "BlockStatement",
     code: "if (interceptors.length === 0) {",
     reason:
       "Through the interceptor path with none, the same handler runs with the same context, and its messages come normalized either way: slower only.",
@@ -249,25 +324,73 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
     code: "if (this.it.return === undefined)",
     reason:
       "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
   },
   {
     file: "src/fast-path/invoke.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.it.return === undefined)",
+    reason:
+      "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ObjectLiteral",
+    code: "return Promise.resolve({ done: true, value: v });",
+    reason:
+      "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "BooleanLiteral",
+    code: "return Promise.resolve({ done: true, value: v });",
+    reason:
+      "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "BlockStatement",
     code: "throw(e?: unknown): Promise<IteratorResult<unknown>> {",
     reason:
       "The fast path never calls throw() on a handler's messages; it is there to complete the AsyncIterator.",
   },
   {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.it.throw === undefined) return Promise.reject(e);",
+    reason:
+      "The fast path never calls throw() on a handler's messages; it is there to complete the AsyncIterator.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.it.throw === undefined) return Promise.reject(e);",
+    reason:
+      "The fast path never calls throw() on a handler's messages; it is there to complete the AsyncIterator.",
+  },
+  {
     file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) report?.received(observed);",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
     code: "if (observed !== undefined) report?.received(observed);",
     reason:
       "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
   },
   {
     file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
     code: "if (observed !== undefined) {",
+    replacement: "true",
     reason:
       "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
   },
@@ -280,31 +403,76 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "report?.finish(observed, undefined, call.ended);",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) report?.finish(observed, error, call.ended);",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
     code: "if (observed !== undefined) report?.finish(observed, error, call.ended);",
     reason:
       "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
   },
   {
     file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
     code: "if (observed !== undefined) report?.sent(observed);",
+    replacement: "true",
     reason:
       "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
   },
   {
     file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) report?.finish(observed, reason, call.ended);",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
     code: "if (observed !== undefined) report?.finish(observed, reason, call.ended);",
     reason:
       "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
   },
   {
     file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "observed === undefined || report === undefined",
+    replacement: "false",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "LogicalOperator",
     code: "observed === undefined || report === undefined",
     reason:
       "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
   },
   {
     file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
     code: 'if (route.spec.kind !== "unary")',
+    replacement: "false",
+    reason:
+      "runUnary is only called for unary methods; the check narrows the type for TypeScript.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "StringLiteral",
+    code: "is not unary`);",
     reason:
       "runUnary is only called for unary methods; the check narrows the type for TypeScript.",
   },
@@ -329,8 +497,10 @@ export const explained: readonly Explained[] = [
     reason:
       "Only leaves listeners on a stream whose body has ended; none of them fires again.",
   },
+
   {
     file: "src/fast-path/request-body.ts",
+    mutator: "ConditionalExpression",
     code: "if (this.#ended || this.#closed) return;",
     replacement: "false",
     reason:
@@ -352,17 +522,28 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/request-body.ts",
+    mutator: "ConditionalExpression",
     code: "return chunks.length === 1",
+    replacement: "false",
     reason: "Joining a single chunk copies it: slower, the same bytes.",
   },
   {
     file: "src/fast-path/reset-error.ts",
+    mutator: "ConditionalExpression",
     code: "default:",
     reason:
       "Without the default case the switch ends and the function returns undefined just the same.",
   },
   {
     file: "src/fast-path/router.ts",
+    mutator: "ObjectLiteral",
+    code: "{ once: true },",
+    reason:
+      "An AbortSignal fires abort once: the listener runs once either way.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "BooleanLiteral",
     code: "{ once: true },",
     reason:
       "An AbortSignal fires abort once: the listener runs once either way.",
@@ -371,6 +552,7 @@ export const explained: readonly Explained[] = [
     file: "src/fast-path/router.ts",
     mutator: "StringLiteral",
     code: 'const path = headers[":path"] ?? "";',
+    replacement: '"Stryker was here!"',
     reason:
       "Every HTTP/2 request carries :path (RFC 9113, 8.3.1; Node refuses one without).",
   },
@@ -378,6 +560,7 @@ export const explained: readonly Explained[] = [
     file: "src/fast-path/router.ts",
     mutator: "EqualityOperator",
     code: "q < 0 ? path : path.slice(0, q)",
+    replacement: "q <= 0",
     reason: "A path that starts with '?' names no route, whole or cut.",
   },
   {
@@ -389,18 +572,63 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/router.ts",
+    mutator: "BlockStatement",
+    code: "#broken(stream: ServerHttp2Stream): (e: unknown) => void {",
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "BlockStatement",
     code: "return (e) => {",
     reason:
       "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
   },
   {
     file: "src/fast-path/router.ts",
+    mutator: "OptionalChaining",
     code: 'this.logger?.error({ err: e }, "fast path failed; stream reset");',
     reason:
       "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
   },
   {
     file: "src/fast-path/router.ts",
+    mutator: "ObjectLiteral",
+    code: 'this.logger?.error({ err: e }, "fast path failed; stream reset");',
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "StringLiteral",
+    code: 'this.logger?.error({ err: e }, "fast path failed; stream reset");',
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "CallExpression",
+    code: "stream.destroy();",
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "BlockStatement",
+    code: "readonly #streamError = (e: Error): void => {",
+    reason:
+      "A debug line about a stream error (a reset, a write after the client left), which the call learns of from the stream's close.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "ObjectLiteral",
+    code: 'this.logger?.debug({ err: e }, "fast path: stream error");',
+    reason:
+      "A debug line about a stream error (a reset, a write after the client left), which the call learns of from the stream's close.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "StringLiteral",
     code: 'this.logger?.debug({ err: e }, "fast path: stream error");',
     reason:
       "A debug line about a stream error (a reset, a write after the client left), which the call learns of from the stream's close.",

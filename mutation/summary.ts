@@ -22,6 +22,7 @@ interface Report {
         mutatorName: string;
         replacement?: string;
         status: string;
+        statusReason?: string;
         location: {
           start: { line: number; column: number };
           end: { line: number; column: number };
@@ -40,7 +41,7 @@ export interface Survivor {
   /** The code it replaced. */
   readonly original: string;
   readonly replacement: string;
-  /** Survived (tests ran and passed) or NoCoverage (no test ran the code). */
+  /** Survived (tests ran and passed), NoCoverage (no test ran the code) or Ignored (explained, not run). */
   readonly status: string;
   readonly reason: string | undefined;
 }
@@ -52,6 +53,7 @@ export interface FileScore {
   readonly timeout: number;
   readonly survived: number;
   readonly noCoverage: number;
+  /** Explained survivors left out of the run. */
   readonly ignored: number;
   readonly errors: number;
   /** Killed and timed-out mutants over all valid ones, in percent. */
@@ -70,7 +72,8 @@ export interface Summary {
   readonly unexplained: number;
 }
 
-const squash = (s: string) => s.replace(/\s+/g, " ").trim();
+/** `s` with its whitespace runs made single spaces. */
+export const squash = (s: string) => s.replace(/\s+/g, " ").trim();
 
 /** The source text of a location (lines and columns counted from 1, end exclusive). */
 function textAt(
@@ -132,7 +135,8 @@ export async function summarize(
         mutants.filter((m) => m.status === status).length;
       let explainedHere = 0;
       for (const m of mutants) {
-        if (m.status !== "Survived" && m.status !== "NoCoverage") continue;
+        // Ignored: explained, so left out of the run (mutation/run.ts).
+        if (!["Survived", "NoCoverage", "Ignored"].includes(m.status)) continue;
         const s = {
           file,
           line: m.location.start.line,
@@ -142,25 +146,37 @@ export async function summarize(
           replacement: m.replacement ?? "",
           status: m.status,
         };
-        // Its lines, and one on either side, to tell like lines apart.
-        const context = lines
+        // Its own lines first; then with one line on either side, for an
+        // explanation that names its neighbours to tell like lines apart.
+        const own = lines
+          .slice(m.location.start.line - 1, m.location.end.line)
+          .join("\n");
+        const around = lines
           .slice(
             Math.max(0, m.location.start.line - 2),
             m.location.end.line + 1,
           )
           .join("\n");
-        const e = explanations.find((e) => matches(e, s, context));
+        const e =
+          explanations.find((e) => matches(e, s, own)) ??
+          explanations.find((e) => matches(e, s, around));
         if (e !== undefined) {
           used.add(e);
           explainedHere++;
         }
-        survivors.push({ ...s, reason: e?.reason });
+        survivors.push({
+          ...s,
+          reason:
+            e?.reason ?? (m.status === "Ignored" ? m.statusReason : undefined),
+        });
       }
       const killed = count("Killed");
       const timeout = count("Timeout");
       const survived = count("Survived");
       const noCoverage = count("NoCoverage");
-      const valid = killed + timeout + survived + noCoverage;
+      const ignored = count("Ignored");
+      // Explained mutants left out of the run count as survivors.
+      const valid = killed + timeout + survived + noCoverage + ignored;
       scores.push({
         group: group.name,
         file,
@@ -168,7 +184,7 @@ export async function summarize(
         timeout,
         survived,
         noCoverage,
-        ignored: count("Ignored"),
+        ignored,
         errors: count("CompileError") + count("RuntimeError"),
         score: valid === 0 ? 100 : (100 * (killed + timeout)) / valid,
         explained: explainedHere,
@@ -200,7 +216,7 @@ const code = (s: string) => {
 export function scoresTable(scores: readonly FileScore[]): string {
   const rows = scores.map(
     (s) =>
-      `| ${s.group} | \`${s.file}\` | ${pct(s.score)} | ${s.killed + s.timeout} | ${s.survived + s.noCoverage} | ${s.explained} |`,
+      `| ${s.group} | \`${s.file}\` | ${pct(s.score)} | ${s.killed + s.timeout} | ${s.survived + s.noCoverage + s.ignored} | ${s.explained} |`,
   );
   return [
     "| Group | File | Score | Killed | Survived | Of them explained |",
@@ -214,7 +230,7 @@ function survivorsList(survivors: readonly Survivor[]): string {
   return survivors
     .map(
       (s) =>
-        `- \`${s.file}:${s.line}\` ${s.mutator}${s.status === "NoCoverage" ? " (no test runs it)" : ""}: ${code(s.original)} → ${code(s.replacement)}. ${s.reason ?? "**Not explained: a gap in the tests.**"}`,
+        `- \`${s.file}:${s.line}\` ${s.mutator}${s.status === "NoCoverage" ? " (no test runs it)" : s.status === "Ignored" ? " (explained, not run)" : ""}: ${code(s.original)} → ${code(s.replacement)}. ${s.reason ?? "**Not explained: a gap in the tests.**"}`,
     )
     .join("\n");
 }
@@ -239,7 +255,9 @@ Written by \`npm run test:mutation\` (see [Testing](testing.md)) on ${date}, at 
 A mutant is one small change to the code (a condition flipped, a line removed, a
 constant changed); it is killed when a test fails. The score is killed over all
 mutants; a survivor is either explained below (equivalent to the original, or only
-a matter of speed or memory) or a gap in the tests.
+a matter of speed or memory) or a gap in the tests. Explained mutants are left out
+of a run unless it is asked to check them (\`--run-explained\`), and still count
+as survivors.
 
 ## Scores
 

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { Explained } from "../mutation/explained.js";
 import type { Group } from "../mutation/groups.js";
 import { runGroup } from "../mutation/run.js";
 import { page, summarize } from "../mutation/summary.js";
@@ -22,7 +23,7 @@ const example: Group = {
   coverageAnalysis: "perTest",
 };
 
-test("a mutation run scores the example, and its summary lists the two survivors, one explained and one a gap", {
+test("a mutation run scores the example, and its summary lists every survivor: explained and run, explained and left out, or a gap", {
   timeout: 120_000,
 }, async (t) => {
   const reportsDir = await mkdtemp(join(tmpdir(), "mutation-"));
@@ -34,52 +35,54 @@ test("a mutation run scores the example, and its summary lists the two survivors
   t.after(() => {
     if (context !== undefined) process.env.NODE_TEST_CONTEXT = context;
   });
-  await runGroup(example, { reportsDir, quiet: true });
-  const reason = "equal to the lower bound, n is the bound";
-  const summary = await summarize(
-    reportsDir,
-    [example],
-    [
-      {
-        file: "test/fixtures/mutation/clamp.ts",
-        mutator: "EqualityOperator",
-        code: "n < low",
-        replacement: "n <= low",
-        reason,
-      },
-      {
-        file: "test/fixtures/mutation/clamp.ts",
-        mutator: "BlockStatement",
-        code: "no such code",
-        reason: "matches nothing",
-      },
-    ],
-  );
+  const file = "test/fixtures/mutation/clamp.ts";
+  const explanations: Explained[] = [
+    // Names its replacement: run, and listed with its reason.
+    {
+      file,
+      mutator: "EqualityOperator",
+      code: "n < low",
+      replacement: "n <= low",
+      reason: "equal to the lower bound, n is the bound",
+    },
+    // Every ConditionalExpression on the line: left out of the run (these
+    // two would be killed; an explanation is trusted, and counted against
+    // the score).
+    {
+      file,
+      mutator: "ConditionalExpression",
+      code: "if (n > high) return high;",
+      reason: "left out on purpose",
+    },
+    { file, mutator: "BlockStatement", code: "no such code", reason: "stale" },
+  ];
+  await runGroup(example, { reportsDir, quiet: true, explanations });
+  const summary = await summarize(reportsDir, [example], explanations);
   // The tests never try a bound itself: `<=` for `<` survives, at either bound.
   assert.deepEqual(
-    summary.survivors.map((s) => [
-      s.line,
-      s.mutator,
-      s.original,
-      s.replacement,
-      s.reason,
-    ]),
+    summary.survivors
+      .map((s) => [s.line, s.mutator, s.replacement, s.status, s.reason])
+      .sort(),
     [
-      [3, "EqualityOperator", "n < low", "n <= low", reason],
-      [4, "EqualityOperator", "n > high", "n >= high", undefined],
+      [3, "EqualityOperator", "n <= low", "Survived", explanations[0]?.reason],
+      [4, "ConditionalExpression", "false", "Ignored", "left out on purpose"],
+      [4, "ConditionalExpression", "true", "Ignored", "left out on purpose"],
+      [4, "EqualityOperator", "n >= high", "Survived", undefined],
     ],
   );
   assert.equal(summary.unexplained, 1);
   const [score] = summary.scores;
   assert.ok(score);
-  assert.equal(score.file, "test/fixtures/mutation/clamp.ts");
-  assert.equal(score.survived, 2);
-  assert.equal(score.explained, 1);
-  assert.equal(score.errors, 0, JSON.stringify(score));
-  assert.ok(score.killed + score.timeout >= 6, JSON.stringify(score));
+  assert.equal(score.file, file);
+  assert.deepEqual(
+    [score.survived, score.ignored, score.explained, score.errors],
+    [2, 2, 3, 0],
+    JSON.stringify(score),
+  );
+  assert.ok(score.killed + score.timeout >= 4, JSON.stringify(score));
   assert.equal(
     score.score,
-    (100 * (score.killed + score.timeout)) / (score.killed + score.timeout + 2),
+    (100 * (score.killed + score.timeout)) / (score.killed + score.timeout + 4),
   );
   // An explanation that matched no survivor is named, to be removed.
   assert.deepEqual(
@@ -93,15 +96,17 @@ test("a mutation run scores the example, and its summary lists the two survivors
   );
   assert.match(
     text,
+    /`test\/fixtures\/mutation\/clamp.ts:4` ConditionalExpression \(explained, not run\): `n > high` → `true`\. left out on purpose/,
+  );
+  assert.match(
+    text,
     /`test\/fixtures\/mutation\/clamp.ts:3` EqualityOperator: `n < low` → `n <= low`\. equal to the lower bound/,
   );
   // Stryker's own report is there for the details.
   const report = JSON.parse(
     await readFile(join(reportsDir, "example", "mutation.json"), "utf8"),
   ) as { files: Record<string, unknown> };
-  assert.deepEqual(Object.keys(report.files), [
-    "test/fixtures/mutation/clamp.ts",
-  ]);
+  assert.deepEqual(Object.keys(report.files), [file]);
 });
 
 test("npm run test:mutation -- --list names the groups, and an unknown group is refused", async (t) => {
