@@ -98,9 +98,10 @@ test("gRPC: a frame whose header promises more bytes than arrive before END_STRE
   assert.equal(res.status, 200);
   assert.equal(res.rstCode, 0);
   // connect-es answers INVALID_ARGUMENT ("protocol error: incomplete
-  // envelope"), as connect-go does; gRPC's own libraries answer INTERNAL and
-  // statuscodes.md says they never generate INVALID_ARGUMENT. Reported, not
-  // changed: the code is set inside connect-es, before any hook of ours.
+  // envelope"), as connect-go does; statuscodes.md has no row for a body
+  // ending inside a message, and says gRPC's libraries never generate
+  // INVALID_ARGUMENT. Kept on both paths: the code is set inside connect-es,
+  // before any hook of ours (docs/fast-path.md, "What bad input gets").
   assert.equal(res.trailers["grpc-status"], String(Code.InvalidArgument));
   assert.match(
     decodeURIComponent(String(res.trailers["grpc-message"])),
@@ -116,6 +117,10 @@ test("gRPC: a frame cut inside its 5-byte header fails, and the server keeps ser
     body: [Buffer.from([0, 0, 0])],
   });
   assert.equal(res.trailers["grpc-status"], String(Code.InvalidArgument));
+  assert.equal(
+    decodeURIComponent(String(res.trailers["grpc-message"])),
+    "protocol error: incomplete envelope",
+  );
   await assertStillServes(server);
 });
 

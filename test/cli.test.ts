@@ -204,11 +204,15 @@ test(
   "--timeout-ms ends a call that runs too long with DEADLINE_EXCEEDED",
   slow,
   async (t) => {
-    // Replies an hour apart: the first arrives at once, the second never in time.
+    // Replies an hour apart: the first arrives at once, the second never in
+    // time. A deadline of 3 s leaves the first reply time to arrive on a
+    // loaded machine, where three clients start at once.
     const server = await startTestServer(t, { streamIntervalMs: 3_600_000 });
+    const timeoutMs = 3_000;
     const exits = await Promise.all(
-      protocols.map((protocol) =>
-        runClient(t, [
+      protocols.map(async (protocol) => {
+        const started = performance.now();
+        const exit = await runClient(t, [
           "stream-hello",
           "Alice",
           "--url",
@@ -216,14 +220,20 @@ test(
           "--protocol",
           protocol,
           "--timeout-ms",
-          "500",
-        ]),
-      ),
+          String(timeoutMs),
+        ]);
+        return { ...exit, took: performance.now() - started };
+      }),
     );
     for (const exit of exits) {
       assert.equal(exit.code, 1);
       assert.equal(exit.stdout, "Hello Alice, message 0\n");
       assert.match(exit.stderr, /^error: DEADLINE_EXCEEDED: .+\n$/);
+      // Not before its deadline; after it, no later than a slow start allows.
+      assert.ok(
+        exit.took >= timeoutMs && exit.took < timeoutMs + 20_000,
+        `exited after ${exit.took} ms`,
+      );
     }
   },
 );

@@ -36,6 +36,25 @@ function assertAtMostFirst(replies: string[], first: string): void {
   assert.deepEqual(replies, [first].slice(0, replies.length));
 }
 
+/**
+ * `rawH2`, and how long it took: a deadline ends a call no sooner than it
+ * says, and no later than a loaded machine's timers allow.
+ */
+async function timedRawH2(
+  url: string,
+  options: Parameters<typeof rawH2>[1],
+  deadlineMs: number,
+): Promise<Awaited<ReturnType<typeof rawH2>>> {
+  const started = performance.now();
+  const res = await rawH2(url, options);
+  const took = performance.now() - started;
+  assert.ok(
+    took >= deadlineMs && took <= deadlineMs + 2_000,
+    `the call ended after ${took} ms, its deadline was ${deadlineMs} ms`,
+  );
+  return res;
+}
+
 async function longStreamServer(t: TestContext) {
   return startTestServer(t, { streamIntervalMs: longInterval });
 }
@@ -138,14 +157,18 @@ test(
   bound,
   async (t) => {
     const server = await longStreamServer(t);
-    const res = await rawH2(server.url, {
-      headers: {
-        ":path": "/Greeter/StreamHello",
-        ...grpcHeaders,
-        "grpc-timeout": "200m",
+    const res = await timedRawH2(
+      server.url,
+      {
+        headers: {
+          ":path": "/Greeter/StreamHello",
+          ...grpcHeaders,
+          "grpc-timeout": "200m",
+        },
+        body: [envelope(helloRequest("Alice"))],
       },
-      body: [envelope(helloRequest("Alice"))],
-    });
+      200,
+    );
     assert.equal(res.status, 200);
     assert.equal(res.rstCode, 0);
     assertAtMostFirst(
@@ -162,15 +185,19 @@ test(
   bound,
   async (t) => {
     const server = await startTestServer(t);
-    const res = await rawH2(server.url, {
-      headers: {
-        ":path": "/Greeter/CollectGreetings",
-        ...grpcHeaders,
-        "grpc-timeout": "200m",
+    const res = await timedRawH2(
+      server.url,
+      {
+        headers: {
+          ":path": "/Greeter/CollectGreetings",
+          ...grpcHeaders,
+          "grpc-timeout": "200m",
+        },
+        body: [envelope(helloRequest("Alice"))],
+        end: false,
       },
-      body: [envelope(helloRequest("Alice"))],
-      end: false,
-    });
+      200,
+    );
     assert.equal(res.status, 200);
     assert.equal(
       res.trailers["grpc-status"] ?? res.headers["grpc-status"],
@@ -185,15 +212,20 @@ test(
   bound,
   async (t) => {
     const server = await startTestServer(t);
-    const res = await rawH2(server.url, {
-      headers: {
-        ":path": "/Greeter/Chat",
-        ...grpcHeaders,
-        "grpc-timeout": "200m",
+    // Long enough for the reply to come first on a loaded machine.
+    const res = await timedRawH2(
+      server.url,
+      {
+        headers: {
+          ":path": "/Greeter/Chat",
+          ...grpcHeaders,
+          "grpc-timeout": "1000m",
+        },
+        body: [envelope(helloRequest("Alice"))],
+        end: false,
       },
-      body: [envelope(helloRequest("Alice"))],
-      end: false,
-    });
+      1_000,
+    );
     assert.equal(res.status, 200);
     assert.deepEqual(
       envelopes(res.body).map((m) => helloReply(m.data).message),
@@ -224,15 +256,19 @@ test(
   bound,
   async (t) => {
     const server = await longStreamServer(t);
-    const res = await rawH2(server.url, {
-      headers: {
-        ":path": "/Greeter/StreamHello",
-        "content-type": "application/connect+proto",
-        "connect-protocol-version": "1",
-        "connect-timeout-ms": "200",
+    const res = await timedRawH2(
+      server.url,
+      {
+        headers: {
+          ":path": "/Greeter/StreamHello",
+          "content-type": "application/connect+proto",
+          "connect-protocol-version": "1",
+          "connect-timeout-ms": "200",
+        },
+        body: [envelope(helloRequest("Alice"))],
       },
-      body: [envelope(helloRequest("Alice"))],
-    });
+      200,
+    );
     // Connect streaming responses are HTTP 200; the error is in the last message.
     assert.equal(res.status, 200);
     const { replies, end } = connectEndStream(res.body);
@@ -247,16 +283,20 @@ test(
   bound,
   async (t) => {
     const server = await startTestServer(t);
-    const res = await rawH2(server.url, {
-      headers: {
-        ":path": "/Greeter/CollectGreetings",
-        "content-type": "application/connect+proto",
-        "connect-protocol-version": "1",
-        "connect-timeout-ms": "200",
+    const res = await timedRawH2(
+      server.url,
+      {
+        headers: {
+          ":path": "/Greeter/CollectGreetings",
+          "content-type": "application/connect+proto",
+          "connect-protocol-version": "1",
+          "connect-timeout-ms": "200",
+        },
+        body: [envelope(helloRequest("Alice"))],
+        end: false,
       },
-      body: [envelope(helloRequest("Alice"))],
-      end: false,
-    });
+      200,
+    );
     assert.equal(res.status, 200);
     const { replies, end } = connectEndStream(res.body);
     assert.deepEqual(replies, []);

@@ -390,10 +390,127 @@ async function assertSameAnswer(
   return a;
 }
 
+/** gRPC's status 0, which connect's Code enum leaves out. */
+const ok = 0 as Code;
+
+/** The gRPC status and message of a raw answer (grpc-message is percent-encoded). */
+function grpcStatusOf(res: RawResponse): [string, string] {
+  const trailers = res.headersEndStream ? res.headers : res.trailers;
+  return [
+    String(trailers["grpc-status"]),
+    decodeURIComponent(String(trailers["grpc-message"] ?? "")),
+  ];
+}
+
+/**
+ * What each case must answer, whichever path serves it: so that a deviation
+ * both paths share cannot hide behind their agreement. Where gRPC's
+ * doc/statuscodes.md names the case, the code is the one it gives (the
+ * cases it names are marked); the rest are the service's own errors, or
+ * connect-es's choice where gRPC names none. A truncated frame and a body
+ * that does not decompress are connect-es's INVALID_ARGUMENT where gRPC's
+ * libraries say INTERNAL: docs/fast-path.md says why both paths keep it.
+ */
+const rawExpected: Record<string, [Code, string]> = {
+  "a good call": [ok, ""],
+  "an empty name": [Code.InvalidArgument, "name is required"],
+  // statuscodes.md: "Error parsing request proto".
+  "bytes that are not protobuf": [Code.Internal, "parse binary: premature EOF"],
+  "a frame shorter than its header says": [
+    Code.InvalidArgument,
+    "protocol error: incomplete envelope",
+  ],
+  "a frame cut inside its header": [
+    Code.InvalidArgument,
+    "protocol error: incomplete envelope",
+  ],
+  "a compressed frame without grpc-encoding": [
+    Code.Internal,
+    "received compressed envelope, but do not know how to decompress",
+  ],
+  // statuscodes.md: "Compression mechanism used by client not supported at server".
+  "an unsupported grpc-encoding": [
+    Code.Unimplemented,
+    'unknown compression "snappy": supported encodings are gzip,br',
+  ],
+  "grpc-encoding identity": [ok, ""],
+  // statuscodes.md: "Request cardinality violation".
+  "two request messages": [
+    Code.Unimplemented,
+    "protocol error: received extra input message for unary method",
+  ],
+  "no request message": [
+    Code.Unimplemented,
+    "protocol error: missing input message for unary method",
+  ],
+  // statuscodes.md: "Sent or received message was larger than configured limit".
+  "a message over maxMessageBytes": [
+    Code.ResourceExhausted,
+    "message size 102 is larger than configured readMaxBytes 64",
+  ],
+  "an invalid grpc-timeout": [
+    Code.InvalidArgument,
+    "protocol error: invalid grpc timeout value: soon",
+  ],
+  // statuscodes.md: "Deadline expires before server returns status".
+  "a grpc-timeout of 0": [Code.DeadlineExceeded, "the operation timed out"],
+  "application/grpc+proto": [ok, ""],
+  StreamHello: [ok, ""],
+  "StreamHello with two request messages": [
+    Code.Unimplemented,
+    "protocol error: received extra input message for server-streaming method",
+  ],
+  "StreamHello with no request message": [
+    Code.Unimplemented,
+    "protocol error: missing input message for server-streaming method",
+  ],
+  "StreamHello with an empty name": [Code.InvalidArgument, "name is required"],
+  "StreamHello with bytes that are not protobuf": [
+    Code.Internal,
+    "parse binary: premature EOF",
+  ],
+  CollectGreetings: [ok, ""],
+  "CollectGreetings with no names": [
+    Code.InvalidArgument,
+    "at least one name is required",
+  ],
+  "CollectGreetings with an empty name after a good one": [
+    Code.InvalidArgument,
+    "name is required",
+  ],
+  "CollectGreetings with more names than allowed": [
+    Code.ResourceExhausted,
+    "at most 1000 names can be greeted at once",
+  ],
+  "CollectGreetings ending inside a frame": [
+    Code.InvalidArgument,
+    "protocol error: incomplete envelope",
+  ],
+  Chat: [ok, ""],
+  "Chat with no names": [ok, ""],
+  "Chat with an empty name after a good one": [
+    Code.InvalidArgument,
+    "name is required",
+  ],
+  "Chat with a message over maxMessageBytes": [
+    Code.ResourceExhausted,
+    "message size 102 is larger than configured readMaxBytes 64",
+  ],
+  "Chat with gzip-compressed messages": [ok, ""],
+};
+
+test("every raw gRPC case states the status it must answer", () => {
+  assert.deepEqual(
+    Object.keys(rawExpected).sort(),
+    rawCases.map(([name]) => name).sort(),
+  );
+});
+
 for (const [name, request] of rawCases) {
   test(`${name}: the fast path answers exactly as connect's gRPC handler`, async (t) => {
     const a = await assertSameAnswer(t, request, { maxMessageBytes: 64 });
-    assert.ok(a.trailers["grpc-status"] !== undefined, "a status arrived");
+    const [code, message] = rawExpected[name] ?? [];
+    assert.deepEqual(grpcStatusOf(a), [String(code), message]);
   });
 }
 
@@ -630,6 +747,14 @@ const compressionCases: [string, RawH2Options][] = [
     },
   ],
   [
+    // No compression either way: the handler's own headers go out alone.
+    "a reply with the handler's metadata to a client that compresses nothing",
+    {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("plain"))],
+    },
+  ],
+  [
     "a small reply to a client accepting gzip",
     {
       headers: {
@@ -644,7 +769,15 @@ const compressionCases: [string, RawH2Options][] = [
 
 for (const [name, request] of compressionCases) {
   test(`${name}: the fast path answers exactly as connect's gRPC handler`, async (t) => {
-    await assertSameAnswer(t, request, { routes: detailedGreeter });
+    const a = await assertSameAnswer(t, request, { routes: detailedGreeter });
+    // statuscodes.md says INTERNAL for "Could not decompress, but compression
+    // algorithm supported"; connect-es says INVALID_ARGUMENT (docs/fast-path.md).
+    assert.deepEqual(
+      grpcStatusOf(a),
+      name === "a gzip request that is not gzip"
+        ? [String(Code.InvalidArgument), "decompression failed"]
+        : [String(ok), ""],
+    );
   });
 }
 
@@ -797,12 +930,93 @@ const connectCases: [string, RawH2Options][] = [
   ],
 ];
 
+/**
+ * The HTTP status each Connect case must answer, and for an error its code and
+ * message: the Connect protocol maps each code to one HTTP status
+ * (connectrpc.com/docs/protocol, "Error codes").
+ */
+const connectExpected: Record<
+  string,
+  [number] | [number, string, string | RegExp]
+> = {
+  "a good Connect call": [200],
+  "a good Connect call in JSON": [200],
+  "a Connect call in JSON with a charset and a protocol version": [200],
+  "a Connect call with request metadata, answered with headers and trailers": [
+    200,
+  ],
+  "a Connect call failing with details and metadata": [
+    400,
+    "failed_precondition",
+    "no greeting for you",
+  ],
+  // detailedGreeter answers an empty name; the Greeter's own check is tested elsewhere.
+  "a Connect call with an empty name": [200],
+  "a Connect call with bytes that are not protobuf": [
+    500,
+    "internal",
+    "parse binary: premature EOF",
+  ],
+  "a Connect call with bytes that are not JSON": [
+    400,
+    "invalid_argument",
+    /^cannot decode message HelloRequest from JSON: /,
+  ],
+  // An empty body is an empty message.
+  "a Connect call with no body": [200],
+  "a Connect body over maxMessageBytes, with its content-length": [
+    429,
+    "resource_exhausted",
+    "message size 102 is larger than configured readMaxBytes 64",
+  ],
+  "a Connect body over maxMessageBytes, without a content-length": [
+    429,
+    "resource_exhausted",
+    "message size is larger than configured readMaxBytes 64",
+  ],
+  "a gzip-compressed Connect request": [200],
+  "a Connect request in an unsupported content-encoding": [
+    501,
+    "unimplemented",
+    'unknown compression "snappy": supported encodings are gzip,br',
+  ],
+  "a big Connect reply to a client accepting br": [200],
+  "an invalid connect-timeout-ms": [
+    400,
+    "invalid_argument",
+    "protocol error: invalid connect timeout value: soon",
+  ],
+  "a connect-timeout-ms of 0": [
+    504,
+    "deadline_exceeded",
+    "the operation timed out",
+  ],
+};
+
+test("every Connect case states the HTTP status it must answer", () => {
+  assert.deepEqual(
+    Object.keys(connectExpected).sort(),
+    connectCases.map(([name]) => name).sort(),
+  );
+});
+
 for (const [name, request] of connectCases) {
   test(`${name}: the fast path answers exactly as connect's Connect handler`, async (t) => {
-    await assertSameAnswer(t, request, {
+    const a = await assertSameAnswer(t, request, {
       routes: detailedGreeter,
       maxMessageBytes: 64,
     });
+    const [status, code, message] = connectExpected[name] ?? [];
+    assert.equal(a.status, status);
+    if (code === undefined) return;
+    assert.equal(a.headers["content-type"], "application/json");
+    const error = JSON.parse(a.body.toString()) as {
+      code: string;
+      message: string;
+    };
+    assert.equal(error.code, code);
+    if (typeof message === "string") assert.equal(error.message, message);
+    else assert.match(error.message, message as RegExp);
   });
 }
 
@@ -880,6 +1094,8 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
       logLevel: "info",
     });
     for (const [, request] of rawCases) await rawH2(server.url, request);
+    // Connect unary calls too, reported as protocol "connect".
+    for (const [, request] of connectCases) await rawH2(server.url, request);
     // A last call, to know every line before it has been written.
     await rawH2(server.url, {
       headers: { ":path": "/Greeter/StreamHello", ...grpcHeaders },
@@ -899,7 +1115,11 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
   };
   const fast = await run(true);
   const slow = await run(false);
-  assert.equal(fast.calls, rawCases.length + 1);
+  assert.equal(fast.calls, rawCases.length + connectCases.length + 1);
+  assert.ok(
+    fast.lines.some((l) => l.protocol === "connect"),
+    "Connect calls were logged as such",
+  );
   assert.equal(slow.calls, 0);
   assert.ok(fast.lines.length > 5, "calls were logged");
   assert.ok(fast.handled.length > 0, "calls were counted");

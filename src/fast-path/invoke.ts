@@ -13,8 +13,9 @@ import {
   type MethodImplSpec,
   type StreamRequest,
   type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 /** A streaming method's implementation: server, client or bidi. */
@@ -31,18 +32,59 @@ export function invokeUnary(
   interceptors: readonly Interceptor[],
 ): unknown {
   if (interceptors.length > 0) {
-    return invokeUnaryImplementation(
-      spec,
-      context,
-      input as never,
-      interceptors as Interceptor[],
-    );
+    return invokeUnaryIntercepted(spec, context, input, interceptors);
   }
   const output = spec.impl(input as never, context);
   const desc = spec.method.output;
   return isPromise(output)
     ? output.then((o) => normalize(desc, o))
     : normalize(desc, output);
+}
+
+/**
+ * As connect's invokeUnaryImplementation, but the handler gets `context`
+ * itself when the interceptors changed nothing of the request: connect's
+ * mergeRequest spreads the context into a new object, which keeps only own
+ * properties, and a FastContext's are getters on its class.
+ */
+async function invokeUnaryIntercepted(
+  spec: UnarySpec,
+  context: HandlerContext,
+  input: unknown,
+  interceptors: readonly Interceptor[],
+): Promise<unknown> {
+  const anyFn = async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const output = await spec.impl(
+      req.message as never,
+      contextFor(context, req),
+    );
+    return {
+      stream: false,
+      message: normalize(spec.method.output, output) as never,
+      method: spec.method,
+      service: spec.method.parent,
+      header: context.responseHeader,
+      trailer: context.responseTrailer,
+    };
+  };
+  let next = anyFn as (req: UnaryRequest) => Promise<UnaryResponse>;
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    next = (interceptors[i] as Interceptor)(next as never) as typeof next;
+  }
+  const res = await next({
+    stream: false,
+    message: input as never,
+    method: spec.method,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    header: context.requestHeader,
+    service: spec.method.parent,
+    contextValues: context.values,
+  } as UnaryRequest);
+  copyHeaders(res.header, context.responseHeader);
+  copyHeaders(res.trailer, context.responseTrailer);
+  return res.message;
 }
 
 /** What a streaming implementation answers: its response messages, and the headers and trailers interceptors may have replaced. */
@@ -74,17 +116,9 @@ export async function invokeStream(
     };
   }
   const anyFn = async (req: StreamRequest): Promise<StreamResponse> => {
-    // As connect's mergeRequest: what the interceptors changed, the handler sees.
-    const ctx =
-      req.service === context.service &&
-      req.header === context.requestHeader &&
-      req.signal === context.signal &&
-      req.contextValues === context.values
-        ? context
-        : merged(context, req);
     const messages = new Normalized(
       spec.method.output,
-      await start(spec, ctx, req.message),
+      await start(spec, contextFor(context, req), req.message),
     );
     return {
       stream: true,
@@ -135,8 +169,24 @@ async function start(
   return spec.impl(input as never, ctx)[Symbol.asyncIterator]();
 }
 
+/** As connect's mergeRequest: what the interceptors changed of the request, the handler sees. */
+function contextFor(
+  context: HandlerContext,
+  req: UnaryRequest | StreamRequest,
+): HandlerContext {
+  return req.service === context.service &&
+    req.header === context.requestHeader &&
+    req.signal === context.signal &&
+    req.contextValues === context.values
+    ? context
+    : merged(context, req);
+}
+
 /** The context with what interceptors replaced in the request. */
-function merged(context: HandlerContext, req: StreamRequest): HandlerContext {
+function merged(
+  context: HandlerContext,
+  req: UnaryRequest | StreamRequest,
+): HandlerContext {
   return {
     method: context.method,
     service: req.service,

@@ -1,0 +1,636 @@
+/**
+ * Surviving mutants that are not worth a test, each with its reason: ones
+ * equivalent to the original (no caller can tell them apart), and ones whose
+ * only effect is speed or memory. A survivor not listed here is a gap in
+ * the tests, and the summary says so.
+ *
+ * A mutant is matched by its file, the source lines it changes (`code` is a
+ * fragment of them; whitespace does not count), and, where that is not
+ * enough, its mutator and replacement. Code is matched rather than line
+ * numbers, so entries survive edits elsewhere.
+ */
+export interface Explained {
+  /** The source file, from the repository root. */
+  readonly file: string;
+  /** Stryker's mutator, such as ConditionalExpression. @default any mutator */
+  readonly mutator?: string;
+  /** A fragment of the source lines the mutant changes. */
+  readonly code: string;
+  /** The mutant's replacement, when `code` and `mutator` match several. */
+  readonly replacement?: string;
+  /** Why no test kills it. */
+  readonly reason: string;
+}
+
+export const explained: readonly Explained[] = [
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.#ended !== undefined) return;",
+    replacement: "false",
+    reason:
+      "Only the first end of a call does anything a reader sees (deadline stopped, signal aborted, reads failed, a pending answer released); the later ends (the handler's own after a deadline, the stream's close) come once the call's report and status are out, and would only replace a reason nobody reads again.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.#timer !== undefined) clearTimeout(this.#timer);",
+    reason:
+      "A deadline timer left running fires into a call that has ended, where end() does nothing: it costs a timer until the deadline, nothing a client or handler sees.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.#timer !== undefined) clearTimeout(this.#timer);",
+    reason:
+      "A deadline timer left running fires into a call that has ended, where end() does nothing: it costs a timer until the deadline, nothing a client or handler sees.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "CallExpression",
+    code: "if (this.#timer !== undefined) clearTimeout(this.#timer);",
+    reason:
+      "A deadline timer left running fires into a call that has ended, where end() does nothing: it costs a timer until the deadline, nothing a client or handler sees.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "OptionalChaining",
+    code: "if (this.#readsEndWithCall) this.#body?.abort(reason);",
+    reason:
+      "Reads end with the call only for streaming calls, whose body is made (by the gRPC handler) before they start: the body is always there when this runs.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
+    code: "return session === undefined",
+    replacement: "false",
+    reason:
+      "The call's connection is read when its report starts, while its stream still has its session.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "ConditionalExpression",
+    code: "if (make === undefined || session === undefined) {",
+    replacement: "false",
+    reason:
+      "Only a handler that first reads its context values after its stream is gone would see a difference (a TypeError instead of empty values), and its call is over by then.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "ObjectLiteral",
+    code: "stream: { session },",
+    reason:
+      "connectionValues keys a connection by its HTTP/2 session, or failing that its socket: the same peer and HTTP version either way.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "StringLiteral",
+    code: 'h[":scheme"] ?? "http"',
+    replacement: '""',
+    reason:
+      "Every HTTP/2 request carries :scheme (RFC 9113, 8.3.1; Node refuses one without), so the fallback is never used.",
+  },
+  {
+    file: "src/fast-path/connect/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (output instanceof Promise) output = await output;",
+    replacement: "true",
+    reason:
+      "Awaiting a value that is not a promise gives the same value a microtask later.",
+  },
+  {
+    file: "src/fast-path/connect/handler.ts",
+    mutator: "CallExpression",
+    code: "call.end(e);",
+    reason:
+      "The call ends a line later anyway (call.end()); the reason only differs for a signal nobody listens to any more: the handler is done, or never ran, or the call had ended already.",
+  },
+  {
+    file: "src/fast-path/connect/handler.ts",
+    mutator: "CallExpression",
+    code: "  call.end();\n  let encoding",
+    reason:
+      "The stream's close, right after the answer, ends the call too; nothing reads it in between.",
+  },
+  {
+    file: "src/fast-path/connect/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (encoding !== undefined) head[headerUnaryEncoding] = encoding;",
+    replacement: "true",
+    reason:
+      "A header set to undefined is left out by Node's respond(): the same headers.",
+  },
+  {
+    file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.#length < 0) {",
+    replacement: "true",
+    reason:
+      "Reading the announced length again, once it is known and the whole envelope is in, gives the same length: only extra work.",
+  },
+  {
+    file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.#length < 0) {",
+    replacement: "this.#length <= 0",
+    reason:
+      "Reading the announced length again, once it is known and the whole envelope is in, gives the same length: only extra work.",
+  },
+  {
+    file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.#have === 0) this.#chunks.length = 0;",
+    replacement: "false",
+    reason:
+      "Keeps an empty view of the last buffer until the next chunk comes: memory for a moment, the same messages.",
+  },
+  {
+    file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "ConditionalExpression",
+    code: "if (chunks.length > 1) {",
+    replacement: "true",
+    reason: "Joining a single chunk copies it: slower, the same bytes.",
+  },
+  {
+    file: "src/fast-path/grpc/envelope-reader.ts",
+    mutator: "EqualityOperator",
+    code: "if (chunks.length > 1) {",
+    replacement: "chunks.length >= 1",
+    reason: "Joining a single chunk copies it: slower, the same bytes.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "StringLiteral",
+    code: 'encoding ?? ""',
+    replacement: '"Stryker was here!"',
+    reason:
+      "Only the key of the cached header shapes; it stays unique per encoding.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (shape === undefined) {",
+    replacement: "true",
+    reason:
+      "Builds the response's header shapes again for every call instead of once: slower, the same headers.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "CallExpression",
+    code: "shapes.set(key, shape);",
+    reason:
+      "Builds the response's header shapes again for every call instead of once: slower, the same headers.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (message instanceof Promise) message = await message;",
+    replacement: "true",
+    reason:
+      "Awaiting a value that is not a promise gives the same value a microtask later.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (output instanceof Promise) output = await output;",
+    replacement: "true",
+    reason:
+      "Awaiting a value that is not a promise gives the same value a microtask later.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "BooleanLiteral",
+    code: "answered = true;",
+    reason:
+      "Then finish() runs after the unary answer as well, and returns at once: the stream has ended (writableEnded).",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "} else if (!answered) {",
+    replacement: "true",
+    reason:
+      "After a unary answer finish() returns at once (the stream has ended), and the call had ended already.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "CallExpression",
+    code: "call.end();",
+    reason:
+      "The stream's close, right after the status, ends the call too; nothing reads it in between.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "CallExpression",
+    code: "call.end(failure);",
+    reason:
+      "The stream's close, right after the status, ends the call too; the reason only differs for a signal nobody listens to any more (the handler is done, or the call had ended already).",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (sent !== undefined) await sent;",
+    reason:
+      "Awaiting the compressed write only orders the end of this function after it: the frame is written either way, and the call has ended already.",
+  },
+  {
+    file: "src/fast-path/grpc/handler.ts",
+    mutator: "EqualityOperator",
+    code: "if (sent !== undefined) await sent;",
+    reason:
+      "Awaiting the compressed write only orders the end of this function after it: the frame is written either way, and the call has ended already.",
+  },
+  {
+    file: "src/fast-path/grpc/response-writer.ts",
+    mutator: "LogicalOperator",
+    code: "return this.#stream.destroyed || this.#stream.closed;",
+    reason:
+      "Node destroys an HTTP/2 stream as it closes it (a reset, a lost connection, the end): the two are never seen apart.",
+  },
+  {
+    file: "src/fast-path/grpc/response-writer.ts",
+    mutator: "LogicalOperator",
+    code: "if (this.#gone || this.#stream.writableEnded) return;",
+    reason:
+      "A stream that goes away is closed, destroyed and writable-ended at once, so either test stops finish() the same way.",
+  },
+  {
+    file: "src/fast-path/grpc/response-writer.ts",
+    mutator: "ConditionalExpression",
+    code: "if (frame === undefined) this.#stream.end();",
+    replacement: "false",
+    reason: "end(undefined) is end().",
+  },
+  {
+    file: "src/fast-path/grpc/response-writer.ts",
+    mutator: "StringLiteral",
+    code: 'stream.off("close", done);',
+    reason:
+      "Only leaves a spent listener on a stream that has drained or closed.",
+  },
+  {
+    file: "src/fast-path/grpc/response-writer.ts",
+    mutator: "ConditionalExpression",
+    code: "if (frame === undefined) return;",
+    replacement: "false",
+    reason:
+      "A unary answer to a client that is gone: respond() then throws on the dead stream, which the call's failure path catches; nothing reaches anyone either way.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
+    code: "if (interceptors.length > 0) {",
+    replacement: "true",
+    reason:
+      "Through invokeUnaryIntercepted with no interceptors the handler is called the same way, with the same context: slower only.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "EqualityOperator",
+    code: "if (interceptors.length > 0) {",
+    replacement: "interceptors.length >= 0",
+    reason:
+      "Through invokeUnaryIntercepted with no interceptors the handler is called the same way, with the same context: slower only.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
+    code: "if (interceptors.length === 0) {",
+    replacement: "false",
+    reason:
+      "Through the interceptor path with none, the same handler runs with the same context, and its messages come normalized either way: slower only.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "BlockStatement",
+    code: "if (interceptors.length === 0) {",
+    reason:
+      "Through the interceptor path with none, the same handler runs with the same context, and its messages come normalized either way: slower only.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "BooleanLiteral",
+    code: "normalized: true,",
+    reason:
+      "Normalizing a full message again returns it as it is: slower only.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
+    code: "return req.service === context.service &&",
+    replacement: "false",
+    reason:
+      "A merged context carries the same values as the FastContext it is made from, so a handler cannot tell them apart.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.it.return === undefined)",
+    reason:
+      "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.it.return === undefined)",
+    reason:
+      "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ObjectLiteral",
+    code: "return Promise.resolve({ done: true, value: v });",
+    reason:
+      "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "BooleanLiteral",
+    code: "return Promise.resolve({ done: true, value: v });",
+    reason:
+      "For a handler that returns a hand-written iterator without return(); async generators, which handlers are, always have one.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "BlockStatement",
+    code: "throw(e?: unknown): Promise<IteratorResult<unknown>> {",
+    reason:
+      "The fast path never calls throw() on a handler's messages; it is there to complete the AsyncIterator.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.it.throw === undefined) return Promise.reject(e);",
+    reason:
+      "The fast path never calls throw() on a handler's messages; it is there to complete the AsyncIterator.",
+  },
+  {
+    file: "src/fast-path/invoke.ts",
+    mutator: "EqualityOperator",
+    code: "if (this.it.throw === undefined) return Promise.reject(e);",
+    reason:
+      "The fast path never calls throw() on a handler's messages; it is there to complete the AsyncIterator.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) report?.received(observed);",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "if (observed !== undefined) report?.received(observed);",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) {",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "report?.sent(observed);",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "report?.finish(observed, undefined, call.ended);",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) report?.finish(observed, error, call.ended);",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "if (observed !== undefined) report?.finish(observed, error, call.ended);",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) report?.sent(observed);",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "if (observed !== undefined) report?.finish(observed, reason, call.ended);",
+    replacement: "true",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "if (observed !== undefined) report?.finish(observed, reason, call.ended);",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: "observed === undefined || report === undefined",
+    replacement: "false",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "LogicalOperator",
+    code: "observed === undefined || report === undefined",
+    reason:
+      "`observed` exists exactly when the fast path has a `report`, so either check alone decides.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "ConditionalExpression",
+    code: 'if (route.spec.kind !== "unary")',
+    replacement: "false",
+    reason:
+      "runUnary is only called for unary methods; the check narrows the type for TypeScript.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "StringLiteral",
+    code: "is not unary`);",
+    reason:
+      "runUnary is only called for unary methods; the check narrows the type for TypeScript.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "it.return?.().catch(ignore);\n      throw e;",
+    reason:
+      "Only a client-streaming call's messages (its one reply) lack return(), and its call would have to end between that reply and its read: then a TypeError replaces the reason, which hideInternal turns back into the call's end reason; only a debug line differs.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "OptionalChaining",
+    code: "await it.return?.().catch(ignore);",
+    reason:
+      "Only a client-streaming call's messages (its one reply) lack return(), and its client would have to go away just as that reply is written: it is gone, and only the log would differ.",
+  },
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "StringLiteral",
+    code: 'this.#stream.removeListener("readable", this.#onEvent);\n    this.#stream.removeListener("end", this.#onEnd);\n    this.#onEvent();',
+    reason:
+      "Only leaves listeners on a stream whose body has ended; none of them fires again.",
+  },
+
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "ConditionalExpression",
+    code: "if (this.#ended || this.#closed) return;",
+    replacement: "false",
+    reason:
+      "Dropping the rest of a body that has ended or whose stream closed does nothing: there is no rest.",
+  },
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "LogicalOperator",
+    code: "if (this.#ended || this.#closed) return;",
+    reason:
+      "Dropping the rest of a body that has ended or whose stream closed does nothing: there is no rest.",
+  },
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "StringLiteral",
+    code: 'this.#stream.removeListener("end", this.#onEnd);\n    this.#stream.resume();',
+    reason:
+      "Leaves the end listener on a stream whose rest is being dropped: it only marks the body ended.",
+  },
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "ConditionalExpression",
+    code: "return chunks.length === 1",
+    replacement: "false",
+    reason: "Joining a single chunk copies it: slower, the same bytes.",
+  },
+  {
+    file: "src/fast-path/reset-error.ts",
+    mutator: "ConditionalExpression",
+    code: "default:",
+    reason:
+      "Without the default case the switch ends and the function returns undefined just the same.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "ObjectLiteral",
+    code: "{ once: true },",
+    reason:
+      "An AbortSignal fires abort once: the listener runs once either way.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "BooleanLiteral",
+    code: "{ once: true },",
+    reason:
+      "An AbortSignal fires abort once: the listener runs once either way.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "StringLiteral",
+    code: 'const path = headers[":path"] ?? "";',
+    replacement: '"Stryker was here!"',
+    reason:
+      "Every HTTP/2 request carries :path (RFC 9113, 8.3.1; Node refuses one without).",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "EqualityOperator",
+    code: "q < 0 ? path : path.slice(0, q)",
+    replacement: "q <= 0",
+    reason: "A path that starts with '?' names no route, whole or cut.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "CallExpression",
+    code: "served.catch(this.#broken(stream));",
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "BlockStatement",
+    code: "#broken(stream: ServerHttp2Stream): (e: unknown) => void {",
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "BlockStatement",
+    code: "return (e) => {",
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "OptionalChaining",
+    code: 'this.logger?.error({ err: e }, "fast path failed; stream reset");',
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "ObjectLiteral",
+    code: 'this.logger?.error({ err: e }, "fast path failed; stream reset");',
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "StringLiteral",
+    code: 'this.logger?.error({ err: e }, "fast path failed; stream reset");',
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "CallExpression",
+    code: "stream.destroy();",
+    reason:
+      "Only a bug of the fast path's own rejects `served` (every protocol error is answered to the client); none can be made without changing the code.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "BlockStatement",
+    code: "readonly #streamError = (e: Error): void => {",
+    reason:
+      "A debug line about a stream error (a reset, a write after the client left), which the call learns of from the stream's close.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "ObjectLiteral",
+    code: 'this.logger?.debug({ err: e }, "fast path: stream error");',
+    reason:
+      "A debug line about a stream error (a reset, a write after the client left), which the call learns of from the stream's close.",
+  },
+  {
+    file: "src/fast-path/router.ts",
+    mutator: "StringLiteral",
+    code: 'this.logger?.debug({ err: e }, "fast path: stream error");',
+    reason:
+      "A debug line about a stream error (a reset, a write after the client left), which the call learns of from the stream's close.",
+  },
+];

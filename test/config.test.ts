@@ -1,0 +1,346 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  type Config,
+  ConfigError,
+  defaultConfig,
+  helpText,
+  loadConfig,
+  settings,
+} from "../src/config.js";
+import { repoRoot } from "./support/child.js";
+import { tableCells } from "./support/doc-blocks.js";
+
+// What loadConfig accepts and refuses, setting by setting, in process: the
+// messages an operator reads (test/start.test.ts checks a few through
+// `npm start`, one line on stderr and a non-zero exit).
+
+/** The ConfigError loadConfig throws for `argv` and `env`; fails if it accepts them. */
+function refusal(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  try {
+    loadConfig(argv, env);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
+    assert.equal(e.name, "ConfigError");
+    assert.doesNotMatch(e.message, /\n/, "one line");
+    return e.message;
+  }
+  assert.fail(`accepted ${JSON.stringify({ argv, env })}`);
+}
+
+test("with nothing set, every setting has its documented default", () => {
+  const expected: Config = {
+    port: 50051,
+    host: "",
+    tls: undefined,
+    streamIntervalMs: 1000,
+    shutdownGraceMs: 10000,
+    logLevel: "info",
+    corsOrigins: [],
+    maxMessageBytes: 4194304,
+    compressMinBytes: 1024,
+    maxConcurrentStreams: 1000,
+    maxHeaderBytes: 16384,
+    headersTimeoutMs: 10000,
+    requestTimeoutMs: 300000,
+    idleTimeoutMs: 300000,
+    workers: 1,
+    fastPath: true,
+    adminPort: 9464,
+    reflection: true,
+    tracing: undefined,
+  };
+  assert.deepEqual(loadConfig([], {}), expected);
+  assert.deepEqual(defaultConfig(), expected);
+});
+
+test("every setting is read from its flag and from its environment variable, and the flag wins", () => {
+  const flags = [
+    ["--port", "1234", "port", 1234],
+    ["--host", "127.0.0.1", "host", "127.0.0.1"],
+    ["--stream-interval-ms", "5", "streamIntervalMs", 5],
+    ["--shutdown-grace-ms", "6", "shutdownGraceMs", 6],
+    ["--log-level", "warn", "logLevel", "warn"],
+    [
+      "--cors-origins",
+      "https://a.example",
+      "corsOrigins",
+      ["https://a.example"],
+    ],
+    ["--max-message-bytes", "7", "maxMessageBytes", 7],
+    ["--compress-min-bytes", "8", "compressMinBytes", 8],
+    ["--max-concurrent-streams", "9", "maxConcurrentStreams", 9],
+    ["--max-header-bytes", "2048", "maxHeaderBytes", 2048],
+    ["--headers-timeout-ms", "11", "headersTimeoutMs", 11],
+    ["--request-timeout-ms", "12", "requestTimeoutMs", 12],
+    ["--idle-timeout-ms", "13", "idleTimeoutMs", 13],
+    ["--workers", "3", "workers", 3],
+    ["--fast-path", "off", "fastPath", false],
+    ["--admin-port", "9999", "adminPort", 9999],
+    ["--reflection", "off", "reflection", false],
+  ] as const;
+  for (const [flag, value, key, parsed] of flags) {
+    const setting = Object.values(settings).find((s) => `--${s.flag}` === flag);
+    assert.ok(setting, flag);
+    assert.deepEqual(loadConfig([flag, value], {})[key], parsed, flag);
+    assert.deepEqual(
+      loadConfig([], { [setting.env]: value })[key],
+      parsed,
+      setting.env,
+    );
+    assert.deepEqual(
+      loadConfig([`${flag}=${value}`], { [setting.env]: setting.default })[key],
+      parsed,
+      `${flag} over ${setting.env}`,
+    );
+  }
+});
+
+test("a whole number setting takes its smallest and largest value, spaces around it, and refuses one past either end", () => {
+  const bounds: [string, keyof Config, number, number][] = [
+    ["PORT", "port", 0, 65535],
+    ["STREAM_INTERVAL_MS", "streamIntervalMs", 0, 3_600_000],
+    ["SHUTDOWN_GRACE_MS", "shutdownGraceMs", 0, 3_600_000],
+    ["MAX_MESSAGE_BYTES", "maxMessageBytes", 1, 2 ** 31 - 1],
+    ["COMPRESS_MIN_BYTES", "compressMinBytes", 0, 2 ** 31 - 1],
+    ["MAX_CONCURRENT_STREAMS", "maxConcurrentStreams", 1, 2 ** 31 - 1],
+    ["MAX_HEADER_BYTES", "maxHeaderBytes", 1024, 2 ** 24],
+    ["HEADERS_TIMEOUT_MS", "headersTimeoutMs", 1, 3_600_000],
+    ["REQUEST_TIMEOUT_MS", "requestTimeoutMs", 0, 3_600_000],
+    ["IDLE_TIMEOUT_MS", "idleTimeoutMs", 1, 3_600_000],
+    ["WORKERS", "workers", 1, 256],
+  ];
+  // The admin port must differ from the API port; keep it out of the way.
+  const base = { ADMIN_PORT: "off" };
+  for (const [env, key, min, max] of bounds) {
+    const flag = Object.values(settings).find((s) => s.env === env)?.flag;
+    const range = `${env} (--${flag}) must be a whole number from ${min} to ${max}`;
+    assert.equal(loadConfig([], { ...base, [env]: String(min) })[key], min);
+    assert.equal(loadConfig([], { ...base, [env]: String(max) })[key], max);
+    assert.equal(loadConfig([], { ...base, [env]: ` ${min} ` })[key], min);
+    if (min > 0) {
+      assert.equal(
+        refusal([], { ...base, [env]: String(min - 1) }),
+        `${range}, got "${min - 1}"`,
+      );
+    }
+    assert.equal(
+      refusal([], { ...base, [env]: String(max + 1) }),
+      `${range}, got "${max + 1}"`,
+    );
+  }
+});
+
+test("a whole number setting refuses a sign, a fraction, an exponent, words and nothing", () => {
+  for (const text of [
+    "-1",
+    "+5",
+    "1.5",
+    "1e3",
+    "0x10",
+    "ten",
+    "",
+    " ",
+    "5 5",
+  ]) {
+    assert.equal(
+      refusal([], { PORT: text }),
+      `PORT (--port) must be a whole number from 0 to 65535, got "${text}"`,
+      JSON.stringify(text),
+    );
+  }
+  // Beyond the safe integers, digits alone are not enough.
+  assert.match(
+    refusal([], { MAX_MESSAGE_BYTES: "9".repeat(20) }),
+    /^MAX_MESSAGE_BYTES \(--max-message-bytes\) must be a whole number from 1 to 2147483647/,
+  );
+});
+
+test("LOG_LEVEL takes every level in any case, with spaces, and refuses others naming the levels", () => {
+  for (const level of [
+    "fatal",
+    "error",
+    "warn",
+    "info",
+    "debug",
+    "trace",
+    "silent",
+  ]) {
+    assert.equal(loadConfig([], { LOG_LEVEL: level }).logLevel, level);
+  }
+  assert.equal(loadConfig([], { LOG_LEVEL: " DEBUG " }).logLevel, "debug");
+  assert.equal(
+    refusal([], { LOG_LEVEL: "verbose" }),
+    'LOG_LEVEL (--log-level) must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
+  );
+});
+
+test("CORS_ORIGINS takes a comma-separated list of origins or *, and refuses a path or a scheme other than http(s)", () => {
+  assert.deepEqual(
+    loadConfig([], {
+      CORS_ORIGINS: " https://a.example , http://b.example:8080,,",
+    }).corsOrigins,
+    ["https://a.example", "http://b.example:8080"],
+  );
+  assert.deepEqual(loadConfig([], { CORS_ORIGINS: "*" }).corsOrigins, ["*"]);
+  assert.deepEqual(loadConfig([], { CORS_ORIGINS: " , " }).corsOrigins, []);
+  for (const bad of [
+    "https://a.example/",
+    "https://a.example/app",
+    "ftp://a.example",
+    "a.example",
+    "https://",
+    "https://a example",
+    "xhttps://a.example",
+  ]) {
+    assert.equal(
+      refusal([], { CORS_ORIGINS: `https://ok.example,${bad}` }),
+      `CORS_ORIGINS (--cors-origins) must list origins such as https://example.com (scheme and host, no path), got "${bad}"`,
+    );
+  }
+});
+
+test('ADMIN_PORT takes a port or "off" in any case, and refuses other words and the API port itself', () => {
+  assert.equal(loadConfig([], { ADMIN_PORT: "off" }).adminPort, undefined);
+  assert.equal(loadConfig([], { ADMIN_PORT: " OFF " }).adminPort, undefined);
+  assert.equal(loadConfig([], { ADMIN_PORT: "0" }).adminPort, 0);
+  assert.equal(loadConfig([], { ADMIN_PORT: " 9465 " }).adminPort, 9465);
+  // 0 twice is two different free ports.
+  assert.equal(loadConfig([], { PORT: "0", ADMIN_PORT: "0" }).adminPort, 0);
+  for (const bad of ["metrics", "on", "-1", "1.5"]) {
+    assert.equal(
+      refusal([], { ADMIN_PORT: bad }),
+      `ADMIN_PORT (--admin-port) must be a port from 0 to 65535 or "off", got "${bad}"`,
+    );
+  }
+  assert.equal(
+    refusal([], { ADMIN_PORT: "65536" }),
+    'ADMIN_PORT (--admin-port) must be a whole number from 0 to 65535, got "65536"',
+  );
+  for (const [port, admin] of [
+    ["50099", "50099"],
+    [" 50099 ", "50099"],
+    ["50051", " 50051"],
+  ]) {
+    assert.equal(
+      refusal([], { PORT: port, ADMIN_PORT: admin }),
+      `ADMIN_PORT (--admin-port) must differ from PORT (${Number(admin)}): metrics are kept off the API port`,
+    );
+  }
+  // The default admin port against the default API port is fine.
+  assert.equal(loadConfig([], { PORT: "9465" }).adminPort, 9464);
+  assert.equal(
+    refusal(["--port", "9464"]),
+    "ADMIN_PORT (--admin-port) must differ from PORT (9464): metrics are kept off the API port",
+  );
+});
+
+test("FAST_PATH and REFLECTION take on/true/1/yes and off/false/0/no in any case, and refuse anything else", () => {
+  for (const [env, key] of [
+    ["FAST_PATH", "fastPath"],
+    ["REFLECTION", "reflection"],
+  ] as const) {
+    for (const on of ["on", "true", "1", "yes", " ON ", "Yes"]) {
+      assert.equal(loadConfig([], { [env]: on })[key], true, on);
+    }
+    for (const off of ["off", "false", "0", "no", " OFF ", "No"]) {
+      assert.equal(loadConfig([], { [env]: off })[key], false, off);
+    }
+    const flag = env === "FAST_PATH" ? "fast-path" : "reflection";
+    for (const bad of ["maybe", "", "2", "y"]) {
+      assert.equal(
+        refusal([], { [env]: bad }),
+        `${env} (--${flag}) must be on or off, got "${bad}"`,
+      );
+    }
+  }
+});
+
+test('WORKERS "auto" is one worker per CPU the process may use', () => {
+  assert.equal(
+    loadConfig([], { WORKERS: "auto" }).workers,
+    availableParallelism(),
+  );
+  assert.equal(
+    loadConfig(["--workers", " auto "], {}).workers,
+    availableParallelism(),
+  );
+  assert.equal(
+    refusal([], { WORKERS: "Auto!" }),
+    'WORKERS (--workers) must be a whole number from 1 to 256, got "Auto!"',
+  );
+});
+
+test("TLS needs both files, reads them, and names the setting and the reason when a file cannot be read", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "config-test-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  await writeFile(cert, "CERT");
+  await writeFile(key, "KEY");
+  const tls = loadConfig(["--tls-cert", cert], { TLS_KEY: key }).tls;
+  assert.deepEqual(
+    { cert: tls?.cert.toString(), key: tls?.key.toString() },
+    { cert: "CERT", key: "KEY" },
+  );
+  const both =
+    "TLS needs both a certificate and a key: set TLS_CERT and TLS_KEY (or --tls-cert and --tls-key)";
+  assert.equal(refusal(["--tls-cert", cert]), both);
+  assert.equal(refusal([], { TLS_KEY: key }), both);
+  const missing = join(dir, "missing.pem");
+  assert.equal(
+    refusal(["--tls-cert", missing, "--tls-key", key]),
+    `TLS_CERT (--tls-cert): cannot read "${missing}" (ENOENT)`,
+  );
+  assert.equal(
+    refusal(["--tls-cert", cert, "--tls-key", dir]),
+    `TLS_KEY (--tls-key): cannot read "${dir}" (EISDIR)`,
+  );
+});
+
+test("a tracing variable that cannot be used is refused like any other setting, in one line", () => {
+  assert.equal(
+    refusal([], { OTEL_TRACES_EXPORTER: "zipkin" }),
+    'OTEL_TRACES_EXPORTER must be otlp or none (console, zipkin and the others are not offered), got "zipkin"',
+  );
+});
+
+test("an unknown flag, a flag without its value and a stray argument are refused", () => {
+  assert.match(refusal(["--prot", "1"]), /Unknown option '--prot'/);
+  assert.match(refusal(["--port"]), /Option '--port <value>' argument missing/);
+  assert.match(refusal(["serve"]), /Unexpected argument 'serve'/);
+});
+
+test("--help shows every setting as docs/configuration.md's table does: flag, variable, meaning and default", async () => {
+  const table = (
+    await readFile(join(repoRoot, "docs", "configuration.md"), "utf8")
+  )
+    .split("\n")
+    .filter((l) => l.startsWith("| `--"))
+    .map(tableCells);
+  assert.equal(table.length, Object.keys(settings).length);
+  const help = helpText().split("\n");
+  assert.deepEqual(help.slice(0, 3), [
+    "Usage: connect-greeter [options]",
+    "",
+    "Options (flag, environment variable):",
+  ]);
+  const helpLine = 3 + table.length;
+  assert.equal(help[helpLine], "  --help");
+  // Then the OpenTelemetry variables (src/otel-config.ts has their tests).
+  assert.equal(help[helpLine + 1], "");
+  assert.match(help[helpLine + 2] ?? "", /^Tracing \(OpenTelemetry/);
+  const unquote = (cell: string | undefined) =>
+    (cell ?? "").replace(/^`|`$/g, "");
+  for (const [i, row] of table.entries()) {
+    const [flag, env, dflt, meaning] = row.map(unquote);
+    const shown = dflt === "(empty)" ? "" : ` (default ${dflt})`;
+    assert.equal(
+      help[3 + i],
+      `  ${(flag ?? "").padEnd(22)} ${(env ?? "").padEnd(20)} ${meaning}${shown}`,
+    );
+  }
+});
