@@ -239,9 +239,13 @@ test("nginx balances each call, not each connection: one client's calls on one H
  * logged, start again, ready), while clients call through the balancer:
  * half on gRPC (the HTTP/2 listener), half on Connect over HTTP/1.1 (the
  * other listener), as the drain closes both kinds of connection. Fails
- * unless every call succeeded.
+ * unless every call succeeded, but for what `unaccepted` allows.
  */
-async function rollingRestart(t: TestContext, world: World): Promise<void> {
+async function rollingRestart(
+  t: TestContext,
+  world: World,
+  unaccepted: UnacceptedCalls,
+): Promise<void> {
   const { replicas, nginx: balancer } = world;
   const load = startLoad({
     unaryClients: 16,
@@ -277,15 +281,57 @@ async function rollingRestart(t: TestContext, world: World): Promise<void> {
     `6 restarts in ${Math.round(restartMs)} ms: ${summary(records)}`,
   );
   reportFailures(t, records, balancer);
-  assert.equal(records.filter((r) => r.error).length, 0, summary(records));
+  const failed = records.filter((r) => r.error);
+  if (unaccepted === "none") {
+    assert.equal(failed.length, 0, summary(records));
+    return;
+  }
+  // nginx cannot retry a call it sent on a connection the kernel completed
+  // but the replica never accepted, reset as the replica closes its port
+  // (the test below shows it on its own). Rare, and a few calls at most:
+  // one per nginx worker and listener with a connection opening just then.
+  // Anything else fails the test: a drain that refused or cut a call shows
+  // as a goaway or another error in nginx's log, or as many more calls.
+  const log = balancer.errorLog();
+  const resets = log
+    .split("\n")
+    .filter((line) => unacceptedReset.test(line)).length;
+  t.diagnostic(
+    `${failed.length} failed; nginx logged ${resets} connections reset before a response header`,
+  );
+  assert.ok(failed.length <= 4, summary(records));
+  assert.ok(failed.length <= resets, `${summary(records)}\n${log}`);
+  for (const r of failed) {
+    assert.deepEqual(
+      r.error,
+      { code: Code.Unavailable, message: "[unavailable] HTTP 502" },
+      summary(records),
+    );
+  }
+  assert.doesNotMatch(
+    log,
+    /goaway|prematurely closed/,
+    "no call was refused by a GOAWAY or sent on a connection the replica closed",
+  );
 }
 
+/**
+ * Calls a rolling restart may lose to the reset of connections a replica
+ * never accepted: "none" (a balancer that retries them), or the few nginx
+ * cannot retry ("reset-by-kernel").
+ */
+type UnacceptedCalls = "none" | "reset-by-kernel";
+
+/** What nginx logs for a call whose connection was reset before any response. */
+const unacceptedReset =
+  /\(104: Connection reset by peer\) while reading response header from upstream/;
+
 test(
-  "nginx: a rolling restart of every replica, twice over (SIGTERM, exit 0, start again), under steady load over gRPC and Connect over HTTP/1.1 fails no call",
+  "nginx: a rolling restart of every replica, twice over (SIGTERM, exit 0, start again), under steady load over gRPC and Connect over HTTP/1.1 fails no call, but for the rare one sent on a connection the replica never accepted",
   {
     timeout: 120_000,
   },
-  async (t) => rollingRestart(t, await startWorld(t)),
+  async (t) => rollingRestart(t, await startWorld(t), "reset-by-kernel"),
 );
 
 test(
@@ -293,7 +339,8 @@ test(
   {
     timeout: 120_000,
   },
-  async (t) => rollingRestart(t, await startWorld(t, { balancer: "haproxy" })),
+  async (t) =>
+    rollingRestart(t, await startWorld(t, { balancer: "haproxy" }), "none"),
 );
 
 test("a connection the kernel completed but the replica never accepted is reset when the replica closes its port: nginx cannot retry the gRPC call it sent on it (502), HAProxy retries it on another replica", {
@@ -356,10 +403,7 @@ s.close()`,
     await closed;
     t.diagnostic(`${kind}: ${JSON.stringify(outcomes[kind])}`);
     if (kind === "nginx") {
-      assert.match(
-        balancer.errorLog(),
-        /recv\(\) failed \(104: Connection reset by peer\) while reading response header from upstream/,
-      );
+      assert.match(balancer.errorLog(), unacceptedReset);
     }
     await balancer.stop();
   }
