@@ -16,6 +16,7 @@ import { type TestContext, test } from "node:test";
 import { promisify } from "node:util";
 import { type Exit, repoRoot, startChild } from "./support/child.js";
 import { type Fence, fences, parseShBlock } from "./support/doc-blocks.js";
+import { until } from "./support/wait.js";
 
 /** The page this test carries out, step by step; its blocks are the steps, so the two cannot drift. */
 const pagePath = "docs/adding-a-service.md";
@@ -116,7 +117,12 @@ test("a service added as docs/adding-a-service.md says, on a copy of the project
         )
         .slice(echoCallsBefore);
     // Log lines are written asynchronously: wait for them, boundedly.
-    await until(() => entries().length >= calls.length * 2, 10_000);
+    await until(
+      "a line for each call",
+      () => entries().length >= calls.length * 2,
+      10_000,
+      20,
+    );
     assert.deepEqual(
       entries().map((e) => ({
         procedure: e.procedure,
@@ -367,13 +373,4 @@ function fastPathCalls(metrics: string): number {
   const m = /^connect_greeter_fast_path_calls_total (\d+)$/m.exec(metrics);
   assert.ok(m, "the admin port counts fast-path calls");
   return Number(m[1]);
-}
-
-/** Resolves once `condition` holds; fails after `ms`. */
-async function until(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!condition()) {
-    assert.ok(performance.now() < deadline, `not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -4,6 +4,7 @@ import * as http2 from "node:http2";
 import { test } from "node:test";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { startTestServer } from "./support/server.js";
+import { until } from "./support/wait.js";
 
 /** HTTP/2's default initial stream window (RFC 9113, 6.9.2), which Node's server keeps. */
 const streamWindow = 65_535;
@@ -75,6 +76,7 @@ for (const fastPath of [false, true]) {
     // more than any bound below: a server that reads ahead without limit
     // fails at once rather than by the test's timeout.
     await until(
+      "the client's window to close",
       () => serverStream?.state.localWindowSize === 0 || accepted > 1024 * 1024,
     );
     // Node acknowledges DATA as it moves into the stream's buffer, which
@@ -135,11 +137,6 @@ function helloFrame(name: string): Buffer {
   return Buffer.concat([head, payload]);
 }
 
-/** Resolves once `condition` holds, checked every few milliseconds; the test's timeout bounds it. */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
-
 for (const fastPath of [false, true]) {
   const who = fastPath ? "the fast path" : "connect's handler";
   test(`through ${who}, a client that stops reading a server stream holds the handler back: it produces about a window's worth, waits, and goes on when the client reads`, {
@@ -180,6 +177,7 @@ for (const fastPath of [false, true]) {
     // handler must be waiting, not producing the rest into memory.
     // A handler that is not held back fails at once, not by the test's timeout.
     await until(
+      "the server's writes to back up",
       () => serverStream?.writableNeedDrain === true || produced > 64,
     );
     const producedWhileStalled = produced;

@@ -38,6 +38,7 @@ import {
 import { pushable } from "./support/pushable.js";
 import { projectRoot } from "./support/server-process.js";
 import { testTransport } from "./support/transports.js";
+import { until } from "./support/wait.js";
 
 /**
  * nginx (Debian's 1.22) in front of three replicas, each a real server
@@ -263,7 +264,7 @@ async function rollingRestart(
     deadlineMs: 15_000,
   });
   t.after(() => load.stop());
-  await waitFor(() => load.records.length >= 200);
+  await until("200 calls", () => load.records.length >= 200, 60_000, 10);
   const started = performance.now();
   for (let round = 0; round < 2; round++) {
     for (const [i, replica] of replicas.entries()) {
@@ -275,7 +276,12 @@ async function rollingRestart(
   }
   const restartMs = performance.now() - started;
   const mark = load.records.length;
-  await waitFor(() => load.records.length >= mark + 200);
+  await until(
+    "200 calls after the restarts",
+    () => load.records.length >= mark + 200,
+    60_000,
+    10,
+  );
   const records = await load.stop();
   t.diagnostic(
     `6 restarts in ${Math.round(restartMs)} ms: ${summary(records)}`,
@@ -396,7 +402,7 @@ s.close()`,
           .trim()
           .split(/\s+/)[1],
       );
-    await waitFor(() => queued() >= 3);
+    await until("3 connections queued", () => queued() >= 3, 60_000, 10);
     const closed = once(stalled, "exit");
     stalled.stdin.end();
     outcomes[kind] = await Promise.all(calls);
@@ -435,10 +441,15 @@ async function loadAround(
     deadlineMs: options.deadlineMs,
   });
   try {
-    await waitFor(() => load.records.length >= 300);
+    await until("300 calls", () => load.records.length >= 300, 60_000, 10);
     const hitAt = performance.now();
     hit();
-    await waitFor(() => performance.now() > hitAt + options.afterMs);
+    await until(
+      "the load after the hit",
+      () => performance.now() > hitAt + options.afterMs,
+      60_000,
+      10,
+    );
     return { records: await load.stop(), hitAt };
   } finally {
     await load.stop();
@@ -547,15 +558,6 @@ function reportFailures(
       .slice(0, 20)
       .join("\n")}`,
   );
-}
-
-/** Resolves once `condition()` holds, polled every 10 ms (at most 60 s). */
-async function waitFor(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition never held");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 test("the balancer benchmark's quick mode (npm run bench:balancer -- --quick) measures one replica directly and through nginx with one, two and three replicas", {

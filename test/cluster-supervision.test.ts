@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type ClusterOptions, runCluster } from "../src/lifecycle/cluster.js";
+import { until } from "./support/wait.js";
 
 // Cluster mode's primary (runCluster) in this process, with stand-in workers
 // (test/fixtures/cluster-worker.ts) it forks for real: when it reports ready,
@@ -43,21 +44,6 @@ function workers(): Worker[] {
   return Object.values(cluster.workers ?? {}).filter(
     (w): w is Worker => w !== undefined && !w.isDead(),
   );
-}
-
-/** Resolves once `check` returns something other than undefined; fails after `ms`. */
-async function until<T>(
-  what: string,
-  check: () => T | undefined,
-  ms = 20_000,
-): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 function startPrimary(

@@ -7,22 +7,10 @@ import { Greeter } from "../gen/helloworld_pb.js";
 import { createGreeter } from "../src/services/greeter.js";
 import { envelope, helloRequest, rawH2 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
+import { until } from "./support/wait.js";
 
 // shutdown() (src/lifecycle/shutdown.ts) in process, where a test can see
 // what the drain waits for. test/shutdown.test.ts drains real processes.
-
-/** Resolves once `check` is true; fails after `ms`. */
-async function until(
-  what: string,
-  check: () => boolean,
-  ms = 10_000,
-): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 test("the drain waits for a handler still stopping after its client left, though its response is gone", async (t) => {
   const cleanupMs = 500;

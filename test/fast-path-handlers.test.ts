@@ -37,41 +37,7 @@ import {
 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
-
-/** Resolves once `check` is true; fails after `ms`. */
-async function until(
-  what: string,
-  check: () => boolean,
-  ms = 10_000,
-): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** What `promise` resolves to; fails as soon as `ms` have passed without it. */
-async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${what} took over ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { until, within } from "./support/wait.js";
 
 // What a handler sees and what the application's interceptors do, on the
 // fast path and through connect's handlers: the same, seen from inside the

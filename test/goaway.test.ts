@@ -18,6 +18,7 @@ import {
 import { envelope, helloRequest } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
+import { until } from "./support/wait.js";
 
 /**
  * These tests speak HTTP/2 frame by frame, as a balancer does that keeps a
@@ -131,7 +132,12 @@ test("a connection accepted before shutdown() whose HTTP/2 preface comes after i
   const server = await startTestServer(t);
   const client = await RawH2Client.connect(server.url, { preface: false });
   t.after(() => client.socket.destroy());
-  await waitFor(() => server.listener.sockets.size === 1);
+  await until(
+    "one connection",
+    () => server.listener.sockets.size === 1,
+    10_000,
+    0,
+  );
   const result = server.shutdown(5000);
   assert.equal(await connectError(server.url), "ECONNREFUSED");
   // The session is made only now, after the drain began.
@@ -210,15 +216,6 @@ test("over TLS, where the server cannot write a notice beside nghttp2, the final
   await result;
 });
 
-/** Resolves once `condition()` holds, checked on each turn of the event loop (at most 10 s). */
-async function waitFor(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition never held");
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
 function connectError(url: string): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
@@ -262,7 +259,12 @@ test("HTTP/1.1 has no GOAWAY: during a drain a request on an idle keep-alive con
     [idle, "idle"],
   ] as const) {
     sayHello(c.socket, name);
-    await waitFor(() => c.received().includes(`Hello, ${name}!`));
+    await until(
+      "the reply",
+      () => c.received().includes(`Hello, ${name}!`),
+      10_000,
+      0,
+    );
   }
   const drainAt = performance.now();
   const result = server.shutdown(5000);
@@ -302,11 +304,21 @@ test("HTTP/1.1: a connection whose response was under way when the drain began s
     `POST /Greeter/StreamHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nContent-Length: ${stream.length}\r\n\r\n`,
   );
   socket.write(stream);
-  await waitFor(() => received.includes("Hello s, message 0"));
+  await until(
+    "the first message",
+    () => received.includes("Hello s, message 0"),
+    10_000,
+    0,
+  );
   const result = server.shutdown(5000);
   // The stream's response ends (its headers said keep-alive); a balancer
   // puts the next request on the connection at once.
-  await waitFor(() => received.includes("0\r\n\r\n"));
+  await until(
+    "the last chunk",
+    () => received.includes("0\r\n\r\n"),
+    10_000,
+    0,
+  );
   const body = '{"name":"next"}';
   socket.write(
     `POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,

@@ -12,6 +12,7 @@ import {
   type RequestHandler,
 } from "../src/transport/listener.js";
 import { selfSignedCert } from "./support/tls.js";
+import { until } from "./support/wait.js";
 
 // The one-port listener (src/transport/listener.ts) on its own, with a plain
 // request handler: which server a connection reaches, what it tracks for
@@ -72,19 +73,6 @@ function raw(port: number): {
     socket.once("close", () => resolve(performance.now() - opened)),
   );
   return { socket, received: () => Buffer.concat(chunks), closed };
-}
-
-/** Resolves once `check` is true; fails after `ms`. */
-async function until(
-  what: string,
-  check: () => boolean,
-  ms = 10_000,
-): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** The server-side socket of the listener's only connection. */

@@ -1,65 +1,14 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
-import { type TestContext, test } from "node:test";
-import { Code, ConnectError, createServiceImplSpec } from "@connectrpc/connect";
-import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
-import { Greeter } from "../gen/helloworld_pb.js";
-import { procedureOf } from "../src/calls/call.js";
-import { type CallHost, FastCall, type Route } from "../src/fast-path/call.js";
+import { test } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type RequestBody, readAll } from "../src/fast-path/request-body.js";
+import { callPair } from "./support/fast-call.js";
+import { within } from "./support/wait.js";
 
 // The fast path's request body (src/fast-path/request-body.ts): read on
 // demand from a real HTTP/2 stream, its end, an early close, the call's end,
 // and dropping what is left; and readAll's limits, as connect's readAllBytes.
-
-/** A fast call on a real HTTP/2 stream, and the client's side of it (request body still open). */
-async function callPair(t: TestContext): Promise<{
-  call: FastCall;
-  client: http2.ClientHttp2Stream;
-  server: http2.ServerHttp2Stream;
-}> {
-  const server = http2.createServer();
-  const streams: http2.ServerHttp2Stream[] = [];
-  server.on("stream", (s) => streams.push(s));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => server.close());
-  const session = http2.connect(
-    `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-  );
-  t.after(() => session.destroy());
-  const client = session.request(
-    { ":method": "POST", ":path": "/x" },
-    { endStream: false },
-  );
-  client.on("error", () => {});
-  while (streams.length === 0) await once(server, "stream");
-  const stream = streams[0] as http2.ServerHttp2Stream;
-  stream.on("error", () => {});
-  const spec = createServiceImplSpec(Greeter, {}).methods.sayHello;
-  assert.ok(spec);
-  const host: CallHost = {
-    opt: validateUniversalHandlerOptions({}),
-    running: new Set(),
-    contextValues: undefined,
-    interceptors: [],
-    report: undefined,
-    logger: undefined,
-    grpcAcceptEncoding: "gzip",
-  };
-  const route: Route = {
-    spec,
-    procedure: procedureOf(spec.method),
-    binary: { parse: (d) => d, serialize: (m) => m as Uint8Array },
-    json: { parse: (d) => d, serialize: (m) => m as Uint8Array },
-  };
-  return {
-    call: new FastCall(host, route, stream, {}),
-    client,
-    server: stream,
-  };
-}
 
 /** Everything read from `body` until its end, as text. */
 async function drainBody(body: RequestBody): Promise<string> {
@@ -68,28 +17,6 @@ async function drainBody(body: RequestBody): Promise<string> {
     text += c.toString();
   }
   return text;
-}
-
-/** What `promise` resolves to; fails as soon as `ms` have passed without it. */
-async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${what} took over ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** `promise`'s rejection; fails if it resolves, or has not settled within `ms`. */

@@ -1,21 +1,12 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { type TestContext, test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { createServiceImplSpec } from "@connectrpc/connect";
-import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { compressionGzip } from "@connectrpc/connect-node";
-import { Greeter } from "../gen/helloworld_pb.js";
-import { procedureOf } from "../src/calls/call.js";
-import {
-  type CallHost,
-  FastCall,
-  FastContext,
-  type Route,
-} from "../src/fast-path/call.js";
+import { FastContext } from "../src/fast-path/call.js";
 import { ResponseWriter } from "../src/fast-path/grpc/response-writer.js";
+import { callPair } from "./support/fast-call.js";
 
 const init = {
   header: { "content-type": "application/grpc+proto" },
@@ -37,37 +28,14 @@ async function writerPair(
   client: http2.ClientHttp2Stream;
   server: http2.ServerHttp2Stream;
 }> {
-  const server = http2.createServer();
-  const streams: http2.ServerHttp2Stream[] = [];
-  server.on("stream", (s) => streams.push(s));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => server.close());
-  const session = http2.connect(
-    `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-  );
-  t.after(() => session.destroy());
-  const client = session.request({ ":method": "POST", ":path": "/x" });
-  client.end();
-  while (streams.length === 0) await once(server, "stream");
-  const stream = streams[0] as http2.ServerHttp2Stream;
-  const spec = createServiceImplSpec(Greeter, {}).methods.sayHello;
-  assert.ok(spec);
-  const host: CallHost = {
-    opt: validateUniversalHandlerOptions({}),
-    running: new Set(),
-    contextValues: undefined,
-    interceptors: [],
-    report: undefined,
-    logger: undefined,
-    grpcAcceptEncoding: "gzip",
-  };
-  const route: Route = {
-    spec,
-    procedure: procedureOf(spec.method),
-    binary: { parse: (d) => d, serialize: (m) => m as Uint8Array },
-    json: { parse: (d) => d, serialize: (m) => m as Uint8Array },
-  };
-  const call = new FastCall(host, route, stream, {});
+  const {
+    call,
+    route,
+    client,
+    server: stream,
+  } = await callPair(t, {
+    endRequest: true,
+  });
   const ctx = new FastContext(call, "grpc", init);
   const writer = new ResponseWriter(
     stream,

@@ -25,6 +25,7 @@ import {
   type ServerProcess,
   spawnServer,
 } from "./support/server-process.js";
+import { within } from "./support/wait.js";
 
 /** One transport per protocol and HTTP version the server drains differently. */
 function transports(url: string): [string, () => Transport][] {
@@ -100,26 +101,6 @@ function connectError(url: string): Promise<string> {
       resolve(e.code ?? e.message),
     );
   });
-}
-
-/** What `promise` resolves to; fails as soon as `ms` have passed without it. */
-async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} took more than ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const all5 = (i: number) =>

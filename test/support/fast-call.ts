@@ -1,0 +1,82 @@
+/**
+ * A fast-path call (src/fast-path/call.ts) on a real HTTP/2 stream, for the
+ * unit tests of the parts that work on one: the request body, the response
+ * writer.
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { TestContext } from "node:test";
+import { createServiceImplSpec } from "@connectrpc/connect";
+import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { Greeter } from "../../gen/helloworld_pb.js";
+import { procedureOf } from "../../src/calls/call.js";
+import {
+  type CallHost,
+  FastCall,
+  type Route,
+} from "../../src/fast-path/call.js";
+
+export interface CallPair {
+  /** A call for Greeter/SayHello on the server's stream, with connect's default options and no interceptors. */
+  call: FastCall;
+  /** Its route; messages are bytes, passed through as they are. */
+  route: Route;
+  /** The client's side of the stream. */
+  client: http2.ClientHttp2Stream;
+  /** The server's side of the stream. */
+  server: http2.ServerHttp2Stream;
+}
+
+/**
+ * A server and a client on port 0 (closed after the test), one POST between
+ * them, and a `FastCall` on its server side. The request body stays open
+ * unless `endRequest`.
+ */
+export async function callPair(
+  t: TestContext,
+  options: { endRequest?: boolean } = {},
+): Promise<CallPair> {
+  const server = http2.createServer();
+  const streams: http2.ServerHttp2Stream[] = [];
+  server.on("stream", (s) => streams.push(s));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const session = http2.connect(
+    `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+  );
+  t.after(() => session.destroy());
+  const client = session.request(
+    { ":method": "POST", ":path": "/x" },
+    { endStream: false },
+  );
+  client.on("error", () => {});
+  if (options.endRequest) client.end();
+  while (streams.length === 0) await once(server, "stream");
+  const stream = streams[0] as http2.ServerHttp2Stream;
+  stream.on("error", () => {});
+  const spec = createServiceImplSpec(Greeter, {}).methods.sayHello;
+  assert.ok(spec);
+  const host: CallHost = {
+    opt: validateUniversalHandlerOptions({}),
+    running: new Set(),
+    contextValues: undefined,
+    interceptors: [],
+    report: undefined,
+    logger: undefined,
+    grpcAcceptEncoding: "gzip",
+  };
+  const route: Route = {
+    spec,
+    procedure: procedureOf(spec.method),
+    binary: { parse: (d) => d, serialize: (m) => m as Uint8Array },
+    json: { parse: (d) => d, serialize: (m) => m as Uint8Array },
+  };
+  return {
+    call: new FastCall(host, route, stream, {}),
+    route,
+    client,
+    server: stream,
+  };
+}

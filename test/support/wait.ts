@@ -1,0 +1,51 @@
+/**
+ * Waiting in tests without sleeping as synchronisation: poll a condition, or
+ * race a promise, and fail as soon as a bound passes (not by the test's own
+ * timeout), saying what did not happen.
+ */
+import assert from "node:assert/strict";
+
+/**
+ * Resolves with `check()`'s first value that is neither `undefined` nor
+ * `false`, polled every `everyMs` (0: on every turn of the event loop);
+ * fails once `ms` have passed without one.
+ */
+export async function until<T>(
+  what: string,
+  check: () => T | undefined | false,
+  ms = 10_000,
+  everyMs = 5,
+): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    assert.ok(
+      performance.now() < deadline,
+      `timed out after ${ms} ms waiting for ${what}`,
+    );
+    await new Promise((resolve) =>
+      everyMs === 0 ? setImmediate(resolve) : setTimeout(resolve, everyMs),
+    );
+  }
+}
+
+/** What `promise` resolves to; fails as soon as `ms` have passed without it. */
+export async function within<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} took more than ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
