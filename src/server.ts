@@ -27,6 +27,7 @@ import { grpcAcceptEncoding } from "./http/grpc-accept-encoding.js";
 import { chain } from "./http/middleware.js";
 import { notFound } from "./http/not-found.js";
 import { page } from "./http/page.js";
+import { releaseWritesOnClose } from "./http/release-writes-on-close.js";
 import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
 import { createLogger } from "./logger.js";
 import { routes } from "./services/routes.js";
@@ -172,6 +173,8 @@ export async function startServer(
       cors(config.corsOrigins),
       // gRPC answers name the encodings the server reads
       grpcAcceptEncoding(compressions.map((c) => c.name)),
+      // a client gone while connect waits to write does not hold its call
+      releaseWritesOnClose(),
       // the services, over every protocol and HTTP version
       (next) =>
         connectNodeAdapter({

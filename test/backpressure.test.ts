@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { test } from "node:test";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { LogCapture } from "./support/log-capture.js";
+import { envelope, helloRequest } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
-import { until } from "./support/wait.js";
+import { until, within } from "./support/wait.js";
 
 /** HTTP/2's default initial stream window (RFC 9113, 6.9.2), which Node's server keeps. */
 const streamWindow = 65_535;
@@ -199,5 +202,87 @@ for (const fastPath of [false, true]) {
     assert.equal(produced, messages);
     assert.ok(bytes > messages * reply.length, `received ${bytes} bytes`);
     assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+  });
+}
+
+for (const http of ["HTTP/1.1", "HTTP/2"] as const) {
+  test(`a Connect server stream over ${http} whose client stops reading and then leaves ends its call: the handler is stopped, nothing is left in flight, and the call is logged canceled`, {
+    timeout: 60_000,
+  }, async (t) => {
+    let stopped!: () => void;
+    const handlerStopped = new Promise<void>((resolve) => {
+      stopped = resolve;
+    });
+    const log = new LogCapture();
+    const server = await startTestServer(t, {
+      logDestination: log.destination,
+      logLevel: "info",
+      routes(router) {
+        router.service(Greeter, {
+          async *streamHello() {
+            try {
+              for (;;) yield { message: "x".repeat(16 * 1024) };
+            } finally {
+              stopped();
+            }
+          },
+        });
+      },
+    });
+    // Connect frames stream messages as gRPC does: a flags byte, a length.
+    const body = envelope(helloRequest("a"));
+    const headers = {
+      "content-type": "application/connect+proto",
+      "connect-protocol-version": "1",
+    };
+    let leave: () => void;
+    if (http === "HTTP/1.1") {
+      const { port } = new URL(server.url);
+      const socket = net.connect(Number(port), "127.0.0.1");
+      t.after(() => socket.destroy());
+      await once(socket, "connect");
+      socket.write(
+        [
+          "POST /Greeter/StreamHello HTTP/1.1",
+          "Host: localhost",
+          ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+          `Content-Length: ${body.length}`,
+          "",
+          "",
+        ].join("\r\n"),
+      );
+      socket.write(body);
+      socket.pause();
+      leave = () => socket.destroy();
+    } else {
+      const session = http2.connect(server.url);
+      t.after(() => session.destroy());
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/Greeter/StreamHello",
+        ...headers,
+      });
+      stream.on("error", () => {});
+      stream.end(body);
+      stream.pause();
+      leave = () => stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    // The client reads nothing: the server's writes back up, and the
+    // handler waits to be asked for its next message.
+    await until("the server's writes to back up", () =>
+      [...server.listener.responses].some(
+        (r) => "writableNeedDrain" in r && r.writableNeedDrain,
+      ),
+    );
+    assert.equal(server.inflight.count, 1);
+    leave();
+    await within(handlerStopped, 5_000, "the handler's stop");
+    await until("no call in flight", () => server.inflight.count === 0, 5_000);
+    const line = await log.waitFor(
+      (l) =>
+        l.msg === "finished call" && l.procedure === "/Greeter/StreamHello",
+    );
+    assert.equal(line.code, "canceled");
+    assert.equal(server.fastPath.calls, 0, "served by connect's handler");
   });
 }

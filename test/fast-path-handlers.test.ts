@@ -1225,48 +1225,65 @@ for (const [what, headers, body] of leftToConnect) {
   });
 }
 
-test("a server stream whose client goes away while the handler waits to write stops the handler and is reported canceled", async (t) => {
-  let stopped!: () => void;
-  const finished = new Promise<void>((resolve) => {
-    stopped = resolve;
-  });
-  const log = new LogCapture();
-  const server = await startTestServer(t, {
-    logDestination: log.destination,
-    logLevel: "info",
-    routes: (router) =>
-      router.service(Greeter, {
-        ...createGreeter({ streamIntervalMs: 0 }),
-        async *streamHello() {
-          try {
-            for (;;) yield { message: "x".repeat(16 * 1024) };
-          } finally {
-            stopped();
-          }
-        },
-      }),
-  });
-  const session = http2.connect(server.url);
-  t.after(() => session.destroy());
-  const stream = session.request({
-    ":method": "POST",
-    ":path": "/Greeter/StreamHello",
-    ...grpcHeaders,
-  });
-  stream.on("error", () => {});
-  // Reads nothing: the handler ends up waiting for the stream to drain.
-  stream.pause();
-  stream.end(envelope(helloRequest("slow")));
-  await until("the handler to wait for the stream", () =>
-    [...server.listener.responses].some(
-      (r) => "writableNeedDrain" in r && r.writableNeedDrain,
-    ),
-  );
-  stream.close(http2.constants.NGHTTP2_CANCEL);
-  await within(finished, 5_000, "the handler's stop");
-  const line = await log.waitFor((l) => l.procedure === "/Greeter/StreamHello");
-  assert.equal(line.code, "canceled");
-  assert.equal(server.fastPath.calls, 1);
+test("a server stream whose client goes away while the handler waits to write stops the handler and is reported canceled with the reason the stream gave, on both paths", async (t) => {
+  const reported = [];
+  for (const fastPath of [true, false]) {
+    let stopped!: () => void;
+    const finished = new Promise<void>((resolve) => {
+      stopped = resolve;
+    });
+    const log = new LogCapture();
+    const server = await startTestServer(t, {
+      fastPath,
+      logDestination: log.destination,
+      logLevel: "info",
+      routes: (router) =>
+        router.service(Greeter, {
+          ...createGreeter({ streamIntervalMs: 0 }),
+          async *streamHello() {
+            try {
+              for (;;) yield { message: "x".repeat(16 * 1024) };
+            } finally {
+              stopped();
+            }
+          },
+        }),
+    });
+    const session = http2.connect(server.url);
+    t.after(() => session.destroy());
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/Greeter/StreamHello",
+      ...grpcHeaders,
+    });
+    stream.on("error", () => {});
+    // Reads nothing: the handler ends up waiting for the stream to drain.
+    stream.pause();
+    stream.end(envelope(helloRequest("slow")));
+    await until("the handler to wait for the stream", () =>
+      [...server.listener.responses].some(
+        (r) => "writableNeedDrain" in r && r.writableNeedDrain,
+      ),
+    );
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    await within(finished, 5_000, "the handler's stop");
+    const line = await log.waitFor(
+      (l) => l.procedure === "/Greeter/StreamHello",
+    );
+    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+    reported.push({ code: line.code, error: line.error });
+  }
+  // The reason the client's RST_STREAM gave, not a generic "closed early".
+  assert.deepEqual(reported, [
+    {
+      code: "canceled",
+      error: "http/2 stream closed with error code CANCEL (0x8)",
+    },
+    {
+      code: "canceled",
+      error: "http/2 stream closed with error code CANCEL (0x8)",
+    },
+  ]);
 });
 
 test("a handler may replace its context values (a plain JavaScript handler can), and reads back what it set, on both paths", async (t) => {

@@ -84,11 +84,19 @@ async function* watch<T>(
   try {
     for await (const m of messages) {
       onMessage();
-      yield m;
+      try {
+        yield m;
+      } catch (e) {
+        // Thrown in by the consumer: connect's writer passes a failed write
+        // down the response stream (pipe's propagateDownStreamError), so the
+        // response could not be written, as when the client goes away.
+        outcome = { reason: closedEarly };
+        throw e;
+      }
     }
     outcome = { reason: undefined };
   } catch (e) {
-    outcome = { reason: e };
+    outcome ??= { reason: e };
     throw e;
   } finally {
     // Neither completed nor failed: the consumer closed the stream early,
