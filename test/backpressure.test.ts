@@ -148,6 +148,9 @@ for (const fastPath of [false, true]) {
     const messages = 2048;
     const reply = "y".repeat(16 * 1024);
     let produced = 0;
+    // Listeners on the server's stream, at most, as the handler goes on: a
+    // wait for the stream to drain must not leave one behind each time.
+    let closeListeners = 0;
     let serverStream: http2.ServerHttp2Stream | undefined;
     const server = await startTestServer(t, {
       fastPath,
@@ -156,6 +159,10 @@ for (const fastPath of [false, true]) {
           async *streamHello() {
             for (let i = 0; i < messages; i++) {
               produced++;
+              closeListeners = Math.max(
+                closeListeners,
+                serverStream?.listenerCount("close") ?? 0,
+              );
               yield { message: reply };
             }
           },
@@ -201,6 +208,8 @@ for (const fastPath of [false, true]) {
     assert.equal(headers["grpc-status"], "0");
     assert.equal(produced, messages);
     assert.ok(bytes > messages * reply.length, `received ${bytes} bytes`);
+    t.diagnostic(`at most ${closeListeners} close listeners`);
+    assert.ok(closeListeners <= 8, `${closeListeners} close listeners`);
     assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
   });
 }

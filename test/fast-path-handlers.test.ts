@@ -1355,3 +1355,54 @@ test("a Connect call whose client leaves before the answer is written ends quiet
     "error lines",
   );
 });
+
+// connect's handlers stop reading such a request and reset its stream on
+// their side (CANCEL); the fast path reads the rest, so that the client can
+// end its request and the stream closes cleanly on both sides.
+test("through the fast path, a message over the limit is refused while its client is still sending it, and the rest of the body is read and dropped so that the stream closes (gRPC and Connect unary)", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, { maxMessageBytes: 1024 });
+  const session = http2.connect(server.url);
+  t.after(() => session.destroy());
+  // Far more than one flow-control window: the client can send it all
+  // only if the server reads it.
+  const big = Buffer.alloc(256 * 1024, 0x61);
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(big.length, 1);
+  const cases = [
+    {
+      headers: { "content-type": "application/grpc", te: "trailers" },
+      body: Buffer.concat([prefix, big]),
+      answer: (h: http2.IncomingHttpHeaders) => h["grpc-status"],
+      expected: String(Code.ResourceExhausted),
+    },
+    {
+      headers: { "content-type": "application/proto" },
+      body: big,
+      answer: (h: http2.IncomingHttpHeaders) => h[":status"],
+      expected: 429,
+    },
+  ];
+  for (const c of cases) {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/Greeter/SayHello",
+      ...c.headers,
+    });
+    stream.on("error", () => {});
+    let last: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => {
+      last = h;
+    });
+    stream.on("trailers", (h) => {
+      last = { ...last, ...h };
+    });
+    stream.resume();
+    stream.end(c.body);
+    await within(once(stream, "close"), 5_000, "the stream's close");
+    assert.equal(c.answer(last), c.expected);
+    assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+  }
+  assert.equal(server.fastPath.calls, 2);
+});
