@@ -26,14 +26,6 @@ export const explained: readonly Explained[] = [
   {
     file: "src/fast-path/call.ts",
     mutator: "ConditionalExpression",
-    code: "if (this.#ended !== undefined) return;",
-    replacement: "false",
-    reason:
-      "Only the first end of a call does anything a reader sees (deadline stopped, signal aborted, reads failed, a pending answer released); the later ends (the handler's own after a deadline, the stream's close) come once the call's report and status are out, and would only replace a reason nobody reads again.",
-  },
-  {
-    file: "src/fast-path/call.ts",
-    mutator: "ConditionalExpression",
     code: "if (this.#timer !== undefined) clearTimeout(this.#timer);",
     reason:
       "A deadline timer left running fires into a call that has ended, where end() does nothing: it costs a timer until the deadline, nothing a client or handler sees.",
@@ -493,9 +485,9 @@ export const explained: readonly Explained[] = [
   {
     file: "src/fast-path/request-body.ts",
     mutator: "StringLiteral",
-    code: 'this.#stream.removeListener("readable", this.#onEvent);\n    this.#stream.removeListener("end", this.#onEnd);\n    this.#onEvent();',
+    code: 'this.#stream.removeListener("end", this.#onEnd);\n    this.#onEvent();',
     reason:
-      "Only leaves listeners on a stream whose body has ended; none of them fires again.",
+      "Only leaves the end listener, which ran once, on a stream whose body has ended: Node's stream emits end once.",
   },
 
   {
@@ -632,5 +624,64 @@ export const explained: readonly Explained[] = [
     code: 'this.logger?.debug({ err: e }, "fast path: stream error");',
     reason:
       "A debug line about a stream error (a reset, a write after the client left), which the call learns of from the stream's close.",
+  },
+  {
+    file: "src/fast-path/call.ts",
+    mutator: "LogicalOperator",
+    code: "return this.stream.destroyed || this.stream.closed;",
+    reason:
+      "Node closes and destroys an HTTP/2 stream in one step (its close handler destroys it), so the two are never seen apart where `gone` is read, after an await.",
+  },
+  {
+    file: "src/fast-path/connect/handler.ts",
+    mutator: "ConditionalExpression",
+    code: "if (written.header === undefined && written.trailer === undefined) {",
+    replacement: "false",
+    reason:
+      "The general branch builds the same headers from the context (the protocol's own, content-length, encoding): slower, the same response.",
+  },
+  {
+    file: "src/fast-path/observed.ts",
+    mutator: "CallExpression",
+    code: "is not unary`);",
+    reason:
+      "runUnary is only called for unary methods (the handlers choose it by the method's kind); the check narrows the type and catches the fast path's own bug.",
+  },
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "CallExpression",
+    code: 'this.#stream.removeListener("end", this.#onEnd);\n    this.#stream.resume();',
+    reason:
+      "Leaves the end listener on a stream whose rest is being dropped: it only marks the body ended, with nothing waiting.",
+  },
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "ConditionalExpression",
+    code: "contentLength === null ? Number.NaN : Number.parseInt(contentLength, 10);",
+    replacement: "false",
+    reason:
+      'Number.parseInt(null) parses the string "null": NaN, as the first branch gives.',
+  },
+  {
+    file: "src/fast-path/request-body.ts",
+    mutator: "EqualityOperator",
+    code: "const known = Number.isSafeInteger(hint) && hint >= 0;",
+    replacement: "hint > 0",
+    reason:
+      "A content-length of 0 then counts as unknown, which reads the same empty body; a body that does not match its content-length never reaches the fast path over HTTP/2 (nghttp2 resets the stream with PROTOCOL_ERROR, RFC 9113, 8.1.1).",
+  },
+  {
+    file: "src/config.ts",
+    mutator: "ConditionalExpression",
+    code: "if (e instanceof OtelConfigError) throw new ConfigError(e.message);",
+    replacement: "true",
+    reason:
+      "loadTracingConfig throws nothing but OtelConfigError for a bad setting; anything else would be a bug of its own, which the check only keeps from being reported as a one-line setting error.",
+  },
+  {
+    file: "src/server.ts",
+    code: "config.requestTimeoutMs || Number.POSITIVE_INFINITY,",
+    reason:
+      "Only how often Node checks the HTTP/1.1 timeouts: every millisecond (true, false) costs CPU; without the request timeout's term (&&) a request timeout under 1 s is enforced up to one 1 s check late, within the 2 s the limits tests allow a loaded machine.",
   },
 ];

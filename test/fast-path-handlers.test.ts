@@ -968,17 +968,19 @@ test("a rejected call whose client sends far more than a window still ends, over
 
 test("an interceptor that replaces the request's signal, context values or service alone is seen by the handler, deadline and all, on both paths", async (t) => {
   const key = createContextKey("none", { description: "replaced" });
+  // The signal the "signal" interceptor put in the request, which the
+  // handler must be given, not the call's own.
+  let replaced: AbortSignal | undefined;
   const replace =
     (what: string): Interceptor =>
     (next) =>
     async (req) => {
       if (what === "signal") {
         const own = new AbortController();
-        return next({
-          ...req,
-          signal: AbortSignal.any([req.signal, own.signal]),
-        });
+        replaced = AbortSignal.any([req.signal, own.signal]);
+        return next({ ...req, signal: replaced });
       }
+      replaced = undefined;
       if (what === "values") {
         return next({
           ...req,
@@ -1001,6 +1003,7 @@ test("an interceptor that replaces the request's signal, context values or servi
               const timeout = ctx.timeoutMs();
               seen.push([
                 what,
+                ctx.signal === replaced,
                 ctx.signal instanceof AbortSignal && !ctx.signal.aborted,
                 ctx.values.get(key),
                 ctx.service.typeName,
@@ -1014,6 +1017,7 @@ test("an interceptor that replaces the request's signal, context values or servi
               seen.push([
                 what,
                 "stream",
+                ctx.signal === replaced,
                 ctx.values.get(key),
                 ctx.service.typeName,
               ]);
@@ -1033,12 +1037,12 @@ test("an interceptor that replaces the request's signal, context values or servi
     results.push(seen);
   }
   assert.deepEqual(results[0], [
-    ["signal", true, "none", "Greeter", true, "SayHello", true],
-    ["signal", "stream", "none", "Greeter"],
-    ["values", true, "new values", "Greeter", true, "SayHello", true],
-    ["values", "stream", "new values", "Greeter"],
-    ["service", true, "none", "Renamed", true, "SayHello", true],
-    ["service", "stream", "none", "Renamed"],
+    ["signal", true, true, "none", "Greeter", true, "SayHello", true],
+    ["signal", "stream", true, "none", "Greeter"],
+    ["values", false, true, "new values", "Greeter", true, "SayHello", true],
+    ["values", "stream", false, "new values", "Greeter"],
+    ["service", false, true, "none", "Renamed", true, "SayHello", true],
+    ["service", "stream", false, "none", "Renamed"],
   ]);
   assert.deepEqual(results[0], results[1]);
 });

@@ -47,6 +47,19 @@ test("the body is read as it arrives, and null marks its end", async (t) => {
   assert.equal(await call.body.read(), null, "and stays at its end");
 });
 
+test("once the body has ended it holds no listener on the stream: an open server stream keeps nothing of its request's", async (t) => {
+  const { call, client, server } = await callPair(t);
+  // Node adds its own "end" listener once the stream's readable side ends;
+  // the body's "readable" listener is the one an open call would keep.
+  const readable = () => server.listenerCount("readable");
+  const before = readable();
+  const body = call.body;
+  assert.equal(readable(), before + 1);
+  client.end("the one request");
+  assert.equal(await drainBody(body), "the one request");
+  assert.equal(readable(), before);
+});
+
 test("a read waiting for the body fails with ABORTED when the connection drops first", async (t) => {
   const { call, client, server } = await callPair(t);
   client.write("part");
