@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import type * as http from "node:http";
 import * as http2 from "node:http2";
+import * as https from "node:https";
 import * as net from "node:net";
 import { type TestContext, test } from "node:test";
 import * as tls from "node:tls";
@@ -12,7 +13,7 @@ import {
   type RequestHandler,
 } from "../src/transport/listener.js";
 import { selfSignedCert } from "./support/tls.js";
-import { until } from "./support/wait.js";
+import { until, within } from "./support/wait.js";
 
 // The one-port listener (src/transport/listener.ts) on its own, with a plain
 // request handler: which server a connection reaches, what it tracks for
@@ -260,6 +261,84 @@ test("every response in progress is tracked until it is sent, on HTTP/1.1 and HT
   await until("no response left", () => listener.responses.size === 0);
 });
 
+test("under TLS, connections, sessions, responses in progress and claimed streams are tracked as in cleartext, and forgotten once closed", async (t) => {
+  const cert = selfSignedCert();
+  let release!: () => void;
+  const hold = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let claimed: http2.ServerHttp2Stream | undefined;
+  const { listener, port } = await listen(
+    t,
+    {
+      tls: cert,
+      claimStream: (stream, headers) => {
+        if (headers[":path"] !== "/mine") return false;
+        claimed = stream;
+        return true;
+      },
+    },
+    versionHandler(hold),
+  );
+  const session = http2.connect(`https://127.0.0.1:${port}`, {
+    ca: cert.cert,
+    servername: "localhost",
+  });
+  session.on("error", () => {});
+  t.after(() => session.destroy());
+  const h2hold = session.request({ ":path": "/hold" });
+  h2hold.setEncoding("latin1");
+  let h2body = "";
+  h2hold.on("data", (d: string) => {
+    h2body += d;
+  });
+  const mine = session.request({ ":path": "/mine" });
+  mine.on("error", () => {});
+  const agent = new https.Agent({ keepAlive: false });
+  t.after(() => agent.destroy());
+  const h1 = new Promise<string>((resolve, reject) => {
+    https
+      .get(
+        {
+          host: "127.0.0.1",
+          port,
+          path: "/hold",
+          ca: cert.cert,
+          servername: "localhost",
+          agent,
+        },
+        (res) => {
+          let body = "";
+          res.setEncoding("latin1").on("data", (d: string) => {
+            body += d;
+          });
+          res.on("end", () => resolve(body));
+        },
+      )
+      .on("error", reject);
+  });
+  await until(
+    "two responses in progress and one claimed stream",
+    () => listener.responses.size === 3 && claimed !== undefined,
+  );
+  assert.equal(listener.sockets.size, 2);
+  assert.equal(listener.sessions.size, 1);
+  release();
+  assert.equal(await h1, "h1");
+  await once(h2hold, "end");
+  assert.equal(h2body, "h2");
+  (claimed as http2.ServerHttp2Stream).respond({ ":status": 204 });
+  (claimed as http2.ServerHttp2Stream).end();
+  mine.resume();
+  await once(mine, "close");
+  await until("no response left", () => listener.responses.size === 0);
+  session.close();
+  await until(
+    "the connections and the session to be forgotten",
+    () => listener.sessions.size === 0 && listener.sockets.size === 0,
+  );
+});
+
 test("a stream the claim takes never reaches the request handler and is tracked until it closes; the others go on as before", async (t) => {
   const seen: string[] = [];
   let claimed: http2.ServerHttp2Stream | undefined;
@@ -344,5 +423,56 @@ test("an HTTP/2 connection is closed once no stream has been open for idleTimeou
   assert.ok(
     idleFor >= 300 && idleFor <= 300 + slackMs,
     `GOAWAY ${idleFor} ms after the last call was let go`,
+  );
+});
+
+test("an HTTP/1.1 client that half-closes its connection after its request still gets the answer", async (t) => {
+  const { port } = await listen(t);
+  const c = raw(port);
+  await once(c.socket, "connect");
+  // FIN right after the request: once the sniffer has handed the
+  // connection on, the end is the HTTP server's to handle.
+  c.socket.end("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  await within(c.closed, 5_000, "the connection's close");
+  assert.match(c.received().toString("latin1"), /^HTTP\/1\.1 200 [\s\S]*h1$/);
+});
+
+test("with idleTimeoutMs 0 an HTTP/2 connection is never closed for being idle: one stream after another, all on it", async (t) => {
+  const { listener, port } = await listen(t, { idleTimeoutMs: 0 });
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  t.after(() => session.destroy());
+  let goaway = false;
+  session.on("goaway", () => {
+    goaway = true;
+  });
+  // Each stream closes before the next opens: a connection closed when
+  // idle would get its GOAWAY between two of them.
+  for (let i = 0; i < 20; i++) {
+    const stream = session.request({ ":path": "/" });
+    stream.resume();
+    await once(stream, "close");
+    assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+  }
+  assert.equal(goaway, false);
+  assert.equal(listener.sessions.size, 1);
+});
+
+test("a response whose client left before it was sent is forgotten, as a sent one is, on HTTP/1.1 and HTTP/2", async (t) => {
+  const hold = new Promise<void>(() => {});
+  const { listener, port } = await listen(t, {}, versionHandler(hold));
+  const h1 = raw(port);
+  h1.socket.write("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  const stream = session.request({ ":path": "/hold" });
+  stream.on("error", () => {});
+  await until("the responses in progress", () => listener.responses.size === 2);
+  h1.socket.destroy();
+  session.destroy();
+  await until(
+    "the unsent responses to be forgotten",
+    () => listener.responses.size === 0,
+    5_000,
   );
 });

@@ -155,8 +155,8 @@ export function createListener(
         ...options.tls,
         // A TLS handshake that stalls is cut off like a cleartext connection that sends nothing.
         handshakeTimeout: options.firstBytesTimeoutMs ?? 10_000,
+        // ALPN offers h2 and http/1.1: Node sets ALPNProtocols from it.
         allowHTTP1: true,
-        ALPNProtocols: ["h2", "http/1.1"],
       },
       handler,
     );
