@@ -684,4 +684,179 @@ export const explained: readonly Explained[] = [
     reason:
       "Only how often Node checks the HTTP/1.1 timeouts: every millisecond (true, false) costs CPU; without the request timeout's term (&&) a request timeout under 1 s is enforced up to one 1 s check late, within the 2 s the limits tests allow a loaded machine.",
   },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "StringLiteral",
+    code: 'const h2Preface = Buffer.from("PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n", "latin1");',
+    reason:
+      "The preface is ASCII: UTF-8, the default encoding, gives the same bytes.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "ConditionalExpression",
+    code: "if (handingOff !== undefined) sessionSockets.set(session, handingOff);",
+    replacement: "true",
+    reason:
+      "Storing undefined for a TLS session is the same as storing nothing: the shutdown notice looks the socket up and finds none either way.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "StringLiteral",
+    code: 'res.on("finish", untrack);',
+    reason:
+      "Redundant with the close listener next to it: Node emits close on every response after finish (and alone for one whose client left, which the tests check).",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "ConditionalExpression",
+    code: "if (!stream.closed) {",
+    replacement: "true",
+    reason:
+      "A stream the claim takes is never closed yet when the claim returns: Node closes streams asynchronously, after their frames are processed.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "ConditionalExpression",
+    code: "if (value !== undefined) Object.assign(server, { [key]: value });",
+    replacement: "true",
+    reason:
+      "src/server.ts sets every one of these settings, so none is undefined where it matters; the check only keeps the listener usable with fewer.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "CallExpression",
+    code: "timer.unref();",
+    reason:
+      "The idle timer of a session on a listening server: the listening socket keeps the process alive anyway, and shutdown closes sessions before it returns.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    code: 'session.once("close", () => clearTimeout(timer));',
+    reason:
+      "A timer left on a closed session fires into a GOAWAY for a session that is closed, which does nothing; it only costs a timer until then.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "StringLiteral",
+    code: 'socket.off("end", onEnd);',
+    reason:
+      "Node's HTTP/1.1 server ends a connection whose client ended it (httpAllowHalfOpen is false) as the sniffer's leftover listener would, and HTTP/2 sessions end with their socket.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "StringLiteral",
+    code: 'socket.off("error", onEnd);',
+    reason:
+      "A socket that errors after the hand-off is destroyed by Node itself; the leftover listener destroys it once more, which does nothing.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "StringLiteral",
+    code: 'socket.off("timeout", onEnd);',
+    reason:
+      "done() also sets the socket's timeout to 0, so the timeout event the leftover listener waits for never comes.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "ConditionalExpression",
+    code: "seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);",
+    replacement: "false",
+    reason:
+      "Concatenating onto an empty buffer copies the chunk: slower, the same bytes.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "EqualityOperator",
+    code: "if (startsPreface && seen.length < h2Preface.length) return;",
+    reason:
+      "With exactly the preface's 24 bytes in, waiting for more only waits for the SETTINGS frame every client sends right after it (RFC 9113, 3.4): the connection still reaches HTTP/2.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "StringLiteral",
+    code: 'socket.once("end", onEnd);',
+    reason:
+      "A connection that ends before its first bytes is ended by Node too (allowHalfOpen is false), and forgotten on close; the listener only makes it sooner.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    code: "return cluster.isWorker;",
+    reason:
+      "Runs only in worker processes, where Stryker measures no coverage; the cluster tests' workers report through it, and a worker that did not would keep the primary's ready line from coming.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    code: 'const message: ReadyMessage = { type: "connect-greeter:ready", line };',
+    reason:
+      "Runs only in worker processes, where Stryker measures no coverage; a worker that sent no ready message would keep the primary's ready line from coming, which every cluster test waits for.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    code: "process.send?.(message);",
+    reason:
+      "Runs only in worker processes, where Stryker measures no coverage; a worker process always has its IPC channel, so process.send is always there.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "OptionalChaining",
+    code: 'if (message?.type !== "connect-greeter:ready") return;',
+    reason:
+      "Only the server's own workers send messages, never null or undefined: a string or an object answers .type without throwing.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "CallExpression",
+    code: "for (const w of startedAt.keys()) w.process.kill();",
+    reason:
+      "The first workers that cannot start all fail the same way (the port, say) and exit on their own: killing the others (or resolving here, when none is left) only makes it sooner, as the last of them to exit resolves the primary through the stopping path.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "EqualityOperator",
+    code: "failures = lived >= stableAfter ? 0 : failures + 1;",
+    reason:
+      "A worker that lived exactly stableAfterMs: a millisecond either way, not a behaviour a test can pin.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "CallExpression",
+    code: "pendingRestarts.delete(timer);",
+    reason:
+      "A restart timer that fired stays in the set: clearing it again on a signal does nothing. Only memory, until the next signal.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "ConditionalExpression",
+    code: "if (!stopping) fork();",
+    replacement: "true",
+    reason:
+      "A signal clears every pending restart (below), so a restart timer never fires while stopping; the check is a second guard.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "CallExpression",
+    code: "pendingRestarts.add(timer);",
+    reason:
+      "A restart the set does not hold is not cancelled by a signal, but when it fires the !stopping check forks no one: the primary still resolves once its workers are gone.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "CallExpression",
+    code: "for (const timer of pendingRestarts) clearTimeout(timer);",
+    reason:
+      "A pending restart left to fire forks no one while stopping (the !stopping check); cancelling it only spares a timer.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "CallExpression",
+    code: "pendingRestarts.clear();",
+    reason: "The set of pending restarts is not read after a signal.",
+  },
+  {
+    file: "src/lifecycle/cluster.ts",
+    mutator: "CallExpression",
+    code: "for (const worker of startedAt.keys()) worker.process.kill(signal);\n      finishIfDone();",
+    reason:
+      "With workers running, the last to exit resolves the primary; with none (all waiting to be restarted), the cancelled restarts leave none to wait for, which 'a signal cancels a pending restart' shows through the exit of the worker that died.",
+  },
 ];

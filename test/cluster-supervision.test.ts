@@ -245,7 +245,7 @@ test("a worker that keeps dying is restarted after doubling delays, up to the lo
     workers: 1,
     restartDelayMs: 20,
     maxRestartDelayMs: 70,
-    stableAfterMs: 0,
+    stableAfterMs: 1,
   });
   assert.deepEqual(await delays(stable, 3), [20, 20, 20]);
 });
@@ -365,4 +365,29 @@ test("a signal cancels a pending restart: the primary resolves at once and forks
   assert.equal(await p.done, 0);
   assert.ok(performance.now() - started < 20_000);
   assert.equal(p.forks.length, 2, "the pending restart did not fork");
+});
+
+test("a replacement that dies before it is ready, once the cluster has been, is restarted too: only the first workers' failure to start stops the primary", async (t) => {
+  const p = startPrimary(t, { workers: 1, restartDelayMs: 200 });
+  await until("the ready line", () => p.out[0]);
+  // Read by the fixture worker as it starts: the replacement fails, as a
+  // worker whose dependency is down would.
+  t.after(() => {
+    delete process.env.CLUSTER_TEST_FAIL;
+  });
+  process.env.CLUSTER_TEST_FAIL = "3";
+  const first = p.forks[0];
+  assert.ok(first);
+  first.worker.send({ exit: 1 });
+  const note = await until("the replacement's end", () =>
+    p.err.find((l) => /\(code 3\)/.test(l)),
+  );
+  // The next restart waits 400 ms (the delay doubled): time to let it start.
+  delete process.env.CLUSTER_TEST_FAIL;
+  assert.match(note, /died \(code 3\); restarting it in 400 ms$/);
+  await until("a replacement that is ready", () =>
+    p.err.find((l) => / ready$/.test(l)),
+  );
+  p.signal("SIGTERM");
+  assert.equal(await p.done, 0);
 });

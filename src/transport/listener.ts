@@ -290,7 +290,7 @@ function sniff(
   const done = () => {
     socket.off("readable", onReadable);
     socket.off("end", onEnd);
-    socket.off("error", onError);
+    socket.off("error", onEnd);
     socket.off("timeout", onEnd);
     socket.setTimeout(0);
   };
@@ -309,17 +309,14 @@ function sniff(
     socket.unshift(seen);
     handOff(startsPreface);
   };
+  // An end, an error or the first-bytes timeout before the hand-off.
   const onEnd = () => {
-    done();
-    socket.destroy();
-  };
-  const onError = () => {
     done();
     socket.destroy();
   };
   socket.on("readable", onReadable);
   socket.once("end", onEnd);
-  socket.once("error", onError);
+  socket.once("error", onEnd);
   socket.on("timeout", onEnd);
   socket.setTimeout(timeoutMs);
 }
