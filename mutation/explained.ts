@@ -484,7 +484,6 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/request-body.ts",
-    mutator: "StringLiteral",
     code: 'this.#stream.removeListener("end", this.#onEnd);\n    this.#onEvent();',
     reason:
       "Only leaves the end listener, which ran once, on a stream whose body has ended: Node's stream emits end once.",
@@ -547,13 +546,6 @@ export const explained: readonly Explained[] = [
     replacement: '"Stryker was here!"',
     reason:
       "Every HTTP/2 request carries :path (RFC 9113, 8.3.1; Node refuses one without).",
-  },
-  {
-    file: "src/fast-path/router.ts",
-    mutator: "EqualityOperator",
-    code: "q < 0 ? path : path.slice(0, q)",
-    replacement: "q <= 0",
-    reason: "A path that starts with '?' names no route, whole or cut.",
   },
   {
     file: "src/fast-path/router.ts",
