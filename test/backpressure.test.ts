@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { LogCapture } from "./support/log-capture.js";
 import { envelope, helloRequest } from "./support/raw.js";
-import { startTestServer } from "./support/server.js";
+import { startTestServer, writesBackedUp } from "./support/server.js";
 import { until, within } from "./support/wait.js";
 
 /** HTTP/2's default initial stream window (RFC 9113, 6.9.2), which Node's server keeps. */
@@ -278,11 +278,7 @@ for (const http of ["HTTP/1.1", "HTTP/2"] as const) {
     }
     // The client reads nothing: the server's writes back up, and the
     // handler waits to be asked for its next message.
-    await until("the server's writes to back up", () =>
-      [...server.listener.responses].some(
-        (r) => "writableNeedDrain" in r && r.writableNeedDrain,
-      ),
-    );
+    await until("the server's writes to back up", () => writesBackedUp(server));
     assert.equal(server.inflight.count, 1);
     leave();
     await within(handlerStopped, 5_000, "the handler's stop");

@@ -35,7 +35,7 @@ import {
   helloRequest,
   rawH2,
 } from "./support/raw.js";
-import { startTestServer } from "./support/server.js";
+import { startTestServer, writesBackedUp } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
 import { until, within } from "./support/wait.js";
 
@@ -1265,9 +1265,7 @@ test("a server stream whose client goes away while the handler waits to write st
     stream.pause();
     stream.end(envelope(helloRequest("slow")));
     await until("the handler to wait for the stream", () =>
-      [...server.listener.responses].some(
-        (r) => "writableNeedDrain" in r && r.writableNeedDrain,
-      ),
+      writesBackedUp(server),
     );
     stream.close(http2.constants.NGHTTP2_CANCEL);
     await within(finished, 5_000, "the handler's stop");

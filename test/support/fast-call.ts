@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import * as net from "node:net";
 import type { TestContext } from "node:test";
 import { createServiceImplSpec } from "@connectrpc/connect";
 import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
@@ -27,6 +27,8 @@ export interface CallPair {
   client: http2.ClientHttp2Stream;
   /** The server's side of the stream. */
   server: http2.ServerHttp2Stream;
+  /** The client's TCP connection, to drop it (Node 22 refuses to destroy an HTTP/2 session's socket through the session). */
+  socket: net.Socket;
 }
 
 /**
@@ -43,9 +45,11 @@ export async function callPair(
   server.on("stream", (s) => streams.push(s));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   t.after(() => server.close());
-  const session = http2.connect(
-    `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-  );
+  const { port } = server.address() as net.AddressInfo;
+  const socket = net.connect(port, "127.0.0.1");
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    createConnection: () => socket,
+  });
   t.after(() => session.destroy());
   const client = session.request(
     { ":method": "POST", ":path": "/x" },
@@ -78,5 +82,6 @@ export async function callPair(
     route,
     client,
     server: stream,
+    socket,
   };
 }

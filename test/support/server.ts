@@ -26,3 +26,19 @@ export async function startTestServer(
   t.after(() => server.close());
   return server;
 }
+
+/**
+ * Whether a response in progress on `server` waits for its client to read:
+ * the stream (or HTTP/1.1 response) under it has a full buffer. Node 22's
+ * Http2ServerResponse does not say so itself; its stream does.
+ */
+export function writesBackedUp(server: {
+  listener: { responses: ReadonlySet<unknown> };
+}): boolean {
+  return [...server.listener.responses].some((r) => {
+    const w = (
+      r !== null && typeof r === "object" && "stream" in r ? r.stream : r
+    ) as { writableNeedDrain?: boolean };
+    return w.writableNeedDrain === true;
+  });
+}
