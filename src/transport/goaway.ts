@@ -110,7 +110,8 @@ interface TcpHandle {
 /**
  * Write the shutdown notice on `socket` between two of nghttp2's writes,
  * then call `done(true)`; `done(false)` if it cannot within `goAwayNoticeMs`
- * (exported for its test).
+ * (exported for its test, which also replaces `write`, the one system call,
+ * to make the kernel take part of the notice or none of it).
  *
  * The bytes go straight to the file descriptor, synchronously, and only
  * when libuv has nothing of nghttp2's queued, so they land between whole
@@ -121,6 +122,7 @@ interface TcpHandle {
 export function writeNotice(
   socket: net.Socket,
   done: (written: boolean) => void,
+  write: (fd: number, offset: number) => number = writeSome,
 ): void {
   const handle = (socket as unknown as { _handle?: TcpHandle })._handle;
   const deadline = performance.now() + goAwayNoticeMs;
@@ -128,7 +130,7 @@ export function writeNotice(
     const fd = handle?.fd;
     if (socket.destroyed || fd === undefined || fd < 0) return done(false);
     if (handle?.writeQueueSize === 0) {
-      const written = writeSome(fd, 0);
+      const written = write(fd, 0);
       if (written === shutdownNotice.length) return done(true);
       // The connection is broken; the session learns it on its own.
       if (written < 0) return done(false);
@@ -139,7 +141,7 @@ export function writeNotice(
         const until = performance.now() + 50;
         let sent = written;
         while (sent < shutdownNotice.length && performance.now() < until) {
-          const more = writeSome(fd, sent);
+          const more = write(fd, sent);
           if (more < 0) break;
           sent += more;
         }
@@ -154,10 +156,11 @@ export function writeNotice(
 }
 
 /**
- * Write the notice from `offset` on: how many bytes the kernel took, 0 when
- * its buffer is full, -1 when the connection is broken (EPIPE, ECONNRESET...).
+ * Write the notice from `offset` on to the non-blocking file descriptor `fd`:
+ * how many bytes the kernel took, 0 when its buffer is full, -1 when the
+ * connection is broken (EPIPE, ECONNRESET...). Exported for its test.
  */
-function writeSome(fd: number, offset: number): number {
+export function writeSome(fd: number, offset: number): number {
   try {
     return writeSync(fd, shutdownNotice, offset);
   } catch (e) {
