@@ -4,6 +4,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { test } from "node:test";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { InflightCalls } from "../src/calls/inflight.js";
 import { createGreeter } from "../src/services/greeter.js";
 import { envelope, helloRequest, rawH2 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
@@ -142,4 +143,70 @@ test("a call that outlives the grace period is ended with UNAVAILABLE, counted, 
   assert.equal(result.connectionsDestroyed, 0);
   assert.ok(took >= 300 && took <= 300 + slackMs, `shutdown took ${took} ms`);
   assert.equal(server.inflight.count, 0);
+});
+
+test("an HTTP/2 response the drain finds not yet started is sent as it is, without the Connection: close that HTTP/1.1 gets (RFC 9113, 8.2.2 forbids it; Node would drop it with a warning)", async (t) => {
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const server = await startTestServer(t, {
+    routes: (router) =>
+      router.service(Greeter, {
+        ...createGreeter({ streamIntervalMs: 0 }),
+        // Connect streaming goes through connect's handler and Node's
+        // compatibility response, where the drain could set the header.
+        async collectGreetings(requests) {
+          for await (const _ of requests);
+          started();
+          await released;
+          return { message: "Hello, late!" };
+        },
+      }),
+  });
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on("warning", onWarning);
+  t.after(() => process.off("warning", onWarning));
+  const call = rawH2(server.url, {
+    headers: {
+      ":path": "/Greeter/CollectGreetings",
+      "content-type": "application/connect+json",
+    },
+    body: [envelope(Buffer.from(JSON.stringify({ name: "late" })))],
+  });
+  await running;
+  const result = server.shutdown(5000);
+  release();
+  const res = await call;
+  assert.equal(res.status, 200);
+  assert.match(res.body.toString(), /Hello, late!/);
+  assert.equal(res.headers.connection, undefined);
+  assert.equal((await result).callsEnded, 0);
+  // process.emitWarning emits on the next tick.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(warnings, []);
+});
+
+test("the calls in flight are idle when the last of them finishes, not the first", async () => {
+  const inflight = new InflightCalls();
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  inflight.callStarted();
+  inflight.callStarted();
+  let idle = false;
+  void inflight.whenIdle().then(() => {
+    idle = true;
+  });
+  inflight.callFinished();
+  await turn();
+  assert.equal(idle, false, "one call still runs");
+  assert.equal(inflight.count, 1);
+  inflight.callFinished();
+  await turn();
+  assert.equal(idle, true);
+  assert.equal(inflight.count, 0);
 });

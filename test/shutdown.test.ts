@@ -18,6 +18,7 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { goAwayNoticeMs } from "../src/transport/goaway.js";
 import { startTestServer } from "./support/server.js";
 import {
   mainWithTsx,
@@ -430,18 +431,24 @@ test("shutdown() waits for a unary request whose body is still arriving, though 
   const message = Buffer.from([0x0a, 0x04, ...Buffer.from("slow")]);
   const frame = grpcFrame(message);
   stream.write(frame.subarray(0, 5)); // the length prefix, not the message
-  const trailers = once(stream, "trailers") as Promise<
-    [http2.IncomingHttpHeaders]
-  >;
+  // A stream the server resets or drops fails the test at once.
+  const trailers = new Promise<[http2.IncomingHttpHeaders]>(
+    (resolve, reject) => {
+      stream.once("trailers", (headers) => resolve([headers]));
+      stream.once("close", () =>
+        reject(new Error(`stream closed, RST ${stream.rstCode}`)),
+      );
+    },
+  );
   const chunks: Buffer[] = [];
   stream.on("data", (c: Buffer) => chunks.push(c));
   await waitForCalls(server.listener.responses, 1);
   assert.equal(server.inflight.count, 0);
   const result = server.shutdown(10_000);
   await goaway;
-  // A slow client: the rest comes well after the second the server gives
-  // connections to close once no call runs.
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // A slow client: the rest comes well after the two seconds the server
+  // gives connections to close once no call runs.
+  await new Promise((resolve) => setTimeout(resolve, goAwayNoticeMs + 1500));
   stream.end(frame.subarray(5));
   const [headers] = await trailers;
   assert.equal(headers["grpc-status"], "0");

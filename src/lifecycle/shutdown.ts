@@ -74,13 +74,16 @@ export async function drain(
   // sent. By then a balancer has used or dropped them, or stopped sending
   // here because new connections are refused.
   const h1 = listener.http1Server;
-  // Under TLS, the HTTP/2 server's HTTP/1.1 fallback has the same method.
-  const fallback = listener.http2Server as { closeIdleConnections?(): void };
+  // Under TLS there is no HTTP/1.1 server of its own: the HTTP/2 server's
+  // HTTP/1.1 fallback (Http2SecureServer, a tls.Server with allowHTTP1) has
+  // the same method, missing from its type.
+  const idleCloser =
+    h1 ?? (listener.http2Server as unknown as { closeIdleConnections(): void });
   const timers = new Set<NodeJS.Timeout>();
   const closeIdleLater = () => {
     const timer = setTimeout(() => {
       timers.delete(timer);
-      (h1 ?? fallback).closeIdleConnections?.();
+      idleCloser.closeIdleConnections();
     }, goAwayNoticeMs);
     timers.add(timer);
   };
