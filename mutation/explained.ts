@@ -851,4 +851,173 @@ export const explained: readonly Explained[] = [
     reason:
       "With workers running, the last to exit resolves the primary; with none (all waiting to be restarted), the cancelled restarts leave none to wait for, which 'a signal cancels a pending restart' shows through the exit of the worker that died.",
   },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "ConditionalExpression",
+    code: "if (session.closed || session.destroyed || closing.has(session)) return;",
+    replacement: "false",
+    reason:
+      "Without its first two checks (the third, one close per session, is tested): a session already closed then returns at the same check in the next step, before anything is written to it.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "LogicalOperator",
+    code: "if (session.closed || session.destroyed || closing.has(session)) return;",
+    replacement: "session.closed && session.destroyed",
+    reason:
+      "Without its first two checks (the third, one close per session, is tested): a session already closed then returns at the same check in the next step, before anything is written to it.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "ConditionalExpression",
+    code: "if (!session.closed && !session.destroyed) session.close();",
+    replacement: "true",
+    reason:
+      "Node's Http2Session.close() returns at once on a session already closed or destroyed: the check here only says so.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "LogicalOperator",
+    code: "if (!session.closed && !session.destroyed) session.close();",
+    reason:
+      "Node's Http2Session.close() returns at once on a session already closed or destroyed: the check here only says so.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "CallExpression",
+    code: "timer.unref();",
+    reason:
+      "Only whether the timer may keep a process alive: it is cleared once the peer answers, or fires within goAwayNoticeMs on a session the drain waits for anyway.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "CallExpression",
+    code: "clearTimeout(timer);\n      final();",
+    reason:
+      "The timer left running calls final() again goAwayNoticeMs later, on a session already closing, where final() and Node's close() do nothing.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "CallExpression",
+    code: "done();",
+    reason:
+      "session.ping() throws only on a destroyed session (checked just before) and returns false only while maxOutstandingPings (10) PINGs await their acks; the server sends one per session, so the fallback straight to the final GOAWAY is never taken.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "BlockStatement",
+    code: "catch {\n      done();",
+    reason:
+      "session.ping() throws only on a destroyed session (checked just before) and returns false only while maxOutstandingPings (10) PINGs await their acks; the server sends one per session, so the fallback straight to the final GOAWAY is never taken.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "ConditionalExpression",
+    code: "if (session.closed || session.destroyed) return;",
+    replacement: "false",
+    reason:
+      "Returning here only saves work: on a session that closed while its SETTINGS ack was awaited, writeNotice finds the socket gone and gives up, final() and Node's close() do nothing on a closed session, and without a socket ping() throws and the catch calls final().",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "LogicalOperator",
+    code: "if (session.closed || session.destroyed) return;",
+    reason:
+      "Returning here only saves work: on a session that closed while its SETTINGS ack was awaited, writeNotice finds the socket gone and gives up, final() and Node's close() do nothing on a closed session, and without a socket ping() throws and the catch calls final().",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "ConditionalExpression",
+    code: "if (written) pingThenFinal();",
+    replacement: "true",
+    reason:
+      "A notice that could not be written in goAwayNoticeMs belongs to a peer that has read nothing for that long: the mutant queues a PING for it and sends the final GOAWAY goAwayNoticeMs later instead of now, into a connection the peer is not reading; the drain's last step destroys it either way.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "CallExpression",
+    code: "else final();",
+    reason:
+      "Reached only by an HTTP/2 peer that stops reading for goAwayNoticeMs during a drain (writeNotice giving up is tested on its own); without its final GOAWAY such a session is closed by the drain's last step, which destroys every connection still open (test/drain.test.ts).",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "CallExpression",
+    code: 'clearTimeout(timer);\n    session.off("localSettings", go);',
+    reason:
+      "The timer left running calls then() again goAwayNoticeMs after it began: by then the notice, its PING round trip and the final GOAWAY are done and then() returns on the closed session. Only a peer that acknowledged the SETTINGS but answers no PING would get the notice twice, which RFC 9113, 6.8 allows (a GOAWAY may be repeated; its last stream id must not grow).",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "StringLiteral",
+    code: 'session.off("localSettings", go);',
+    reason:
+      "When the event calls go() its once() listener is already gone; when the timer does, the listener left behind fires only on a SETTINGS ack later than goAwayNoticeMs, and then only repeats the notice, which RFC 9113, 6.8 allows.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "ConditionalExpression",
+    code: "if (socket.destroyed || fd === undefined || fd < 0) return done(false);",
+    replacement: "false",
+    reason:
+      "fd < 0 on its own: a socket's descriptor is -1 only once the socket is closed, which socket.destroyed and a missing handle say first; the check guards against Node's handle changing.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "EqualityOperator",
+    code: "if (socket.destroyed || fd === undefined || fd < 0) return done(false);",
+    replacement: "fd <= 0",
+    reason:
+      "A connected socket's descriptor is never 0, which is standard input.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "OptionalChaining",
+    code: "if (handle?.writeQueueSize === 0) {",
+    reason:
+      "Reached only with a descriptor, read from the handle: the handle is there.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "ConditionalExpression",
+    code: "if (written === shutdownNotice.length) return done(true);",
+    replacement: "false",
+    reason:
+      "A whole notice then goes through the partial-write branch, which finds nothing left to send and calls done(true): the same result by a longer way.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "EqualityOperator",
+    code: "while (sent < shutdownNotice.length && performance.now() < until) {",
+    replacement: "performance.now() <= until",
+    reason: "The 50 ms bound, off by less than a millisecond.",
+  },
+  {
+    file: "src/transport/goaway.ts",
+    mutator: "EqualityOperator",
+    code: "if (performance.now() > deadline) return done(false);",
+    replacement: "performance.now() >= deadline",
+    reason: "The goAwayNoticeMs bound, off by less than a millisecond.",
+  },
+  {
+    file: "src/lifecycle/shutdown.ts",
+    mutator: "CallExpression",
+    code: "timers.delete(timer);",
+    reason:
+      "Only a timer that has fired stays in the set, and clearing a timer that has fired does nothing.",
+  },
+  {
+    file: "src/lifecycle/shutdown.ts",
+    mutator: "StringLiteral",
+    code: 'res.once("finish", resolve);',
+    reason:
+      "Both HTTP versions' responses emit close after finish, and close alone ends the wait, a moment later.",
+  },
+  {
+    file: "src/lifecycle/shutdown.ts",
+    mutator: "ArrowFunction",
+    code: "return await Promise.race([promise.then(() => false), timeout]);",
+    reason:
+      "undefined is as false as false to the callers, which test the result with if or ignore it.",
+  },
 ];

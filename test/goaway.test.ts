@@ -630,7 +630,7 @@ test("a full kernel buffer is waited out a few milliseconds at a time, without t
   assert.deepEqual(await pair.bytes(), shutdownNotice);
 });
 
-test("a connection whose write fails is left to its session, and one without a descriptor (not connected, or destroyed) is given up at once", {
+test("a connection whose write fails is left to its session (destroyed if half a frame is out), and one without a descriptor (not connected, or destroyed) is given up at once", {
   timeout: 30_000,
 }, async (t) => {
   const pair = await socketPair(t);
@@ -638,6 +638,15 @@ test("a connection whose write fails is left to its session, and one without a d
   writeNotice(pair.writer, (w) => (outcome = w), scriptedWrite([-1]).write);
   assert.equal(outcome, false, "given up before writeNotice returned");
   assert.equal(pair.writer.destroyed, false);
+
+  // Broken halfway through: no use waiting, and half a frame is out.
+  const halfway = await socketPair(t);
+  const { write, offsets } = scriptedWrite([5, -1]);
+  let brokenOutcome: boolean | undefined;
+  writeNotice(halfway.writer, (w) => (brokenOutcome = w), write);
+  assert.equal(brokenOutcome, false);
+  assert.equal(offsets.length, 2, "no write after the failed one");
+  assert.equal(halfway.writer.destroyed, true);
 
   const destroyed = await socketPair(t);
   destroyed.writer.destroy();

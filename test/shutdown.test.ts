@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
@@ -474,3 +474,32 @@ function grpcFrame(payload: Buffer): Buffer {
   head.writeUInt32BE(payload.length, 1);
   return Buffer.concat([head, payload]);
 }
+
+test("a program that shuts the server down and returns exits on its own at once: the drain leaves no timer behind", {
+  timeout: 60_000,
+}, async (t) => {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "test/fixtures/shutdown-then-return.ts"],
+    { cwd: projectRoot, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  t.after(() => child.kill("SIGKILL"));
+  const exited = once(child, "exit") as Promise<[number | null]>;
+  const [line] = (await once(child.stdout.setEncoding("utf8"), "data")) as [
+    string,
+  ];
+  const printedAt = performance.now();
+  assert.equal(JSON.parse(line).callsAtStart, 0);
+  // A timer of the drain's left running would hold the process for
+  // goAwayNoticeMs (the close of idle HTTP/1.1 connections) or the grace
+  // period (30 s here); the exit itself takes milliseconds.
+  const [code] = await within(
+    exited,
+    goAwayNoticeMs * 0.75,
+    "the exit after the drain",
+  );
+  assert.equal(code, 0);
+  t.diagnostic(
+    `exited ${Math.round(performance.now() - printedAt)} ms after the drain`,
+  );
+});
