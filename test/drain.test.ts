@@ -146,14 +146,8 @@ test("a call that outlives the grace period is ended with UNAVAILABLE, counted, 
 });
 
 test("an HTTP/2 response the drain finds not yet started is sent as it is, without the Connection: close that HTTP/1.1 gets (RFC 9113, 8.2.2 forbids it; Node would drop it with a warning)", async (t) => {
-  let started!: () => void;
-  const running = new Promise<void>((resolve) => {
-    started = resolve;
-  });
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
+  const { promise: running, resolve: started } = Promise.withResolvers<void>();
+  const { promise: released, resolve: release } = Promise.withResolvers<void>();
   const server = await startTestServer(t, {
     routes: (router) =>
       router.service(Greeter, {

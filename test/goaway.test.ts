@@ -83,17 +83,24 @@ async function answered(
   assert.match(client.data(streamId).toString("latin1"), new RegExp(name));
 }
 
-test("shutdown() first sends a GOAWAY that refuses no stream; a request sent right after it is served, and the final GOAWAY follows the PING ack and names it", {
-  timeout: 30_000,
-}, async (t) => {
+/** A server, and a raw HTTP/2 client whose first SayHello it answered; `session` is the server's side of the connection. */
+async function answeredClient(t: TestContext) {
   const server = await startTestServer(t);
   const client = await RawH2Client.connect(server.url);
   t.after(() => client.socket.destroy());
   await sayHello(client, 1, "first");
   const [session] = server.listener.sessions;
+  assert.ok(session, "the server's session");
+  return { server, client, session };
+}
+
+test("shutdown() first sends a GOAWAY that refuses no stream; a request sent right after it is served, and the final GOAWAY follows the PING ack and names it", {
+  timeout: 30_000,
+}, async (t) => {
+  const { server, client, session } = await answeredClient(t);
   await until(
     "the server's SETTINGS acknowledged",
-    () => session?.pendingSettingsAck === false,
+    () => !session.pendingSettingsAck,
   );
   const shutdownAt = performance.now();
   const result = server.shutdown(5000);
@@ -140,12 +147,7 @@ test("shutdown() first sends a GOAWAY that refuses no stream; a request sent rig
 test("closing a session twice (an idle close, then the drain) sends one notice and one PING", {
   timeout: 30_000,
 }, async (t) => {
-  const server = await startTestServer(t);
-  const client = await RawH2Client.connect(server.url);
-  t.after(() => client.socket.destroy());
-  await sayHello(client, 1, "first");
-  const [session] = server.listener.sessions;
-  assert.ok(session);
+  const { server, client, session } = await answeredClient(t);
   server.listener.goAway(session);
   server.listener.goAway(session);
   client.ackPing(await client.next(isPing));
@@ -163,10 +165,7 @@ test("closing a session twice (an idle close, then the drain) sends one notice a
 test("a peer that does not answer the PING gets the final GOAWAY goAwayNoticeMs after the first one", {
   timeout: 30_000,
 }, async (t) => {
-  const server = await startTestServer(t);
-  const client = await RawH2Client.connect(server.url);
-  t.after(() => client.socket.destroy());
-  await sayHello(client, 1, "first");
+  const { server, client } = await answeredClient(t);
   void server.shutdown(5000);
   const first = await client.next(isGoaway);
   const final = await client.next(isFinalGoaway);
@@ -373,11 +372,13 @@ test("under TLS, where HTTP/1.1 is the HTTP/2 server's fallback, an idle HTTP/1.
   assert.equal((await result).connectionsDestroyed, 0);
 });
 
-test("HTTP/1.1: a connection whose response was under way when the drain began stays open after it a moment, and a request sent right after that response is answered with Connection: close", {
-  timeout: 30_000,
-}, async (t) => {
-  const server = await startTestServer(t, { streamIntervalMs: 100 });
-  const { port } = new URL(server.url);
+/**
+ * Start a Connect StreamHello on a raw HTTP/1.1 keep-alive connection, and
+ * resolve once its first message arrived. `ended()` resolves once its last
+ * chunk did; `closed` with the time the connection closed.
+ */
+async function http1Stream(t: TestContext, url: string) {
+  const { port } = new URL(url);
   const socket = net.connect(Number(port), "127.0.0.1");
   t.after(() => socket.destroy());
   await once(socket, "connect");
@@ -385,7 +386,7 @@ test("HTTP/1.1: a connection whose response was under way when the drain began s
   socket.setEncoding("latin1").on("data", (d: string) => {
     received += d;
   });
-  const closed = once(socket, "close");
+  const closed = once(socket, "close").then(() => performance.now());
   const stream = envelope(Buffer.from(JSON.stringify({ name: "s" })));
   socket.write(
     `POST /Greeter/StreamHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nContent-Length: ${stream.length}\r\n\r\n`,
@@ -397,20 +398,30 @@ test("HTTP/1.1: a connection whose response was under way when the drain began s
     10_000,
     0,
   );
+  return {
+    socket,
+    received: () => received,
+    closed,
+    ended: () =>
+      until("the last chunk", () => received.includes("0\r\n\r\n"), 10_000, 0),
+  };
+}
+
+test("HTTP/1.1: a connection whose response was under way when the drain began stays open after it a moment, and a request sent right after that response is answered with Connection: close", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, { streamIntervalMs: 100 });
+  const stream = await http1Stream(t, server.url);
   const result = server.shutdown(5000);
   // The stream's response ends (its headers said keep-alive); a balancer
   // puts the next request on the connection at once.
-  await until(
-    "the last chunk",
-    () => received.includes("0\r\n\r\n"),
-    10_000,
-    0,
-  );
+  await stream.ended();
   const body = '{"name":"next"}';
-  socket.write(
+  stream.socket.write(
     `POST /Greeter/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
   );
-  await closed;
+  await stream.closed;
+  const received = stream.received();
   const second = received.split("HTTP/1.1 200 OK")[2] ?? "";
   assert.match(second, /connection: close/i, received);
   assert.match(second, /Hello, next!/);
@@ -421,40 +432,15 @@ test("HTTP/1.1: a keep-alive connection whose response ends after the drain's fi
   timeout: 30_000,
 }, async (t) => {
   const server = await startTestServer(t, { streamIntervalMs: 400 });
-  const { port } = new URL(server.url);
-  const socket = net.connect(Number(port), "127.0.0.1");
-  t.after(() => socket.destroy());
-  await once(socket, "connect");
-  let received = "";
-  socket.setEncoding("latin1").on("data", (d: string) => {
-    received += d;
-  });
-  const closed = once(socket, "close");
-  const stream = envelope(Buffer.from(JSON.stringify({ name: "s" })));
-  socket.write(
-    `POST /Greeter/StreamHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nContent-Length: ${stream.length}\r\n\r\n`,
-  );
-  socket.write(stream);
-  await until(
-    "the first message",
-    () => received.includes("Hello s, message 0"),
-    10_000,
-    0,
-  );
+  const stream = await http1Stream(t, server.url);
   const drainAt = performance.now();
   const result = server.shutdown(10_000);
-  await until(
-    "the last chunk",
-    () => received.includes("0\r\n\r\n"),
-    10_000,
-    0,
-  );
+  await stream.ended();
   const endedAt = performance.now();
   // Four more messages 400 ms apart: the drain's own close of idle
   // connections found this one busy.
   assert.ok(endedAt - drainAt > goAwayNoticeMs, `${endedAt - drainAt} ms`);
-  await closed;
-  const idle = performance.now() - endedAt;
+  const idle = (await stream.closed) - endedAt;
   assert.ok(
     idle >= goAwayNoticeMs * 0.8 && idle < goAwayNoticeMs * 1.9,
     `closed ${idle} ms after its response ended`,
