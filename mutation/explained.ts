@@ -869,21 +869,6 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/transport/goaway.ts",
-    mutator: "ConditionalExpression",
-    code: "if (!session.closed && !session.destroyed) session.close();",
-    replacement: "true",
-    reason:
-      "Node's Http2Session.close() returns at once on a session already closed or destroyed: the check here only says so.",
-  },
-  {
-    file: "src/transport/goaway.ts",
-    mutator: "LogicalOperator",
-    code: "if (!session.closed && !session.destroyed) session.close();",
-    reason:
-      "Node's Http2Session.close() returns at once on a session already closed or destroyed: the check here only says so.",
-  },
-  {
-    file: "src/transport/goaway.ts",
     mutator: "CallExpression",
     code: "timer.unref();",
     reason:
@@ -894,7 +879,7 @@ export const explained: readonly Explained[] = [
     mutator: "CallExpression",
     code: "clearTimeout(timer);\n      final();",
     reason:
-      "The timer left running calls final() again goAwayNoticeMs later, on a session already closing, where final() and Node's close() do nothing.",
+      "The timer left running calls final() again goAwayNoticeMs later, on a session already closing, where Node's close() does nothing.",
   },
   {
     file: "src/transport/goaway.ts",
@@ -916,14 +901,14 @@ export const explained: readonly Explained[] = [
     code: "if (session.closed || session.destroyed) return;",
     replacement: "false",
     reason:
-      "Returning here only saves work: on a session that closed while its SETTINGS ack was awaited, writeNotice finds the socket gone and gives up, final() and Node's close() do nothing on a closed session, and without a socket ping() throws and the catch calls final().",
+      "Returning here only saves work: on a session that closed while its SETTINGS ack was awaited, writeNotice finds the socket gone and gives up, Node's close() does nothing on a closed session, and without a socket ping() throws and the catch calls final().",
   },
   {
     file: "src/transport/goaway.ts",
     mutator: "LogicalOperator",
     code: "if (session.closed || session.destroyed) return;",
     reason:
-      "Returning here only saves work: on a session that closed while its SETTINGS ack was awaited, writeNotice finds the socket gone and gives up, final() and Node's close() do nothing on a closed session, and without a socket ping() throws and the catch calls final().",
+      "Returning here only saves work: on a session that closed while its SETTINGS ack was awaited, writeNotice finds the socket gone and gives up, Node's close() does nothing on a closed session, and without a socket ping() throws and the catch calls final().",
   },
   {
     file: "src/transport/goaway.ts",
@@ -953,22 +938,6 @@ export const explained: readonly Explained[] = [
     code: 'session.off("localSettings", go);',
     reason:
       "When the event calls go() its once() listener is already gone; when the timer does, the listener left behind fires only on a SETTINGS ack later than goAwayNoticeMs, and then only repeats the notice, which RFC 9113, 6.8 allows.",
-  },
-  {
-    file: "src/transport/goaway.ts",
-    mutator: "ConditionalExpression",
-    code: "if (socket.destroyed || fd === undefined || fd < 0) return done(false);",
-    replacement: "false",
-    reason:
-      "fd < 0 on its own: a socket's descriptor is -1 only once the socket is closed, which socket.destroyed and a missing handle say first; the check guards against Node's handle changing.",
-  },
-  {
-    file: "src/transport/goaway.ts",
-    mutator: "EqualityOperator",
-    code: "if (socket.destroyed || fd === undefined || fd < 0) return done(false);",
-    replacement: "fd <= 0",
-    reason:
-      "A connected socket's descriptor is never 0, which is standard input.",
   },
   {
     file: "src/transport/goaway.ts",

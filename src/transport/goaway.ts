@@ -49,9 +49,8 @@ export function goAwayInTwoSteps(
 ): void {
   if (session.closed || session.destroyed || closing.has(session)) return;
   closing.add(session);
-  const final = () => {
-    if (!session.closed && !session.destroyed) session.close();
-  };
+  // Node's close() does nothing on a session already closed or destroyed.
+  const final = () => session.close();
   const pingThenFinal = () => {
     const timer = setTimeout(final, goAwayNoticeMs);
     timer.unref();
@@ -128,7 +127,8 @@ export function writeNotice(
   const deadline = performance.now() + goAwayNoticeMs;
   const attempt = () => {
     const fd = handle?.fd;
-    if (socket.destroyed || fd === undefined || fd < 0) return done(false);
+    // A descriptor of -1 (closed) makes writeSome fail, so it needs no check.
+    if (socket.destroyed || fd === undefined) return done(false);
     if (handle?.writeQueueSize === 0) {
       const written = write(fd, 0);
       if (written === shutdownNotice.length) return done(true);
@@ -158,7 +158,8 @@ export function writeNotice(
 /**
  * Write the notice from `offset` on to the non-blocking file descriptor `fd`:
  * how many bytes the kernel took, 0 when its buffer is full, -1 when the
- * connection is broken (EPIPE, ECONNRESET...). Exported for its test.
+ * connection is broken (EPIPE, ECONNRESET...) or `fd` is not open. Exported
+ * for its test.
  */
 export function writeSome(fd: number, offset: number): number {
   try {
