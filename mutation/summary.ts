@@ -225,6 +225,28 @@ export function scoresTable(scores: readonly FileScore[]): string {
   ].join("\n");
 }
 
+/** The table of scores, one row per group: what the README shows. */
+export function groupsTable(scores: readonly FileScore[]): string {
+  const rows = [...Map.groupBy(scores, (s) => s.group)].map(
+    ([group, files]) => {
+      const sum = (f: (s: FileScore) => number) =>
+        files.reduce((n, s) => n + f(s), 0);
+      const killed = sum((s) => s.killed + s.timeout);
+      const survived = sum((s) => s.survived + s.noCoverage + s.ignored);
+      const explained = sum((s) => s.explained);
+      const all = killed + survived;
+      const score = all === 0 ? 100 : (100 * killed) / all;
+      const lowest = files.reduce((a, b) => (b.score < a.score ? b : a));
+      return `| ${group} | ${pct(score)} | ${files.length === 1 ? "" : `${pct(lowest.score)} (\`${lowest.file}\`)`} | ${killed} of ${all} | ${survived - explained} |`;
+    },
+  );
+  return [
+    "| Group | Score | Lowest file | Killed | Survivors not explained |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
+}
+
 function survivorsList(survivors: readonly Survivor[]): string {
   if (survivors.length === 0) return "None.";
   return survivors
@@ -273,9 +295,23 @@ ${
 }`;
 }
 
-const begin =
-  "<!-- mutation scores: begin (written by npm run test:mutation) -->";
-const end = "<!-- mutation scores: end -->";
+/** Put `table` between the markers named `what` in the file at `path`, if it has them. */
+async function writeBetweenMarkers(
+  path: string,
+  what: string,
+  table: string,
+): Promise<void> {
+  const begin = `<!-- ${what}: begin (written by npm run test:mutation) -->`;
+  const end = `<!-- ${what}: end -->`;
+  const doc = await readFile(path, "utf8");
+  const from = doc.indexOf(begin);
+  const to = doc.indexOf(end);
+  if (from < 0 || to < from) return;
+  await writeFile(
+    path,
+    `${doc.slice(0, from + begin.length)}\n\n${table}\n\n${doc.slice(to)}`,
+  );
+}
 
 /** Write the summary; after a run of every group, into docs/ as well. */
 export async function writeSummary(
@@ -292,16 +328,18 @@ export async function writeSummary(
   ) {
     await writeFile(join(root, "docs", "mutation.md"), text);
     const testing = join(root, "docs", "testing.md");
-    const doc = await readFile(testing, "utf8");
-    const from = doc.indexOf(begin);
-    const to = doc.indexOf(end);
-    if (from >= 0 && to > from) {
-      await writeFile(
-        testing,
-        `${doc.slice(0, from + begin.length)}\n\n${scoresTable(summary.scores)}\n\n${doc.slice(to)}`,
-      );
-    }
-    written.push(join(root, "docs", "mutation.md"), testing);
+    const readme = join(root, "README.md");
+    await writeBetweenMarkers(
+      testing,
+      "mutation scores",
+      scoresTable(summary.scores),
+    );
+    await writeBetweenMarkers(
+      readme,
+      "mutation groups",
+      groupsTable(summary.scores),
+    );
+    written.push(join(root, "docs", "mutation.md"), testing, readme);
   }
   // The tables as Biome formats Markdown, so the docs stay as committed.
   try {
