@@ -989,4 +989,40 @@ export const explained: readonly Explained[] = [
     reason:
       "undefined is as false as false to the callers, which test the result with if or ignore it.",
   },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "CallExpression",
+    code: 'res.on("finish", untrack);',
+    reason:
+      "A response emits close right after finish (Node's resOnFinish, and an HTTP/2 stream's end), and close untracks it too: only the moment in between differs, and the drain's wait for responses listens for both.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "CallExpression",
+    code: 'socket.off("error", onEnd);',
+    reason:
+      "After the hand-off an error destroys the socket anyway (Node destroys a socket with its error); onEnd destroying it again does nothing.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "CallExpression",
+    code: 'socket.off("timeout", onEnd);',
+    reason:
+      "The hand-off turns the first-bytes timeout off (setTimeout(0)); a timeout the HTTP/1.1 server sets later (keepAliveTimeout, headersTimeout) ends in its own socket.destroy() when nothing else handles it, which is what onEnd does.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "CallExpression",
+    code: "const onEnd = () => {\n    done();",
+    replacement: ";",
+    reason:
+      "onEnd destroys the socket next: the listeners and the timeout left on a destroyed socket hear nothing more but its close.",
+  },
+  {
+    file: "src/transport/listener.ts",
+    mutator: "CallExpression",
+    code: 'socket.once("end", onEnd);',
+    reason:
+      "The listener's net.Server is not allowHalfOpen, so Node ends a socket's side once the peer's end is read, and a connection that ends before its first bytes closes and is forgotten either way; onEnd only closes it at once instead of after that end.",
+  },
 ];
