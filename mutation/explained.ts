@@ -891,7 +891,7 @@ export const explained: readonly Explained[] = [
   {
     file: "src/transport/goaway.ts",
     mutator: "BlockStatement",
-    code: "catch {\n      done();",
+    code: "} catch {",
     reason:
       "session.ping() throws only on a destroyed session (checked just before) and returns false only while maxOutstandingPings (10) PINGs await their acks; the server sends one per session, so the fallback straight to the final GOAWAY is never taken.",
   },
@@ -934,7 +934,6 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/transport/goaway.ts",
-    mutator: "StringLiteral",
     code: 'session.off("localSettings", go);',
     reason:
       "When the event calls go() its once() listener is already gone; when the timer does, the listener left behind fires only on a SETTINGS ack later than goAwayNoticeMs, and then only repeats the notice, which RFC 9113, 6.8 allows.",
@@ -977,7 +976,6 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/lifecycle/shutdown.ts",
-    mutator: "StringLiteral",
     code: 'res.once("finish", resolve);',
     reason:
       "Both HTTP versions' responses emit close after finish, and close alone ends the wait, a moment later.",

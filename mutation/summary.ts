@@ -94,6 +94,16 @@ function textAt(
   ].join("\n");
 }
 
+/**
+ * `code` without the "Stryker disable" comments mutation/run.ts put in the
+ * copy Stryker ran on (a report's source is that copy's), so that an
+ * explanation spanning two lines still matches when one of them has one.
+ * Their reasons have no comment end in them ("*\/" is written "* /").
+ */
+export function withoutRunComments(code: string): string {
+  return code.replaceAll(/\/\* Stryker disable next-line .*?\*\/ ?/g, "");
+}
+
 /** Whether `e` explains `s`, whose source lines are `context`. */
 function matches(
   e: Explained,
@@ -142,21 +152,27 @@ export async function summarize(
           line: m.location.start.line,
           column: m.location.start.column,
           mutator: m.mutatorName,
-          original: textAt(lines, m.location.start, m.location.end),
+          original: withoutRunComments(
+            textAt(lines, m.location.start, m.location.end),
+          ),
           replacement: m.replacement ?? "",
           status: m.status,
         };
         // Its own lines first; then with one line on either side, for an
         // explanation that names its neighbours to tell like lines apart.
-        const own = lines
-          .slice(m.location.start.line - 1, m.location.end.line)
-          .join("\n");
-        const around = lines
-          .slice(
-            Math.max(0, m.location.start.line - 2),
-            m.location.end.line + 1,
-          )
-          .join("\n");
+        const own = withoutRunComments(
+          lines
+            .slice(m.location.start.line - 1, m.location.end.line)
+            .join("\n"),
+        );
+        const around = withoutRunComments(
+          lines
+            .slice(
+              Math.max(0, m.location.start.line - 2),
+              m.location.end.line + 1,
+            )
+            .join("\n"),
+        );
         const e =
           explanations.find((e) => matches(e, s, own)) ??
           explanations.find((e) => matches(e, s, around));
