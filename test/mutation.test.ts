@@ -37,11 +37,13 @@ test("a mutation run scores the example, and its summary lists every survivor: e
   });
   const file = "test/fixtures/mutation/clamp.ts";
   const explanations: Explained[] = [
-    // Names its replacement: run, and listed with its reason.
+    // Names its replacement: run, and listed with its reason. Its code
+    // spans into the next line, which the run gives a Stryker comment
+    // (below): the summary reads the source as it was.
     {
       file,
       mutator: "EqualityOperator",
-      code: "n < low",
+      code: "if (n < low) return low;\n  if (n > high)",
       replacement: "n <= low",
       reason: "equal to the lower bound, n is the bound",
     },
