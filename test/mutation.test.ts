@@ -112,18 +112,11 @@ test("a mutation run scores the example, and its summary lists every survivor: e
 });
 
 test("npm run test:mutation -- --list names the groups, and an unknown group is refused", async (t) => {
-  const [list, bad] = await Promise.all(
-    [["--list"], ["nope"]].map(
-      (args) =>
-        startChild(t, "npm", [
-          "run",
-          "--silent",
-          "test:mutation",
-          "--",
-          ...args,
-        ]).exited,
-    ),
-  );
+  const run = (...args: string[]) =>
+    startChild(t, "npm", ["run", "--silent", "test:mutation", "--", ...args])
+      .exited;
+  const list = await run("--list");
+  const bad = await run("nope");
   assert.ok(list && bad);
   assert.deepEqual(
     list.stdout

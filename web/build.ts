@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -15,8 +15,12 @@ export const defaultOutDir = join(sourceDir, "..", "dist", "web");
  * server cache assets forever; only index.html must be revalidated.
  */
 export async function buildWeb(outDir: string = defaultOutDir): Promise<void> {
-  const assetsDir = join(outDir, "assets");
-  await rm(outDir, { recursive: true, force: true });
+  // Made beside its place and moved in whole, so that a build running at
+  // the same time (two `npm start`s) cannot remove files from under this
+  // one, and a server reading outDir never finds a page half made.
+  const staging = `${outDir}.${process.pid}.tmp`;
+  const assetsDir = join(staging, "assets");
+  await rm(staging, { recursive: true, force: true });
   await mkdir(assetsDir, { recursive: true });
   const result = await build({
     entryPoints: [join(sourceDir, "main.ts"), join(sourceDir, "style.css")],
@@ -46,7 +50,19 @@ export async function buildWeb(outDir: string = defaultOutDir): Promise<void> {
   const html = template
     .replace("/assets/main.js", assetOf("main.ts"))
     .replace("/assets/style.css", assetOf("style.css"));
-  await writeFile(join(outDir, "index.html"), html);
+  await writeFile(join(staging, "index.html"), html);
+  await rm(outDir, { recursive: true, force: true });
+  try {
+    await rename(staging, outDir);
+  } catch (e) {
+    // Another build moved its page in first: the same sources, the same
+    // content-hashed files.
+    if (
+      !["ENOTEMPTY", "EEXIST"].includes((e as NodeJS.ErrnoException).code ?? "")
+    )
+      throw e;
+    await rm(staging, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
