@@ -1,4 +1,11 @@
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import {
+  mkdir,
+  mkdtemp,
+  readFile,
+  rename,
+  rm,
+  writeFile,
+} from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -18,10 +25,10 @@ export async function buildWeb(outDir: string = defaultOutDir): Promise<void> {
   // Made beside its place and moved in whole, so that a build running at
   // the same time (two `npm start`s) cannot remove files from under this
   // one, and a server reading outDir never finds a page half made.
-  const staging = `${outDir}.${process.pid}.tmp`;
+  await mkdir(dirname(outDir), { recursive: true });
+  const staging = await mkdtemp(`${outDir}.tmp-`);
   const assetsDir = join(staging, "assets");
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(assetsDir, { recursive: true });
+  await mkdir(assetsDir);
   const result = await build({
     entryPoints: [join(sourceDir, "main.ts"), join(sourceDir, "style.css")],
     outdir: assetsDir,
