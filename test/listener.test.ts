@@ -13,7 +13,7 @@ import {
   type RequestHandler,
 } from "../src/transport/listener.js";
 import { selfSignedCert } from "./support/tls.js";
-import { until, within } from "./support/wait.js";
+import { assertTook, until, within } from "./support/wait.js";
 
 // The one-port listener (src/transport/listener.ts) on its own, with a plain
 // request handler: which server a connection reaches, what it tracks for
@@ -179,7 +179,7 @@ test("a TLS handshake that stalls is cut off after firstBytesTimeoutMs", async (
   const closed = await Promise.race([client.closed, late]);
   clearTimeout(timer);
   if (closed === "late") assert.fail("still open");
-  assert.ok(closed >= 300, `closed after ${closed} ms`);
+  assertTook(closed, 300, 300 + slackMs, "closing it");
 });
 
 test("under TLS, ALPN picks HTTP/2 or HTTP/1.1, and the HTTP/1.1 side honours the keep-alive setting", async (t) => {
@@ -229,10 +229,7 @@ test("under TLS, ALPN picks HTTP/2 or HTTP/1.1, and the HTTP/1.1 side honours th
   const buffer =
     (listener.http2Server as unknown as { keepAliveTimeoutBuffer?: number })
       .keepAliveTimeoutBuffer ?? 0;
-  assert.ok(
-    idle >= 300 && idle <= 300 + buffer + slackMs,
-    `closed after ${idle} ms idle`,
-  );
+  assertTook(idle, 300, 300 + buffer + slackMs, "closing the idle connection");
 });
 
 test("every response in progress is tracked until it is sent, on HTTP/1.1 and HTTP/2", async (t) => {
@@ -420,10 +417,7 @@ test("an HTTP/2 connection is closed once no stream has been open for idleTimeou
   release();
   await goaway;
   const idleFor = goawayAt - releasedAt;
-  assert.ok(
-    idleFor >= 300 && idleFor <= 300 + slackMs,
-    `GOAWAY ${idleFor} ms after the last call was let go`,
-  );
+  assertTook(idleFor, 300, 300 + slackMs, "the GOAWAY after the last call");
 });
 
 test("an HTTP/1.1 client that half-closes its connection after its request still gets the whole answer, even one its socket cannot take at once", async (t) => {

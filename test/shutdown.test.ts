@@ -26,7 +26,7 @@ import {
   type ServerProcess,
   spawnServer,
 } from "./support/server-process.js";
-import { within } from "./support/wait.js";
+import { assertTook, within } from "./support/wait.js";
 
 /** One transport per protocol and HTTP version the server drains differently. */
 function transports(url: string): [string, () => Transport][] {
@@ -213,10 +213,7 @@ test("a call that outlives the grace period ends with UNAVAILABLE, not a torn co
   // status and the connections close, each step bounded by a second, plus
   // room for a loaded machine.
   const took = performance.now() - signalledAt;
-  assert.ok(
-    took >= 300 && took <= 300 + 2_000 + 2_000,
-    `exited ${took} ms after SIGTERM`,
-  );
+  assertTook(took, 300, 300 + 2_000 + 2_000, "exiting after SIGTERM");
 });
 
 test("a second signal during the drain exits at once with 128 + its number", {

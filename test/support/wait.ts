@@ -49,3 +49,27 @@ export async function within<T>(
     clearTimeout(timer);
   }
 }
+
+/**
+ * How much sooner than its delay a timer may fire, measured with
+ * `performance.now()`. Node arms timers on libuv's loop clock, which counts
+ * whole milliseconds (`uv_now`, truncated), so each timer may end up to 1 ms
+ * early; a drain's steps chain a few timers.
+ */
+export const timerEarlyMs = 5;
+
+/**
+ * Asserts that `tookMs` is no shorter than the time limit `fromMs` allows
+ * (less `timerEarlyMs`) and no longer than `toMs`.
+ */
+export function assertTook(
+  tookMs: number,
+  fromMs: number,
+  toMs: number,
+  what: string,
+): void {
+  assert.ok(
+    tookMs >= fromMs - timerEarlyMs && tookMs <= toMs,
+    `${what} took ${tookMs} ms, not within ${fromMs}-${toMs} ms`,
+  );
+}
