@@ -324,6 +324,9 @@ test("a cluster whose port is taken exits with code 2 instead of restarting its 
       String(port),
       "--host",
       "127.0.0.1",
+      // Its own admin port: only the API port is taken.
+      "--admin-port",
+      "0",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -336,7 +339,9 @@ test("a cluster whose port is taken exits with code 2 instead of restarting its 
   child.stderr.setEncoding("utf8").on("data", (s: string) => {
     stderr += s;
   });
-  const [code] = await once(child, "exit");
+  // "close", not "exit": the child's output may still be in its pipes when
+  // it exits (Node emits "close" once the stdio streams have ended too).
+  const [code] = await once(child, "close");
   assert.equal(code, 2);
   assert.match(stderr, /the port is already in use/);
   assert.match(stdout, /worker \d+ failed to start \(code 2\)/);
