@@ -120,6 +120,14 @@ export async function projectCopy(
   return copy;
 }
 
+/**
+ * How long a test's `until` waits for a condition that names no bound of its
+ * own, in a mutation run. Every condition the groups' tests wait for this way
+ * comes true within a second on this machine; the tests' own default (10 s)
+ * would make each mutant that breaks one cost ten.
+ */
+const testWaitMs = 3_000;
+
 /** Mutation-test one group, writing its JSON and HTML reports under `reportsDir`/<group>. */
 export async function runGroup(
   group: Group,
@@ -149,7 +157,7 @@ export async function runGroup(
         "{{hookFile}}",
         "--import",
         "tsx",
-        `--test-timeout=${group.testTimeoutMs ?? 30_000}`,
+        `--test-timeout=${group.testTimeoutMs ?? 10_000}`,
         // Once its tests are done a file's process ends, even if a mutant
         // left a socket or timer behind: a leak alone is no failure here,
         // and waiting for Stryker's timeout would cost half a minute.
@@ -195,9 +203,15 @@ export async function runGroup(
   // Stryker works on the project in its working directory: the copy.
   const cwd = process.cwd();
   process.chdir(copy);
+  // The test processes inherit it (see test/support/wait.ts): a mutant that
+  // keeps a condition from coming true fails in seconds, not ten.
+  const waitMs = process.env.TEST_WAIT_MS;
+  process.env.TEST_WAIT_MS = String(testWaitMs);
   try {
     await new Stryker(options).runMutationTest();
   } finally {
+    if (waitMs === undefined) delete process.env.TEST_WAIT_MS;
+    else process.env.TEST_WAIT_MS = waitMs;
     process.chdir(cwd);
     await rm(work, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import * as net from "node:net";
+import { defaultWaitMs } from "./wait.js";
 
 /** HTTP/2 frame types (RFC 9113, 6). */
 export const frameType = {
@@ -130,19 +131,36 @@ export class RawH2Client {
     this.socket.write(frame(frameType.ping, ack, 0, ping.payload));
   }
 
-  /** Resolves with the first frame, already seen or still to come, that `match` accepts; rejects if the socket closes first. */
-  next(match: (f: Frame) => boolean): Promise<Frame> {
+  /**
+   * Resolves with the first frame, already seen or still to come, that
+   * `match` accepts; rejects if the socket closes first, or once `ms` have
+   * passed without one.
+   */
+  next(match: (f: Frame) => boolean, ms = defaultWaitMs): Promise<Frame> {
     const seen = this.frames.find(match);
     if (seen) return Promise.resolve(seen);
+    const framesSeen = () => this.frames.map(describe).join(", ");
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ match, resolve });
-      void this.closed.then(() =>
+      const waiter = {
+        match,
+        resolve: (f: Frame) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
         reject(
           new Error(
-            `connection closed; frames seen: ${this.frames.map(describe).join(", ")}`,
+            `no such frame within ${ms} ms; frames seen: ${framesSeen()}`,
           ),
-        ),
-      );
+        );
+      }, ms);
+      this.#waiters.push(waiter);
+      void this.closed.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`connection closed; frames seen: ${framesSeen()}`));
+      });
     });
   }
 

@@ -6,6 +6,25 @@
 import assert from "node:assert/strict";
 
 /**
+ * How long `until` waits when its caller names no bound: TEST_WAIT_MS, or
+ * 10 s. A condition on a local socket comes true in milliseconds; the
+ * mutation runner sets a shorter bound, so that a mutant which keeps one from
+ * coming true fails its test in a few seconds instead of ten.
+ */
+export const defaultWaitMs = waitMs(process.env.TEST_WAIT_MS);
+
+function waitMs(value: string | undefined): number {
+  if (value === undefined || value === "") return 10_000;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms <= 0) {
+    throw new Error(
+      `TEST_WAIT_MS must be a positive whole number of ms, not "${value}"`,
+    );
+  }
+  return ms;
+}
+
+/**
  * Resolves with `check()`'s first value that is neither `undefined` nor
  * `false`, polled every `everyMs` (0: on every turn of the event loop);
  * fails once `ms` have passed without one.
@@ -13,7 +32,7 @@ import assert from "node:assert/strict";
 export async function until<T>(
   what: string,
   check: () => T | undefined | false,
-  ms = 10_000,
+  ms = defaultWaitMs,
   everyMs = 5,
 ): Promise<T> {
   const deadline = performance.now() + ms;
