@@ -1,8 +1,8 @@
 /**
  * `npm run test:mutation [-- <group>...] [--incremental]`: StrykerJS over the
  * code users' calls depend on (mutation/groups.ts), one group at a time,
- * each mutant judged by its group's test files, one test process at a time
- * (the machine is shared). Writes reports/mutation/<group>/mutation.json and
+ * each mutant judged by its group's test files, two test processes at a
+ * time. Writes reports/mutation/<group>/mutation.json and
  * .html, then the summary (mutation/summary.ts).
  *
  * --incremental reuses the last run's results for mutants whose code and
@@ -168,8 +168,11 @@ export async function runGroup(
       forceBail: true,
     },
     coverageAnalysis: group.coverageAnalysis,
-    // Other engineers' tests share the machine's two cores.
-    concurrency: 1,
+    // Two test runners, one per core of this machine. The groups' test
+    // files pass two at a time as they do one at a time (their time limits
+    // allow for a loaded machine): a failure from load alone would count as
+    // a kill, so the runner was checked that way before it ran two.
+    concurrency: 2,
     // The project's typescript (7, native) has no JavaScript API for
     // Stryker's tsconfig rewriting, which it needs only for a tsconfig that
     // extends or references files outside the project (this one does not).
