@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import * as net from "node:net";
+import { Arrivals } from "./arrivals.js";
 import { defaultWaitMs } from "./wait.js";
 
 /** HTTP/2 frame types (RFC 9113, 6). */
@@ -57,18 +58,19 @@ export function describe(frame: Frame): string {
  * only when it chooses to. SETTINGS are acknowledged at once.
  */
 export class RawH2Client {
-  readonly frames: Frame[] = [];
+  readonly #arrivals = new Arrivals<Frame>(describe);
+  /** Every frame the server sent, oldest first. */
+  readonly frames: readonly Frame[] = this.#arrivals.items;
   readonly socket: net.Socket;
   /** Resolves when the socket has closed. */
   readonly closed: Promise<void>;
   #buffered = Buffer.alloc(0);
-  #waiters: { match: (f: Frame) => boolean; resolve: (f: Frame) => void }[] =
-    [];
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on("error", () => {});
     this.closed = once(socket, "close").then(() => undefined);
+    void this.closed.then(() => this.#arrivals.end("connection closed"));
     socket.on("data", (chunk: Buffer) => this.#read(chunk));
   }
 
@@ -137,31 +139,7 @@ export class RawH2Client {
    * passed without one.
    */
   next(match: (f: Frame) => boolean, ms = defaultWaitMs): Promise<Frame> {
-    const seen = this.frames.find(match);
-    if (seen) return Promise.resolve(seen);
-    const framesSeen = () => this.frames.map(describe).join(", ");
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        match,
-        resolve: (f: Frame) => {
-          clearTimeout(timer);
-          resolve(f);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-        reject(
-          new Error(
-            `no such frame within ${ms} ms; frames seen: ${framesSeen()}`,
-          ),
-        );
-      }, ms);
-      this.#waiters.push(waiter);
-      void this.closed.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`connection closed; frames seen: ${framesSeen()}`));
-      });
-    });
+    return this.#arrivals.first(match, ms);
   }
 
   /** The DATA the server sent on `streamId`, concatenated. */
@@ -186,16 +164,10 @@ export class RawH2Client {
         at: performance.now(),
       };
       this.#buffered = this.#buffered.subarray(9 + length);
-      this.frames.push(f);
       if (f.type === frameType.settings && !(f.flags & ack)) {
         this.socket.write(frame(frameType.settings, ack, 0, Buffer.alloc(0)));
       }
-      for (const w of [...this.#waiters]) {
-        if (w.match(f)) {
-          this.#waiters.splice(this.#waiters.indexOf(w), 1);
-          w.resolve(f);
-        }
-      }
+      this.#arrivals.add(f);
     }
   }
 }

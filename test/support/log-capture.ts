@@ -1,4 +1,5 @@
 import type { DestinationStream } from "pino";
+import { Arrivals } from "./arrivals.js";
 
 /** One JSON log line, parsed. */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };
@@ -8,24 +9,15 @@ export type LogLine = Record<string, unknown> & { level: number; msg: string };
  * logged. Pass `destination` as the server's `logDestination`.
  */
 export class LogCapture {
-  readonly lines: LogLine[] = [];
-  #waiters: {
-    match: (l: LogLine) => boolean;
-    resolve: (l: LogLine) => void;
-  }[] = [];
+  readonly #arrivals = new Arrivals<LogLine>((l) => JSON.stringify(l));
+  /** Every line logged, oldest first. */
+  readonly lines: readonly LogLine[] = this.#arrivals.items;
 
   readonly destination: DestinationStream = {
     write: (chunk: string) => {
       for (const text of chunk.split("\n")) {
         if (text === "") continue;
-        const line = JSON.parse(text) as LogLine;
-        this.lines.push(line);
-        for (const w of [...this.#waiters]) {
-          if (w.match(line)) {
-            this.#waiters.splice(this.#waiters.indexOf(w), 1);
-            w.resolve(line);
-          }
-        }
+        this.#arrivals.add(JSON.parse(text) as LogLine);
       }
     },
   };
@@ -41,25 +33,6 @@ export class LogCapture {
 
   /** Resolve with the first line, logged or to come, that matches; reject after `timeoutMs` (a failure bound, not a wait). */
   waitFor(match: (l: LogLine) => boolean, timeoutMs = 5000): Promise<LogLine> {
-    const found = this.lines.find(match);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        match,
-        resolve: (l: LogLine) => {
-          clearTimeout(timer);
-          resolve(l);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-        reject(
-          new Error(
-            `no matching log line in ${timeoutMs} ms; got:\n${this.lines.map((l) => JSON.stringify(l)).join("\n")}`,
-          ),
-        );
-      }, timeoutMs);
-      this.#waiters.push(waiter);
-    });
+    return this.#arrivals.first(match, timeoutMs);
   }
 }
