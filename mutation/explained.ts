@@ -527,6 +527,14 @@ export const explained: readonly Explained[] = [
   },
   {
     file: "src/fast-path/router.ts",
+    mutator: "EqualityOperator",
+    code: "this.#routes.get(q < 0 ? path : path.slice(0, q))",
+    replacement: "q <= 0",
+    reason:
+      'A :path that starts with "?" names no route either way: every route starts with "/", so neither "" nor the whole path is one.',
+  },
+  {
+    file: "src/fast-path/router.ts",
     mutator: "ObjectLiteral",
     code: "{ once: true },",
     reason:
