@@ -141,6 +141,8 @@ export async function summarize(
     }
     for (const [file, { source, mutants }] of Object.entries(report.files)) {
       const lines = source.split("\n");
+      // Each comment sits on one line: strip them once per file.
+      const bare = lines.map(withoutRunComments);
       const count = (status: string) =>
         mutants.filter((m) => m.status === status).length;
       let explainedHere = 0;
@@ -160,19 +162,15 @@ export async function summarize(
         };
         // Its own lines first; then with one line on either side, for an
         // explanation that names its neighbours to tell like lines apart.
-        const own = withoutRunComments(
-          lines
-            .slice(m.location.start.line - 1, m.location.end.line)
-            .join("\n"),
-        );
-        const around = withoutRunComments(
-          lines
-            .slice(
-              Math.max(0, m.location.start.line - 2),
-              m.location.end.line + 1,
-            )
-            .join("\n"),
-        );
+        const own = bare
+          .slice(m.location.start.line - 1, m.location.end.line)
+          .join("\n");
+        const around = bare
+          .slice(
+            Math.max(0, m.location.start.line - 2),
+            m.location.end.line + 1,
+          )
+          .join("\n");
         const e =
           explanations.find((e) => matches(e, s, own)) ??
           explanations.find((e) => matches(e, s, around));
