@@ -45,16 +45,23 @@ const files =
 
 export const groups: readonly Group[] = [
   {
-    name: "fast-path",
+    name: "engine",
     about:
-      "the fast path: routing, the call, gRPC framing and the response writer, Connect unary, the request body",
-    mutate: files("src/fast-path/**/*.ts"),
+      "the protocol engine: routing, the exchanges, the call, framing and the response writer, gRPC, gRPC-Web and Connect, what every call gets",
+    mutate: files(
+      "src/engine/**/*.ts",
+      "src/protocol/**/*.ts",
+      "src/protocol-*/**/*.ts",
+      "src/calls/pipeline.ts",
+      "src/calls/call-end.ts",
+      "src/calls/interceptor.ts",
+    ),
     testFiles: [
       "test/envelope-reader.test.ts",
       "test/request-body.test.ts",
       "test/response-writer.test.ts",
-      "test/fast-path-handlers.test.ts",
-      "test/fast-path.test.ts",
+      "test/engine-handlers.test.ts",
+      "test/engine.test.ts",
       "test/bad-input.test.ts",
       "test/errors.test.ts",
       "test/backpressure.test.ts",

@@ -41,11 +41,11 @@ export interface Config {
   /** Worker processes sharing the port (node:cluster); 1 runs no cluster. @default 1 */
   workers: number;
   /**
-   * Serve gRPC calls (binary protobuf, every kind) and Connect unary calls
-   * over HTTP/2 by the fast path (src/fast-path/router.ts) instead of connect's
-   * generic handlers; off falls back to connect for every call. @default true
+   * Serve calls by the protocol engine (src/engine/engine.ts), every
+   * protocol on both HTTP versions; off leaves every call to connect's
+   * generic handlers, the reference the engine is tested against. @default true
    */
-  fastPath: boolean;
+  engine: boolean;
   /**
    * TCP port of the admin listener, which serves `GET /metrics` apart from the
    * API port, so that exposing the API does not expose internals; 0 picks a
@@ -190,11 +190,11 @@ export const settings = {
     default: "1",
     doc: 'worker processes sharing the port ("auto": one per CPU)',
   },
-  fastPath: {
-    flag: "fast-path",
-    env: "FAST_PATH",
+  engine: {
+    flag: "engine",
+    env: "ENGINE",
     default: "on",
-    doc: "serve gRPC and Connect unary calls over HTTP/2 by the fast path (on, off)",
+    doc: "serve calls by the protocol engine; off: by connect's generic handlers (on, off)",
   },
   adminPort: {
     flag: "admin-port",
@@ -293,7 +293,7 @@ export function loadConfig(
       raw.workers.trim() === "auto"
         ? availableParallelism()
         : integer(raw.workers, settings.workers, 1, 256),
-    fastPath: onOff(raw.fastPath, settings.fastPath),
+    engine: onOff(raw.engine, settings.engine),
     adminPort: adminPort(raw),
     reflection: onOff(raw.reflection, settings.reflection),
     tracing: tracing(env),

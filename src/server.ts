@@ -14,15 +14,14 @@ import {
 import type { DestinationStream, Logger } from "pino";
 import { callLog } from "./calls/call-log.js";
 import { connectionValues } from "./calls/connection.js";
-import { endOnAbort } from "./calls/end-on-abort.js";
-import { hideInternalErrors } from "./calls/hide-internal-errors.js";
 import { InflightCalls } from "./calls/inflight.js";
+import { throughPipeline } from "./calls/interceptor.js";
 import { Metrics } from "./calls/metrics.js";
-import { observeCalls } from "./calls/observe.js";
+import { CallPipeline } from "./calls/pipeline.js";
 import { CallReport } from "./calls/report.js";
 import { type Config, defaultConfig } from "./config.js";
-import { FastPath } from "./fast-path/router.js";
-import { cors } from "./http/cors.js";
+import { Engine } from "./engine/engine.js";
+import { CorsPolicy, cors } from "./http/cors.js";
 import { grpcAcceptEncoding } from "./http/grpc-accept-encoding.js";
 import { chain } from "./http/middleware.js";
 import { notFound } from "./http/not-found.js";
@@ -46,8 +45,9 @@ export interface ServerSeams {
   routes?: (router: ConnectRouter) => void;
   /**
    * The application's own interceptors, run around every handler on both
-   * paths, inside the server's call report and error hiding (they see the
-   * handler's own errors; the log and metrics see what the client sees).
+   * paths (the engine's and connect's), inside what every call gets
+   * (src/calls/pipeline.ts: they see the handler's own errors; the log and
+   * metrics see what the client sees).
    * @default []
    */
   interceptors?: Interceptor[];
@@ -71,8 +71,8 @@ export interface RunningServer {
   readonly metrics: Metrics;
   /** Where the metrics are served, such as http://localhost:9464/metrics; undefined with the admin port off. */
   readonly metricsUrl: string | undefined;
-  /** The fast path (src/fast-path/router.ts); its `calls` tells how many calls it served. */
-  readonly fastPath: FastPath;
+  /** The protocol engine (src/engine/engine.ts); its `calls` tells how many calls it served. */
+  readonly engine: Engine;
   /** The listener, with its HTTP servers and sockets. */
   readonly listener: Listener;
   /** Stop accepting, end every connection, and resolve once the port is closed. */
@@ -129,8 +129,11 @@ export async function startServer(
           callLog(logger, (call) => tracing.spanContextOf(call)),
         ],
   );
-  // One set of options for connect's handler and the fast path, so the two
-  // serve calls alike (src/fast-path/router.ts).
+  // What every call gets, on either path.
+  const pipeline = new CallPipeline(report, logger);
+  const corsPolicy = new CorsPolicy(config.corsOrigins);
+  // One set of options for connect's handler and the engine, so the two
+  // serve calls alike (src/engine/engine.ts).
   const shared = {
     contextValues: connectionValues,
     readMaxBytes: config.maxMessageBytes,
@@ -138,26 +141,16 @@ export async function startServer(
     compressMinBytes: config.compressMinBytes,
     shutdownSignal: shutdownSignal.signal,
   };
-  const adapterOptions = {
-    ...shared,
-    // The report first, so it sees every call and the error the client sees.
-    interceptors: [
-      observeCalls(report),
-      hideInternalErrors(logger),
-      ...interceptors,
-      endOnAbort,
-    ],
-  };
-  // The fast path reports, hides and ends calls itself, the same way.
-  const fastPath = new FastPath({
+  const engine = new Engine({
     ...shared,
     interceptors,
-    report,
+    pipeline,
     logger,
-    enabled: config.fastPath,
+    cors: corsPolicy,
+    enabled: config.engine,
   });
-  metrics.countFastPathCalls(() => fastPath.calls);
-  const services = fastPath.record(
+  metrics.countEngineCalls(() => engine.calls);
+  const services = engine.record(
     customRoutes ??
       routes({
         greeter: { streamIntervalMs: config.streamIntervalMs },
@@ -165,20 +158,26 @@ export async function startServer(
         reflection: config.reflection,
       }),
   );
-  // A request's way through the HTTP handlers, in order. The fast path takes
-  // its calls before any of these (claimStream, below); they serve the rest.
+  // A request's way through the HTTP handlers, in order. The engine takes
+  // HTTP/2 streams before any of these (claimStream, below), and HTTP/1.1
+  // requests first among them; the rest serve what it leaves.
   const handler = chain(
     [
+      // the engine's calls over HTTP/1.1
+      engine.http1,
       // browsers from other origins: preflights answered, CORS headers added
-      cors(config.corsOrigins),
+      cors(corsPolicy),
       // gRPC answers name the encodings the server reads
-      grpcAcceptEncoding(compressions.map((c) => c.name)),
+      grpcAcceptEncoding(compressions),
       // a client gone while connect waits to write does not hold its call
       releaseWritesOnClose(),
-      // the services, over every protocol and HTTP version
+      // the services, by connect's generic handlers: what the engine leaves
       (next) =>
         connectNodeAdapter({
-          ...adapterOptions,
+          ...shared,
+          // What every call gets first, so it sees every call and the error
+          // the client sees; the application's interceptors inside it.
+          interceptors: [throughPipeline(pipeline), ...interceptors],
           routes: services,
           fallback: next,
         }),
@@ -192,7 +191,7 @@ export async function startServer(
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
-    claimStream: fastPath.claim,
+    claimStream: engine.claimStream,
     http1: {
       maxHeaderSize: config.maxHeaderBytes,
       // Node refuses a headers timeout longer than the request timeout.
@@ -252,7 +251,7 @@ export async function startServer(
     status,
     logger,
     metrics,
-    fastPath,
+    engine,
     listener,
     async close() {
       await Promise.all([

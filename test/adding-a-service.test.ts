@@ -36,7 +36,7 @@ const calls = [
 
 const origin = "https://app.example.com";
 
-test("a service added as docs/adding-a-service.md says, on a copy of the project, gets the fast path, the call log, metrics, health, reflection and CORS with no other change", {
+test("a service added as docs/adding-a-service.md says, on a copy of the project, gets the protocol engine, the call log, metrics, health, reflection and CORS with no other change", {
   timeout: 600_000,
 }, async (t) => {
   const copy = await copyProject(t);
@@ -81,11 +81,11 @@ test("a service added as docs/adding-a-service.md says, on a copy of the project
   // each call ends), not by the lines seen so far.
   const echoCallsBefore = echoCalls(before);
   await t.test(
-    "all four kinds of call work over gRPC and Connect; the fast path serves the gRPC calls and the Connect unary call",
+    "all four kinds of call work over gRPC and Connect, each served by the protocol engine",
     async () => {
       for (const protocol of ["grpc", "connect"] as const) {
         for (const call of calls) {
-          const fastBefore = fastPathCalls(await scrape(s));
+          const engineBefore = engineCalls(await scrape(s));
           const exit = await sh(
             t,
             copy,
@@ -95,11 +95,10 @@ test("a service added as docs/adding-a-service.md says, on a copy of the project
           const what = `${protocol} ${call.method}: ${exit.stderr}`;
           assert.equal(exit.code, 0, what);
           assert.deepEqual(replies(exit.stdout), call.answer, what);
-          const fast = protocol === "grpc" || call.kind === "unary";
           assert.equal(
-            fastPathCalls(await scrape(s)) - fastBefore,
-            fast ? 1 : 0,
-            `${what}: served by ${fast ? "the fast path" : "connect"}`,
+            engineCalls(await scrape(s)) - engineBefore,
+            1,
+            `${what}: served by the engine`,
           );
         }
       }
@@ -369,8 +368,8 @@ function echoCalls(metrics: string): number {
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
 }
 
-function fastPathCalls(metrics: string): number {
-  const m = /^connect_greeter_fast_path_calls_total (\d+)$/m.exec(metrics);
-  assert.ok(m, "the admin port counts fast-path calls");
+function engineCalls(metrics: string): number {
+  const m = /^connect_greeter_engine_calls_total (\d+)$/m.exec(metrics);
+  assert.ok(m, "the admin port counts the engine's calls");
   return Number(m[1]);
 }

@@ -12,8 +12,8 @@ import { until, within } from "./support/wait.js";
 /** HTTP/2's default initial stream window (RFC 9113, 6.9.2), which Node's server keeps. */
 const streamWindow = 65_535;
 
-for (const fastPath of [false, true]) {
-  const who = fastPath ? "the fast path" : "connect's handler";
+for (const engine of [false, true]) {
+  const who = engine ? "the engine" : "connect's handler";
   test(`through ${who}, a client streaming far more than a stalled CollectGreetings reads is held back by HTTP/2 flow control: the server buffers no more than the stream's own buffer and one window, and the writes resume when the handler pulls`, {
     timeout: 60_000,
   }, async (t) => {
@@ -25,7 +25,7 @@ for (const fastPath of [false, true]) {
     let maxBuffered = 0;
     const buffered = () => serverStream?.readableLength ?? 0;
     const server = await startTestServer(t, {
-      fastPath,
+      engine,
       maxMessageBytes: 4 * 1024 * 1024,
       routes(router) {
         router.service(Greeter, {
@@ -116,7 +116,7 @@ for (const fastPath of [false, true]) {
       Buffer.concat(chunks).toString("latin1"),
       new RegExp(`read ${messages}`),
     );
-    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+    assert.equal(server.engine.calls, engine ? 1 : 0);
     t.diagnostic(`while pulling: server buffered at most ${maxBuffered} B`);
     // Pulling one message at a time never let the buffer grow past that bound.
     assert.ok(maxBuffered <= bound, `buffered at most ${maxBuffered}`);
@@ -140,8 +140,8 @@ function helloFrame(name: string): Buffer {
   return Buffer.concat([head, payload]);
 }
 
-for (const fastPath of [false, true]) {
-  const who = fastPath ? "the fast path" : "connect's handler";
+for (const engine of [false, true]) {
+  const who = engine ? "the engine" : "connect's handler";
   test(`through ${who}, a client that stops reading a server stream holds the handler back: it produces about a window's worth, waits, and goes on when the client reads`, {
     timeout: 60_000,
   }, async (t) => {
@@ -153,7 +153,7 @@ for (const fastPath of [false, true]) {
     let closeListeners = 0;
     let serverStream: http2.ServerHttp2Stream | undefined;
     const server = await startTestServer(t, {
-      fastPath,
+      engine,
       routes(router) {
         router.service(Greeter, {
           async *streamHello() {
@@ -210,12 +210,17 @@ for (const fastPath of [false, true]) {
     assert.ok(bytes > messages * reply.length, `received ${bytes} bytes`);
     t.diagnostic(`at most ${closeListeners} close listeners`);
     assert.ok(closeListeners <= 8, `${closeListeners} close listeners`);
-    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+    assert.equal(server.engine.calls, engine ? 1 : 0);
   });
 }
 
-for (const http of ["HTTP/1.1", "HTTP/2"] as const) {
-  test(`a Connect server stream over ${http} whose client stops reading and then leaves ends its call: the handler is stopped, nothing is left in flight, and the call is logged canceled`, {
+for (const [http, engine] of [
+  ["HTTP/1.1", true],
+  ["HTTP/2", true],
+  ["HTTP/1.1", false],
+  ["HTTP/2", false],
+] as const) {
+  test(`a Connect server stream over ${http} whose client stops reading and then leaves ends its call, through ${engine ? "the engine" : "connect's handler"}: the handler is stopped, nothing is left in flight, and the call is logged canceled`, {
     timeout: 60_000,
   }, async (t) => {
     let stopped!: () => void;
@@ -224,6 +229,7 @@ for (const http of ["HTTP/1.1", "HTTP/2"] as const) {
     });
     const log = new LogCapture();
     const server = await startTestServer(t, {
+      engine,
       logDestination: log.destination,
       logLevel: "info",
       routes(router) {
@@ -288,6 +294,6 @@ for (const http of ["HTTP/1.1", "HTTP/2"] as const) {
         l.msg === "finished call" && l.procedure === "/Greeter/StreamHello",
     );
     assert.equal(line.code, "canceled");
-    assert.equal(server.fastPath.calls, 0, "served by connect's handler");
+    assert.equal(server.engine.calls, engine ? 1 : 0, "who served it");
   });
 }

@@ -48,7 +48,7 @@ test("with nothing set, every setting has its documented default", () => {
     requestTimeoutMs: 300000,
     idleTimeoutMs: 300000,
     workers: 1,
-    fastPath: true,
+    engine: true,
     adminPort: 9464,
     reflection: true,
     tracing: undefined,
@@ -78,7 +78,7 @@ test("every setting is read from its flag and from its environment variable, and
     ["--request-timeout-ms", "12", "requestTimeoutMs", 12],
     ["--idle-timeout-ms", "13", "idleTimeoutMs", 13],
     ["--workers", "3", "workers", 3],
-    ["--fast-path", "off", "fastPath", false],
+    ["--engine", "off", "engine", false],
     ["--admin-port", "9999", "adminPort", 9999],
     ["--reflection", "off", "reflection", false],
   ] as const;
@@ -238,9 +238,9 @@ test('ADMIN_PORT takes a port or "off" in any case, and refuses other words and 
   );
 });
 
-test("FAST_PATH and REFLECTION take on/true/1/yes and off/false/0/no in any case, and refuse anything else", () => {
+test("ENGINE and REFLECTION take on/true/1/yes and off/false/0/no in any case, and refuse anything else", () => {
   for (const [env, key] of [
-    ["FAST_PATH", "fastPath"],
+    ["ENGINE", "engine"],
     ["REFLECTION", "reflection"],
   ] as const) {
     for (const on of ["on", "true", "1", "yes", " ON ", "Yes"]) {
@@ -249,7 +249,7 @@ test("FAST_PATH and REFLECTION take on/true/1/yes and off/false/0/no in any case
     for (const off of ["off", "false", "0", "no", " OFF ", "No"]) {
       assert.equal(loadConfig([], { [env]: off })[key], false, off);
     }
-    const flag = env === "FAST_PATH" ? "fast-path" : "reflection";
+    const flag = env === "ENGINE" ? "engine" : "reflection";
     for (const bad of ["maybe", "", "2", "y"]) {
       assert.equal(
         refusal([], { [env]: bad }),

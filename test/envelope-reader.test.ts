@@ -2,10 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EnvelopedMessage } from "@connectrpc/connect/protocol";
-import {
-  type ChunkSource,
-  EnvelopeReader,
-} from "../src/fast-path/grpc/envelope-reader.js";
+import { type ChunkSource, EnvelopeReader } from "../src/protocol/envelope.js";
 
 /** An enveloped message: flags, 32-bit big-endian length, data. */
 function envelope(data: string | Buffer, flags = 0): Buffer {

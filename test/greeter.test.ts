@@ -8,7 +8,8 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { endOnAbort } from "../src/calls/end-on-abort.js";
+import { throughPipeline } from "../src/calls/interceptor.js";
+import { CallPipeline } from "../src/calls/pipeline.js";
 import {
   createGreeter,
   maxCollectedNames,
@@ -19,7 +20,8 @@ import { pushable } from "./support/pushable.js";
 
 /**
  * A client of the Greeter running in memory (no sockets), with the given
- * implementation and the server's end-on-abort interceptor.
+ * implementation and what every call gets on the server (a call ends when it
+ * is cut short, even if its handler waits on), reported nowhere.
  */
 function inMemoryClient(
   impl: ServiceImpl<typeof Greeter> = createGreeter({ streamIntervalMs: 0 }),
@@ -27,7 +29,9 @@ function inMemoryClient(
   return createClient(
     Greeter,
     createRouterTransport((router) => router.service(Greeter, impl), {
-      router: { interceptors: [endOnAbort] },
+      router: {
+        interceptors: [throughPipeline(new CallPipeline())],
+      },
     }),
   );
 }

@@ -6,6 +6,7 @@ import {
   createGrpcTransport,
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { createGreeter } from "../src/services/greeter.js";
 import { rawH2 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 
@@ -268,23 +269,25 @@ test("the in-flight gauge counts an open Chat stream and drops when it ends", as
   );
 });
 
-test("the fast-path counter counts the calls the fast path served, and not those connect's handlers served", async (t) => {
-  const server = await startTestServer(t);
-  const counter = "connect_greeter_fast_path_calls_total";
-  const grpc = createClient(
-    Greeter,
-    createGrpcTransport({ baseUrl: server.url }),
-  );
-  // Connect over HTTP/1.1 is never the fast path's.
-  const http1 = createClient(
+test("the engine's counter counts the calls the engine served, and not those connect's handlers served", async (t) => {
+  const greeter = createGreeter({ streamIntervalMs: 0 });
+  const server = await startTestServer(t, {
+    routes(router) {
+      // A method registered with options of its own is left to connect.
+      router.rpc(Greeter.method.sayHello, greeter.sayHello, {});
+      router.rpc(Greeter.method.streamHello, greeter.streamHello);
+    },
+  });
+  const counter = "connect_greeter_engine_calls_total";
+  const client = createClient(
     Greeter,
     createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
   );
   assert.equal(sampleValue(await scrape(server.metricsUrl), counter, {}), 0);
-  await grpc.sayHello({ name: "a" });
-  await http1.sayHello({ name: "b" });
-  for await (const _ of grpc.streamHello({ name: "c" }));
-  assert.equal(server.fastPath.calls, 2);
+  await client.sayHello({ name: "a" });
+  for await (const _ of client.streamHello({ name: "c" }));
+  for await (const _ of client.streamHello({ name: "d" }));
+  assert.equal(server.engine.calls, 2);
   assert.equal(sampleValue(await scrape(server.metricsUrl), counter, {}), 2);
 });
 

@@ -124,7 +124,7 @@ test("npm run test:mutation -- --list names the groups, and an unknown group is 
       .split("\n")
       .map((l) => l.split(":")[0]),
     [
-      "fast-path",
+      "engine",
       "config",
       "limits",
       "cluster",
@@ -134,5 +134,5 @@ test("npm run test:mutation -- --list names the groups, and an unknown group is 
     ],
   );
 
-  assert.match(bad.stderr, /^unknown group nope; groups: fast-path, config,/m);
+  assert.match(bad.stderr, /^unknown group nope; groups: engine, config,/m);
 });

@@ -2,13 +2,20 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type RequestBody, readAll } from "../src/fast-path/request-body.js";
-import { callPair } from "./support/fast-call.js";
+import { type RequestBody, readAll } from "../src/protocol/request-body.js";
+import { callPair } from "./support/engine-call.js";
 import { within } from "./support/wait.js";
 
-// The fast path's request body (src/fast-path/request-body.ts): read on
+// The engine's request body (src/protocol/request-body.ts): read on
 // demand from a real HTTP/2 stream, its end, an early close, the call's end,
 // and dropping what is left; and readAll's limits, as connect's readAllBytes.
+
+/** No request messages: the tests below read the body itself. */
+const noMessages: AsyncIterable<unknown> = {
+  [Symbol.asyncIterator]: () => ({
+    next: async () => ({ done: true, value: undefined }),
+  }),
+};
 
 /** Everything read from `body` until its end, as text. */
 async function drainBody(body: RequestBody): Promise<string> {
@@ -40,11 +47,11 @@ async function rejection(promise: unknown, ms = 5_000): Promise<unknown> {
 
 test("the body is read as it arrives, and null marks its end", async (t) => {
   const { call, client } = await callPair(t);
-  const read = drainBody(call.body);
+  const read = drainBody(call.exchange.body);
   client.write("Hello, ");
   client.end("world");
   assert.equal(await read, "Hello, world");
-  assert.equal(await call.body.read(), null, "and stays at its end");
+  assert.equal(await call.exchange.body.read(), null, "and stays at its end");
 });
 
 test("once the body has ended it holds no listener on the stream: an open server stream keeps nothing of its request's", async (t) => {
@@ -53,7 +60,7 @@ test("once the body has ended it holds no listener on the stream: an open server
   // the body's "readable" listener is the one an open call would keep.
   const readable = () => server.listenerCount("readable");
   const before = readable();
-  const body = call.body;
+  const body = call.exchange.body;
   assert.equal(readable(), before + 1);
   client.end("the one request");
   assert.equal(await drainBody(body), "the one request");
@@ -63,8 +70,8 @@ test("once the body has ended it holds no listener on the stream: an open server
 test("a read waiting for the body fails with ABORTED when the connection drops first", async (t) => {
   const { call, client, server, socket } = await callPair(t);
   client.write("part");
-  assert.equal((await call.body.read())?.toString(), "part");
-  const pending = call.body.read();
+  assert.equal((await call.exchange.body.read())?.toString(), "part");
+  const pending = call.exchange.body.read();
   assert.ok(pending instanceof Promise, "the read waits for more");
   // Not a reset: on RST_STREAM Node ends the request body first, as if the
   // client had finished it; a lost connection closes the stream mid-body.
@@ -76,30 +83,30 @@ test("a read waiting for the body fails with ABORTED when the connection drops f
   assert.equal(e.rawMessage, "stream closed before the request ended");
   // And any later read.
   assert.throws(
-    () => call.body.read(),
+    () => call.exchange.body.read(),
     /stream closed before the request ended/,
   );
 });
 
 test("abort() fails a read in progress and every later one with its reason; a second abort does not change it", async (t) => {
   const { call, client } = await callPair(t);
-  const pending = call.body.read();
+  const pending = call.exchange.body.read();
   const first = new ConnectError("the first reason", Code.DeadlineExceeded);
-  call.body.abort(first);
-  call.body.abort(new ConnectError("a later reason", Code.Canceled));
+  call.exchange.body.abort(first);
+  call.exchange.body.abort(new ConnectError("a later reason", Code.Canceled));
   assert.equal(await rejection(pending), first);
   client.write("late bytes");
   await new Promise<void>((resolve) => client.write("", () => resolve()));
   assert.throws(
-    () => call.body.read(),
+    () => call.exchange.body.read(),
     (e) => e === first,
   );
 });
 
 test("a streaming call's pending read fails with the reason the call ended; a unary call's read goes on", async (t) => {
   const streaming = await callPair(t);
-  streaming.call.endReadsWithCall();
-  const pending = streaming.call.body.read();
+  streaming.call.readsEndWithCall(noMessages);
+  const pending = streaming.call.exchange.body.read();
   const reason = new ConnectError(
     "the operation timed out",
     Code.DeadlineExceeded,
@@ -109,14 +116,14 @@ test("a streaming call's pending read fails with the reason the call ended; a un
   // Already ended when the handler starts reading: its reads fail at once.
   const late = await callPair(t);
   late.call.end(reason);
-  late.call.endReadsWithCall();
+  late.call.readsEndWithCall(noMessages);
   assert.throws(
-    () => late.call.body.read(),
+    () => late.call.exchange.body.read(),
     (e) => e === reason,
   );
   // A unary request is read in full before the handler runs, as in connect.
   const unary = await callPair(t);
-  const read = drainBody(unary.call.body);
+  const read = drainBody(unary.call.exchange.body);
   unary.call.end(reason);
   unary.client.end("all of it");
   assert.equal(await read, "all of it");
@@ -127,8 +134,8 @@ test("discard() drops the rest of a body the call will not read, so a client sen
   // Four times the 64 KiB HTTP/2 window: without a reader the client stalls.
   const chunk = Buffer.alloc(64 * 1024, 1);
   client.write("start");
-  assert.equal((await call.body.read())?.toString(), "start");
-  call.body.discard();
+  assert.equal((await call.exchange.body.read())?.toString(), "start");
+  call.exchange.body.discard();
   for (let i = 0; i < 4; i++) client.write(chunk);
   client.end();
   // The client could send it all: the server took it off the window.
@@ -142,8 +149,8 @@ test("discard() drops the rest of a body the call will not read, so a client sen
 test("discard() after the body ended or the stream closed does nothing", async (t) => {
   const { call, client, server } = await callPair(t);
   client.end("done");
-  assert.equal(await drainBody(call.body), "done");
-  call.body.discard();
+  assert.equal(await drainBody(call.exchange.body), "done");
+  call.exchange.body.discard();
   server.respond({ ":status": 200 });
   server.end();
   client.resume();

@@ -4,18 +4,21 @@ import * as http2 from "node:http2";
 import { type TestContext, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { compressionGzip } from "@connectrpc/connect-node";
-import { FastContext } from "../src/fast-path/call.js";
-import { ResponseWriter } from "../src/fast-path/grpc/response-writer.js";
-import { callPair } from "./support/fast-call.js";
+import { CallContext } from "../src/engine/context.js";
+import { ResponseWriter } from "../src/protocol/response-writer.js";
+import { callPair } from "./support/engine-call.js";
 
 const init = {
   header: { "content-type": "application/grpc+proto" },
   trailer: { "grpc-status": "0" },
 };
-const plain = {
-  ":status": 200,
-  "grpc-accept-encoding": "gzip",
-  "content-type": "application/grpc+proto",
+const head = {
+  plain: {
+    "grpc-accept-encoding": "gzip",
+    "content-type": "application/grpc+proto",
+  },
+  before: { "grpc-accept-encoding": "gzip" },
+  trailers: true,
 };
 
 /** A ResponseWriter on a real HTTP/2 stream, and the client's side of that stream. */
@@ -24,7 +27,7 @@ async function writerPair(
   compressMinBytes = 1024,
 ): Promise<{
   writer: ResponseWriter;
-  ctx: FastContext;
+  ctx: CallContext;
   client: http2.ClientHttp2Stream;
   server: http2.ServerHttp2Stream;
 }> {
@@ -36,13 +39,12 @@ async function writerPair(
   } = await callPair(t, {
     endRequest: true,
   });
-  const ctx = new FastContext(call, "grpc", init);
+  const ctx = new CallContext(call, "grpc", init);
   const writer = new ResponseWriter(
-    stream,
+    call.exchange,
     ctx,
     route.binary,
-    plain,
-    "gzip",
+    head,
     compressionGzip,
     compressMinBytes,
   );

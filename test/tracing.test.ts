@@ -145,28 +145,28 @@ const rpcs = {
 
 // Every protocol and HTTP version, through the fast path (gRPC and Connect
 // unary over HTTP/2) and through connect's handlers (the rest, and
-// FAST_PATH=off).
+// ENGINE=off).
 const cases: {
   protocol: Protocol;
   httpVersion: HttpVersion;
-  fastPath: boolean;
+  engine: boolean;
 }[] = [
-  { protocol: "grpc", httpVersion: "2", fastPath: true },
-  { protocol: "grpc", httpVersion: "2", fastPath: false },
-  { protocol: "grpc-web", httpVersion: "1.1", fastPath: true },
-  { protocol: "grpc-web", httpVersion: "2", fastPath: true },
-  { protocol: "connect", httpVersion: "1.1", fastPath: true },
-  { protocol: "connect", httpVersion: "2", fastPath: true },
-  { protocol: "connect", httpVersion: "2", fastPath: false },
+  { protocol: "grpc", httpVersion: "2", engine: true },
+  { protocol: "grpc", httpVersion: "2", engine: false },
+  { protocol: "grpc-web", httpVersion: "1.1", engine: true },
+  { protocol: "grpc-web", httpVersion: "2", engine: true },
+  { protocol: "connect", httpVersion: "1.1", engine: true },
+  { protocol: "connect", httpVersion: "2", engine: true },
+  { protocol: "connect", httpVersion: "2", engine: false },
 ];
 
-for (const { protocol, httpVersion, fastPath } of cases) {
+for (const { protocol, httpVersion, engine } of cases) {
   const methods = Object.keys(rpcs).filter(
     // Full duplex needs HTTP/2.
     (m) => httpVersion === "2" || m !== "Chat",
   ) as (keyof typeof rpcs)[];
-  test(`each RPC over ${protocol} on HTTP/${httpVersion}${fastPath ? "" : " with the fast path off"} exports one SERVER span, the child of the caller's span, with the RPC attributes, and logs its ids`, async (t) => {
-    const { server, receiver, log } = await tracedServer(t, {}, { fastPath });
+  test(`each RPC over ${protocol} on HTTP/${httpVersion}${engine ? "" : " with the fast path off"} exports one SERVER span, the child of the caller's span, with the RPC attributes, and logs its ids`, async (t) => {
+    const { server, receiver, log } = await tracedServer(t, {}, { engine });
     const client = greeter(server, protocol, httpVersion);
     for (const [i, method] of methods.entries()) {
       const caller = parent();
@@ -207,8 +207,8 @@ for (const { protocol, httpVersion, fastPath } of cases) {
     );
     assert.deepEqual(receiver.errors, []);
     // Which path served: the fast path counts its calls.
-    const fastCalls = server.fastPath.calls;
-    if (!fastPath) assert.equal(fastCalls, 0);
+    const fastCalls = server.engine.calls;
+    if (!engine) assert.equal(fastCalls, 0);
     else if (httpVersion === "2" && protocol !== "grpc-web") {
       assert.ok(fastCalls > 0, "the fast path served some of them");
     }

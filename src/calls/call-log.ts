@@ -1,14 +1,14 @@
 import { Code } from "@connectrpc/connect";
 import type { SpanContext } from "@opentelemetry/api";
 import { type Level, type Logger, pino } from "pino";
+import type { Connection } from "./connection.js";
 import {
   type Call,
   type CallObserver,
   codeName,
   type Outcome,
   type Procedure,
-} from "./call.js";
-import type { Connection } from "./connection.js";
+} from "./observer.js";
 
 /**
  * Log one line per finished call, as go-grpc-middleware's logging does: its

@@ -1,4 +1,4 @@
-import type { CallObserver } from "./call.js";
+import type { CallObserver } from "./observer.js";
 
 /**
  * Counts the calls a server is running, from the moment a handler is invoked

@@ -7,9 +7,9 @@ import {
   Histogram,
   Registry,
 } from "prom-client";
-import type { Protocol } from "../http/content-type.js";
+import type { Protocol } from "../protocol/content-type.js";
 import type { RequestHandler } from "../transport/listener.js";
-import type { Call, CallObserver, Outcome, Procedure } from "./call.js";
+import type { Call, CallObserver, Outcome, Procedure } from "./observer.js";
 
 /** The path metrics are served on. */
 export const metricsPath = "/metrics";
@@ -93,14 +93,14 @@ export class Metrics implements CallObserver {
   }
 
   /**
-   * Publish how many calls the fast path has served, read from `calls` when
-   * scraped: the share of the traffic it takes, and what FAST_PATH=off would
+   * Publish how many calls the protocol engine has served, read from `calls`
+   * when scraped: the share of the traffic it takes, and what ENGINE=off would
    * move to connect's handlers.
    */
-  countFastPathCalls(calls: () => number): void {
+  countEngineCalls(calls: () => number): void {
     const counter: Counter = new Counter({
-      name: "connect_greeter_fast_path_calls_total",
-      help: "Calls served by the fast path (gRPC, and Connect unary, over HTTP/2) instead of connect's handlers.",
+      name: "connect_greeter_engine_calls_total",
+      help: "Calls served by the protocol engine instead of connect's generic handlers.",
       registers: [this.registry],
       collect: () => {
         counter.reset();

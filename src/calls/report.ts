@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Protocol } from "../http/content-type.js";
-import type { Call, CallObserver, Procedure } from "./call.js";
+import type { Protocol } from "../protocol/content-type.js";
 import type { Connection } from "./connection.js";
+import type { Call, CallObserver, Procedure } from "./observer.js";
 
 /**
  * What every call reports, defined once: the server's observers (in-flight

@@ -44,8 +44,9 @@ import {
   RPC_SYSTEM_NAME_VALUE_GRPC,
 } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
-import { headerValue } from "../http/headers.js";
 import type { TracingConfig } from "../otel-config.js";
+import { headerValue } from "../protocol/headers.js";
+import type { Connection } from "./connection.js";
 import {
   type Call,
   type CallObserver,
@@ -53,8 +54,7 @@ import {
   type Outcome,
   type Procedure,
   requestHeader,
-} from "./call.js";
-import type { Connection } from "./connection.js";
+} from "./observer.js";
 
 /**
  * `rpc.system.name` of the Connect protocol. The value is still in

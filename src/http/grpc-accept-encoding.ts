@@ -1,23 +1,25 @@
-import { parseRequestType } from "./content-type.js";
+import type { Compression } from "@connectrpc/connect/protocol";
+import {
+  grpcAcceptEncoding as acceptEncodingOf,
+  grpcAcceptEncodingHeader,
+} from "../protocol/accept-encoding.js";
+import { parseRequestType } from "../protocol/content-type.js";
 import type { Middleware } from "./middleware.js";
 
 /**
- * Wrap a handler so that every gRPC and gRPC-Web response names the message
- * encodings the server reads, in `grpc-accept-encoding`.
- *
- * The gRPC compression spec asks for this header on the UNIMPLEMENTED answer
- * to a message in an unsupported encoding, so that the client can pick another;
- * Connect puts the list only in the error message (it drops protocol headers
- * from error metadata). Sending it on every response is what grpc-go does, and
- * lets a client choose an encoding before its first compressed call.
+ * The HTTP chain's step that names the encodings the server reads on every
+ * gRPC and gRPC-Web answer it gives (connect's handlers, unknown paths), by
+ * the rule the engine follows too (src/protocol/accept-encoding.ts).
  */
-export function grpcAcceptEncoding(encodings: readonly string[]): Middleware {
-  const value = encodings.join(",");
+export function grpcAcceptEncoding(
+  compressions: readonly Compression[],
+): Middleware {
   return (next) => (req, res) => {
-    const protocol = parseRequestType(req.headers["content-type"])?.protocol;
-    if (protocol === "grpc" || protocol === "grpc-web") {
-      res.setHeader("grpc-accept-encoding", value);
-    }
+    const value = acceptEncodingOf(
+      parseRequestType(req.headers["content-type"])?.protocol,
+      compressions,
+    );
+    if (value !== undefined) res.setHeader(grpcAcceptEncodingHeader, value);
     next(req, res);
   };
 }

@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
+import { parseRequestType } from "../protocol/content-type.js";
 import type { RequestHandler } from "../transport/listener.js";
-import { parseRequestType } from "./content-type.js";
 
 type Request = Parameters<RequestHandler>[0];
 type Response = Parameters<RequestHandler>[1];

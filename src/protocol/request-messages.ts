@@ -4,16 +4,17 @@ import {
   compressedFlag,
   type EnvelopedMessage,
 } from "@connectrpc/connect/protocol";
-import type { Codec } from "../call.js";
-import type { EnvelopeReader } from "./envelope-reader.js";
+import type { Codec } from "../engine/route.js";
+import type { EnvelopeReader } from "./envelope.js";
 
 type Result = IteratorResult<unknown>;
 
 /**
- * A gRPC call's request messages: envelopes from the body, decompressed and
- * parsed, one when asked for. Its own object rather than closures in the
- * handler, so that a server stream whose single request has been read holds
- * none of this while it runs.
+ * A call's request messages: envelopes from the body, decompressed and
+ * parsed, one when asked for, as connect's transformSplitEnvelope,
+ * transformDecompressEnvelope and transformParseEnvelope make them. Its own
+ * object rather than closures in the handler, so that a server stream whose
+ * single request has been read holds none of this while it runs.
  */
 export class RequestMessages
   implements AsyncIterable<unknown>, AsyncIterator<unknown>
@@ -22,6 +23,12 @@ export class RequestMessages
   #codec: Codec;
   #compression: Compression | null;
   #readMaxBytes: number;
+  /**
+   * Envelopes with this flag are skipped, as connect's transformParseEnvelope
+   * skips a gRPC-Web trailer or a Connect end-of-stream message that a client
+   * sends; 0 skips none (gRPC).
+   */
+  #skipFlag: number;
   /** Raised on the first read, as connect's transformPrepend raises it (a bad encoding or timeout header). */
   #firstError: ConnectError | undefined;
   readonly #decode = (
@@ -29,7 +36,7 @@ export class RequestMessages
   ): Result | Promise<Result> => {
     if (env === undefined) return { done: true, value: undefined };
     if ((env.flags & compressedFlag) !== compressedFlag) {
-      return { done: false, value: this.#codec.parse(env.data) };
+      return this.#parse(env.flags, env.data);
     }
     if (this.#compression === null) {
       throw new ConnectError(
@@ -39,7 +46,7 @@ export class RequestMessages
     }
     return this.#compression
       .decompress(env.data, this.#readMaxBytes)
-      .then((data) => ({ done: false, value: this.#codec.parse(data) }));
+      .then((data) => this.#parse(env.flags ^ compressedFlag, data));
   };
 
   constructor(
@@ -47,13 +54,21 @@ export class RequestMessages
     codec: Codec,
     compression: Compression | null,
     readMaxBytes: number,
+    skipFlag: number,
     firstError: ConnectError | undefined,
   ) {
     this.#reader = reader;
     this.#codec = codec;
     this.#compression = compression;
     this.#readMaxBytes = readMaxBytes;
+    this.#skipFlag = skipFlag;
     this.#firstError = firstError;
+  }
+
+  #parse(flags: number, data: Uint8Array): Result | Promise<Result> {
+    const skip = this.#skipFlag;
+    if (skip !== 0 && (flags & skip) === skip) return this.read();
+    return { done: false, value: this.#codec.parse(data) };
   }
 
   /** The next request message: at once when its bytes are in, else a promise. */

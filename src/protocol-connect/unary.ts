@@ -1,8 +1,7 @@
 /**
- * The fast path's Connect (src/fast-path/router.ts): unary POST calls over
- * HTTP/2, in protobuf or JSON, mirroring createUnaryHandler in connect's
- * protocol-connect/handler-factory.js and connect-node's response writing.
- * GET requests and streaming calls stay with connect.
+ * Connect's unary calls: POST, in protobuf or JSON, on either HTTP version,
+ * mirroring createUnaryHandler in connect's protocol-connect/handler-factory.js
+ * and connect-node's response writing.
  */
 import {
   compressionNegotiate,
@@ -21,13 +20,14 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
-import { asClientError } from "../../calls/hide-internal-errors.js";
-import { headerValue, nodeHeaders } from "../../http/headers.js";
-import { type FastCall, FastContext, type ResponseInit } from "../call.js";
-import { runUnary } from "../observed.js";
-import { readAll } from "../request-body.js";
+import { asClientError } from "../calls/internal-errors.js";
+import type { EngineCall } from "../engine/call.js";
+import { CallContext, type ResponseInit } from "../engine/context.js";
+import { invokeUnary } from "../engine/invoke.js";
+import { headerValue, nodeHeaders } from "../protocol/headers.js";
+import { readAll } from "../protocol/request-body.js";
 
-// Node's HTTP/2 header objects have lower-case names; connect's constants are capitalised.
+// Node's header objects have lower-case names; connect's constants are capitalised.
 const timeoutHeader = headerTimeout.toLowerCase();
 const encodingHeader = headerUnaryEncoding.toLowerCase();
 const acceptEncodingHeader = headerUnaryAcceptEncoding.toLowerCase();
@@ -45,18 +45,21 @@ const jsonInit: ResponseInit = {
 
 /** One Connect unary call, its messages in protobuf (`binary`) or JSON. */
 export async function serveConnectUnary(
-  call: FastCall,
+  call: EngineCall,
   binary: boolean,
 ): Promise<void> {
-  const { host, route, stream, headers } = call;
+  const { host, route, exchange } = call;
   const { opt } = host;
+  const { spec } = route;
+  if (spec.kind !== "unary") throw new Error(`${spec.kind} is not unary`);
+  const headers = exchange.headers;
   const codec = binary ? route.binary : route.json;
   const timeout = parseTimeout(
     headerValue(headers, timeoutHeader),
     opt.maxTimeoutMs,
   );
   call.startDeadline(timeout.timeoutMs);
-  const ctx = new FastContext(call, "connect", binary ? protoInit : jsonInit);
+  const ctx = new CallContext(call, "connect", binary ? protoInit : jsonInit);
   const compression = compressionNegotiate(
     opt.acceptCompression,
     headerValue(headers, encodingHeader),
@@ -72,14 +75,17 @@ export async function serveConnectUnary(
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
     let bytes = await readAll(
-      call.body,
+      exchange.body,
       opt.readMaxBytes,
       headerValue(headers, contentLengthHeader),
     );
     if (compression.request) {
       bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
     }
-    let output = runUnary(call, ctx, "connect", codec.parse(bytes));
+    const input = codec.parse(bytes);
+    let output = host.pipeline.unary(call, () =>
+      invokeUnary(spec, ctx, input, host.interceptors),
+    );
     if (output instanceof Promise) output = await output;
     body = codec.serialize(output);
   } catch (e) {
@@ -99,30 +105,25 @@ export async function serveConnectUnary(
     body = await compression.response.compress(body);
     encoding = compression.response.name;
   }
-  if (call.gone) return;
-  const written = FastContext.written(ctx);
+  if (exchange.gone) return;
+  const written = CallContext.written(ctx);
   if (written.header === undefined && written.trailer === undefined) {
     // Nothing set by the handler: the protocol's own headers, as they are.
     const head: Record<string, string | number> = {
-      ":status": status,
-      ...written.init.header,
-      [headerUnaryContentLength]: body.byteLength,
+      "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson,
+      "content-length": body.byteLength,
     };
-    if (encoding !== undefined) head[headerUnaryEncoding] = encoding;
-    stream.respond(head);
+    if (encoding !== undefined) head["content-encoding"] = encoding;
+    exchange.respond(status, head, false);
   } else {
     if (encoding !== undefined)
       ctx.responseHeader.set(headerUnaryEncoding, encoding);
     const header = trailerMux(ctx.responseHeader, ctx.responseTrailer);
     header.set(headerUnaryContentLength, body.byteLength.toString(10));
-    stream.respond({ ":status": status, ...nodeHeaders(header) });
+    exchange.respond(status, nodeHeaders(header), false);
   }
-  // The body, then END_STREAM once it is written: ending with the body
-  // closes the stream while its write is still pending in Node, whose
-  // stream then builds an ERR_STREAM_DESTROYED error (with a stack trace)
-  // for nobody, on every call. An empty DATA frame ends the stream instead.
-  stream.write(body, () => stream.end());
+  exchange.end(body, undefined);
   // A request the call did not read to its end (a rejected one) is dropped,
   // so the stream can close.
-  call.body.discard();
+  exchange.body.discard();
 }

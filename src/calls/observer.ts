@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
-import type { Protocol } from "../http/content-type.js";
-import { headerValue } from "../http/headers.js";
+import type { Protocol } from "../protocol/content-type.js";
+import { headerValue } from "../protocol/headers.js";
 import type { Connection } from "./connection.js";
 
 /** The kind of a call, named as gRPC's Prometheus metrics name it. */

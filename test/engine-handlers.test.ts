@@ -23,8 +23,10 @@ import {
 } from "@connectrpc/connect-node";
 import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { connectionKey, connectionValues } from "../src/calls/connection.js";
-import { endOnAbort } from "../src/calls/end-on-abort.js";
-import { FastPath, type FastPathOptions } from "../src/fast-path/router.js";
+import { throughPipeline } from "../src/calls/interceptor.js";
+import { CallPipeline } from "../src/calls/pipeline.js";
+import { Engine, type EngineOptions } from "../src/engine/engine.js";
+import { grpcAcceptEncoding } from "../src/http/grpc-accept-encoding.js";
 import { createGreeter } from "../src/services/greeter.js";
 import { claimStreams } from "../src/transport/listener.js";
 import { LogCapture } from "./support/log-capture.js";
@@ -45,24 +47,31 @@ import { assertTook, until, within } from "./support/wait.js";
 
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
-/** A server with the fast path (`enabled`) in front of connect's adapter, both with `options`, as src/server.ts wires them. */
+/** A server with the engine (`enabled`) in front of connect's adapter, both with `options`, as src/server.ts wires them. */
 async function serve(
   t: TestContext,
   enabled: boolean,
   routes: (router: ConnectRouter) => void,
-  options: Omit<FastPathOptions, "enabled"> = {},
-): Promise<{ url: string; fastPath: FastPath }> {
-  const fastPath = new FastPath({ ...options, enabled });
+  options: Omit<EngineOptions, "enabled" | "pipeline"> = {},
+): Promise<{ url: string; engine: Engine }> {
+  const pipeline = new CallPipeline();
+  const engine = new Engine({ ...options, pipeline, enabled });
   const server = http2.createServer(
-    connectNodeAdapter({
-      ...options,
-      // As src/server.ts: connect's handlers end a call whose signal aborts
-      // with the endOnAbort interceptor; the fast path does it itself.
-      interceptors: [...(options.interceptors ?? []), endOnAbort],
-      routes: fastPath.record(routes),
-    }),
+    // As src/server.ts: gRPC answers name the encodings read, and connect's
+    // handlers get what every call gets through one interceptor; the
+    // engine's get both directly.
+    grpcAcceptEncoding(engine.opt.acceptCompression)(
+      connectNodeAdapter({
+        ...options,
+        interceptors: [
+          throughPipeline(pipeline),
+          ...(options.interceptors ?? []),
+        ],
+        routes: engine.record(routes),
+      }),
+    ),
   );
-  claimStreams(server, fastPath.claim);
+  claimStreams(server, engine.claimStream);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   t.after(() => server.close());
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -75,7 +84,7 @@ async function serve(
   });
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    fastPath,
+    engine,
   };
 }
 
@@ -161,14 +170,14 @@ test("a handler sees the same context on the fast path as through connect: metho
   const results = [];
   for (const enabled of [true, false]) {
     const seen: Record<string, unknown>[] = [];
-    const { url, fastPath } = await serve(t, enabled, recordingGreeter(seen), {
+    const { url, engine } = await serve(t, enabled, recordingGreeter(seen), {
       contextValues: connectionValues,
     });
     const replies = [
       ...(await everyKind(url, true)),
       ...(await everyKind(url, false)),
     ];
-    results.push({ replies, seen, calls: fastPath.calls });
+    results.push({ replies, seen, calls: engine.calls });
   }
   const [fast, slow] = results;
   assert.equal(fast?.calls, 10, "the fast path served every call");
@@ -200,9 +209,9 @@ test("without the adapter's contextValues option a handler gets empty context va
   const results = [];
   for (const enabled of [true, false]) {
     const seen: Record<string, unknown>[] = [];
-    const { url, fastPath } = await serve(t, enabled, recordingGreeter(seen));
+    const { url, engine } = await serve(t, enabled, recordingGreeter(seen));
     await everyKind(url, false);
-    results.push({ seen, calls: fastPath.calls });
+    results.push({ seen, calls: engine.calls });
   }
   assert.equal(results[0]?.calls, 5);
   for (const r of results) {
@@ -217,13 +226,13 @@ test("a path with a query string is routed by its path, and the URL a handler se
   const urls = [];
   for (const enabled of [true, false]) {
     const seen: Record<string, unknown>[] = [];
-    const { url, fastPath } = await serve(t, enabled, recordingGreeter(seen));
+    const { url, engine } = await serve(t, enabled, recordingGreeter(seen));
     const res = await rawH2(url, {
       headers: { ":path": "/Greeter/SayHello?trace=1", ...grpcHeaders },
       body: [envelope(helloRequest("q"))],
     });
     assert.equal(res.trailers["grpc-status"], "0");
-    assert.equal(fastPath.calls, enabled ? 1 : 0);
+    assert.equal(engine.calls, enabled ? 1 : 0);
     urls.push(
       new URL(seen[0]?.url as string).pathname +
         new URL(seen[0]?.url as string).search,
@@ -275,7 +284,7 @@ test("the application's interceptors run on the fast path as through connect: in
   for (const enabled of [true, false]) {
     const log: string[] = [];
     const seen: Record<string, unknown>[] = [];
-    const { url, fastPath } = await serve(t, enabled, recordingGreeter(seen), {
+    const { url, engine } = await serve(t, enabled, recordingGreeter(seen), {
       interceptors: interceptors(log),
     });
     const answers = [];
@@ -299,7 +308,7 @@ test("the application's interceptors run on the fast path as through connect: in
       answers,
       log,
       headers: seen.map((s) => s.header),
-      calls: fastPath.calls,
+      calls: engine.calls,
     });
   }
   const [fast, slow] = results;
@@ -385,7 +394,7 @@ test("an interceptor that returns headers and trailers of its own gets them sent
 
 test("a procedure registered alone with router.rpc takes the fast path; one registered with options of its own stays with connect", async (t) => {
   for (const withOptions of [false, true]) {
-    const { url, fastPath } = await serve(t, true, (router) => {
+    const { url, engine } = await serve(t, true, (router) => {
       const greeter = createGreeter({ streamIntervalMs: 0 });
       if (withOptions) {
         router.rpc(Greeter.method.sayHello, greeter.sayHello, {
@@ -403,7 +412,7 @@ test("a procedure registered alone with router.rpc takes the fast path; one regi
       envelopes(res.body).map((m) => helloReply(m.data).message),
       ["Hello, r!"],
     );
-    assert.equal(fastPath.calls, withOptions ? 0 : 1);
+    assert.equal(engine.calls, withOptions ? 0 : 1);
   }
 });
 
@@ -413,7 +422,7 @@ test("the shutdown signal ends the calls the fast path runs with its reason, and
   const running = new Promise<void>((resolve) => {
     started = resolve;
   });
-  const { url, fastPath } = await serve(
+  const { url, engine } = await serve(
     t,
     true,
     (router) =>
@@ -455,8 +464,8 @@ test("the shutdown signal ends the calls the fast path runs with its reason, and
   });
   assert.equal(late.trailers["grpc-status"], String(Code.Unavailable));
   assert.equal(late.body.length, 0, "no reply");
-  assert.equal(fastPath.calls, 2);
-  assert.equal(fastPath.running.size, 0);
+  assert.equal(engine.calls, 2);
+  assert.equal(engine.running.size, 0);
 });
 
 // RST_STREAM error codes (RFC 9113, 7) as a handler's signal reports them,
@@ -788,11 +797,11 @@ test("a handler reading its requests when its call's deadline passes sees the re
 test("over TLS a handler's URL is https, on both paths", async (t) => {
   const tlsCert = selfSignedCert();
   const urls = [];
-  for (const fastPath of [true, false]) {
+  for (const engine of [true, false]) {
     const seen: Record<string, unknown>[] = [];
     const server = await startTestServer(t, {
       tls: tlsCert,
-      fastPath,
+      engine,
       routes: recordingGreeter(seen),
     });
     const client = createClient(
@@ -804,7 +813,7 @@ test("over TLS a handler's URL is https, on both paths", async (t) => {
     );
     await client.sayHello({ name: "tls" });
     urls.push(new URL(seen[0]?.url as string).protocol);
-    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+    assert.equal(server.engine.calls, engine ? 1 : 0);
   }
   assert.deepEqual(urls, ["https:", "https:"]);
 });
@@ -1109,16 +1118,16 @@ test("an interceptor's response headers replace the handler's, on both paths", a
   assert.deepEqual(answers[0], answers[1]);
 });
 
-test("a fast path made with no options takes calls, and reads gzip and br as connect's adapter does by default", async (t) => {
-  const fastPath = new FastPath();
+test("an engine made with no options takes calls, and reads gzip and br as connect's adapter does by default", async (t) => {
+  const engine = new Engine();
   const server = http2.createServer(
     connectNodeAdapter({
-      routes: fastPath.record((router) =>
+      routes: engine.record((router) =>
         router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
       ),
     }),
   );
-  claimStreams(server, fastPath.claim);
+  claimStreams(server, engine.claimStream);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   t.after(() => server.close());
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -1132,11 +1141,11 @@ test("a fast path made with no options takes calls, and reads gzip and br as con
   });
   assert.equal(res.trailers["grpc-status"], "0");
   assert.equal(res.headers["grpc-accept-encoding"], "gzip,br");
-  assert.equal(fastPath.calls, 1);
+  assert.equal(engine.calls, 1);
 });
 
 test("a service registered with options of its own stays with connect", async (t) => {
-  const { url, fastPath } = await serve(t, true, (router) =>
+  const { url, engine } = await serve(t, true, (router) =>
     router.service(Greeter, createGreeter({ streamIntervalMs: 0 }), {
       readMaxBytes: 1024,
     }),
@@ -1146,13 +1155,20 @@ test("a service registered with options of its own stays with connect", async (t
     body: [envelope(helloRequest("o"))],
   });
   assert.equal(res.trailers["grpc-status"], "0");
-  assert.equal(fastPath.calls, 0);
+  assert.equal(engine.calls, 0);
 });
 
-// Requests the fast path leaves to connect, untouched: each gets connect's answer.
-const leftToConnect: [string, http2.OutgoingHttpHeaders, Uint8Array[]][] = [
+// Requests the engine serves, and requests it leaves to connect untouched:
+// each gets connect's answer either way.
+const engineOrConnect: [
+  string,
+  "engine" | "connect",
+  http2.OutgoingHttpHeaders,
+  Uint8Array[],
+][] = [
   [
     "a GET",
+    "connect",
     {
       ":method": "GET",
       ":path": "/Greeter/SayHello",
@@ -1162,6 +1178,7 @@ const leftToConnect: [string, http2.OutgoingHttpHeaders, Uint8Array[]][] = [
   ],
   [
     "a browser's call (with an Origin)",
+    "engine",
     {
       ":path": "/Greeter/SayHello",
       ...grpcHeaders,
@@ -1171,11 +1188,13 @@ const leftToConnect: [string, http2.OutgoingHttpHeaders, Uint8Array[]][] = [
   ],
   [
     "a content type nobody serves",
+    "connect",
     { ":path": "/Greeter/SayHello", "content-type": "text/plain" },
     [helloRequest("t")],
   ],
   [
     "gRPC in JSON",
+    "engine",
     {
       ":path": "/Greeter/SayHello",
       ...grpcHeaders,
@@ -1185,6 +1204,7 @@ const leftToConnect: [string, http2.OutgoingHttpHeaders, Uint8Array[]][] = [
   ],
   [
     "gRPC-Web",
+    "engine",
     {
       ":path": "/Greeter/SayHello",
       "content-type": "application/grpc-web+proto",
@@ -1192,7 +1212,17 @@ const leftToConnect: [string, http2.OutgoingHttpHeaders, Uint8Array[]][] = [
     [envelope(helloRequest("w"))],
   ],
   [
+    "gRPC-Web's text mode",
+    "connect",
+    {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc-web-text",
+    },
+    [Buffer.from(envelope(helloRequest("w")).toString("base64"))],
+  ],
+  [
     "a Connect stream",
+    "engine",
     {
       ":path": "/Greeter/CollectGreetings",
       "content-type": "application/connect+proto",
@@ -1201,20 +1231,30 @@ const leftToConnect: [string, http2.OutgoingHttpHeaders, Uint8Array[]][] = [
   ],
   [
     "a Connect unary request to a streaming method",
+    "connect",
     { ":path": "/Greeter/StreamHello", "content-type": "application/proto" },
     [helloRequest("u")],
   ],
+  [
+    "a Connect streaming request to a unary method",
+    "connect",
+    {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/connect+proto",
+    },
+    [envelope(helloRequest("u"))],
+  ],
 ];
 
-for (const [what, headers, body] of leftToConnect) {
-  test(`${what} is left to connect, and answered as with the fast path off`, async (t) => {
+for (const [what, servedBy, headers, body] of engineOrConnect) {
+  test(`${what} is served by ${servedBy === "engine" ? "the engine" : "connect"}, and answered as with the engine off`, async (t) => {
     const answers = [];
     for (const enabled of [true, false]) {
-      const { url, fastPath } = await serve(t, enabled, (router) =>
+      const { url, engine } = await serve(t, enabled, (router) =>
         router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
       );
       const res = await rawH2(url, { headers, body });
-      assert.equal(fastPath.calls, 0);
+      assert.equal(engine.calls, enabled && servedBy === "engine" ? 1 : 0);
       answers.push({
         status: res.status,
         headers: { ...res.headers, date: undefined },
@@ -1228,14 +1268,14 @@ for (const [what, headers, body] of leftToConnect) {
 
 test("a server stream whose client goes away while the handler waits to write stops the handler and is reported canceled with the reason the stream gave, on both paths", async (t) => {
   const reported = [];
-  for (const fastPath of [true, false]) {
+  for (const engine of [true, false]) {
     let stopped!: () => void;
     const finished = new Promise<void>((resolve) => {
       stopped = resolve;
     });
     const log = new LogCapture();
     const server = await startTestServer(t, {
-      fastPath,
+      engine,
       logDestination: log.destination,
       logLevel: "info",
       routes: (router) =>
@@ -1269,7 +1309,7 @@ test("a server stream whose client goes away while the handler waits to write st
     const line = await log.waitFor(
       (l) => l.procedure === "/Greeter/StreamHello",
     );
-    assert.equal(server.fastPath.calls, fastPath ? 1 : 0);
+    assert.equal(server.engine.calls, engine ? 1 : 0);
     reported.push({ code: line.code, error: line.error });
   }
   // The reason the client's RST_STREAM gave, not a generic "closed early".
@@ -1342,7 +1382,7 @@ test("a Connect call whose client leaves before the answer is written ends quiet
   stream.end(helloRequest("gone"));
   await until("the handler to run", () => server.inflight.count === 1);
   stream.close(http2.constants.NGHTTP2_CANCEL);
-  assert.equal(server.fastPath.calls, 1);
+  assert.equal(server.engine.calls, 1);
   const line = await log.waitFor((l) => l.procedure === "/Greeter/SayHello");
   assert.equal(line.code, "canceled");
   await done;
@@ -1403,5 +1443,5 @@ test("through the fast path, a message over the limit is refused while its clien
     assert.equal(c.answer(last), c.expected);
     assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR);
   }
-  assert.equal(server.fastPath.calls, 2);
+  assert.equal(server.engine.calls, 2);
 });

@@ -1,15 +1,15 @@
-import type { ServerHttp2Stream } from "node:http2";
+import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /**
- * An HTTP/2 request body, read on demand from the stream's own buffer
- * (paused mode). Nothing is read ahead beyond what the stream buffers itself
- * (its highWaterMark), so a client that sends faster than the handler reads
- * is held back by HTTP/2 flow control (RFC 9113, 5.2), as through connect's
- * handlers.
+ * A request body, read on demand from the stream's own buffer (paused mode):
+ * an HTTP/2 stream, or an HTTP/1.1 request. Nothing is read ahead beyond what
+ * the stream buffers itself (its highWaterMark), so a client that sends
+ * faster than the handler reads is held back by HTTP/2 flow control
+ * (RFC 9113, 5.2) or TCP's, as through connect's handlers.
  */
 export class RequestBody {
-  #stream: ServerHttp2Stream;
+  #stream: Readable;
   #ended = false;
   #closed = false;
   #aborted: { reason: unknown } | undefined = undefined;
@@ -28,8 +28,8 @@ export class RequestBody {
     this.#onEvent();
   };
 
-  /** `stream`'s "close" event is the call's to hear: it tells the body (`closed`). */
-  constructor(stream: ServerHttp2Stream) {
+  /** The exchange's end is the call's to hear: it tells the body (`closed`). */
+  constructor(stream: Readable) {
     this.#stream = stream;
     stream.on("readable", this.#onEvent);
     stream.on("end", this.#onEnd);

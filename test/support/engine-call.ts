@@ -1,7 +1,6 @@
 /**
- * A fast-path call (src/fast-path/call.ts) on a real HTTP/2 stream, for the
- * unit tests of the parts that work on one: the request body, the response
- * writer.
+ * An engine call (src/engine/call.ts) on a real HTTP/2 stream, for the unit
+ * tests of the parts that work on one: the request body, the response writer.
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
@@ -11,16 +10,15 @@ import type { TestContext } from "node:test";
 import { createServiceImplSpec } from "@connectrpc/connect";
 import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { Greeter } from "../../gen/helloworld_pb.js";
-import { procedureOf } from "../../src/calls/call.js";
-import {
-  type CallHost,
-  FastCall,
-  type Route,
-} from "../../src/fast-path/call.js";
+import { procedureOf } from "../../src/calls/observer.js";
+import { CallPipeline } from "../../src/calls/pipeline.js";
+import { type CallHost, EngineCall } from "../../src/engine/call.js";
+import { Http2Exchange } from "../../src/engine/http2-exchange.js";
+import type { Route } from "../../src/engine/route.js";
 
 export interface CallPair {
   /** A call for Greeter/SayHello on the server's stream, with connect's default options and no interceptors. */
-  call: FastCall;
+  call: EngineCall;
   /** Its route; messages are bytes, passed through as they are. */
   route: Route;
   /** The client's side of the stream. */
@@ -33,7 +31,7 @@ export interface CallPair {
 
 /**
  * A server and a client on port 0 (closed after the test), one POST between
- * them, and a `FastCall` on its server side. The request body stays open
+ * them, and a `EngineCall` on its server side. The request body stays open
  * unless `endRequest`.
  */
 export async function callPair(
@@ -67,18 +65,27 @@ export async function callPair(
     running: new Set(),
     contextValues: undefined,
     interceptors: [],
-    report: undefined,
-    logger: undefined,
-    grpcAcceptEncoding: "gzip",
+    pipeline: new CallPipeline(),
   };
   const route: Route = {
     spec,
     procedure: procedureOf(spec.method),
-    binary: { parse: (d) => d, serialize: (m) => m as Uint8Array },
-    json: { parse: (d) => d, serialize: (m) => m as Uint8Array },
+    binary: {
+      parse: (d: Uint8Array) => d,
+      serialize: (m: unknown) => m as Uint8Array,
+    },
+    json: {
+      parse: (d: Uint8Array) => d,
+      serialize: (m: unknown) => m as Uint8Array,
+    },
   };
   return {
-    call: new FastCall(host, route, stream, {}),
+    call: new EngineCall(
+      host,
+      route,
+      new Http2Exchange(stream, {}, undefined),
+      "grpc",
+    ),
     route,
     client,
     server: stream,

@@ -12,6 +12,8 @@ export interface RequestType {
   readonly binary: boolean;
   /** A Connect streaming call (application/connect+...); gRPC and gRPC-Web calls are always enveloped. */
   readonly stream: boolean;
+  /** gRPC-Web's text mode (application/grpc-web-text): the body in base64. */
+  readonly text: boolean;
 }
 
 /**
@@ -31,14 +33,30 @@ export function parseRequestType(
       protocol: "connect",
       binary: connect.binary,
       stream: connect.stream,
+      text: false,
     };
   }
   const web = parseGrpcWeb(contentType);
   if (web !== undefined) {
-    return { protocol: "grpc-web", binary: web.binary, stream: true };
+    return {
+      protocol: "grpc-web",
+      binary: web.binary,
+      stream: true,
+      text: web.text,
+    };
   }
   return undefined;
 }
 
-const grpcProto: RequestType = { protocol: "grpc", binary: true, stream: true };
-const grpcJson: RequestType = { protocol: "grpc", binary: false, stream: true };
+const grpcProto: RequestType = {
+  protocol: "grpc",
+  binary: true,
+  stream: true,
+  text: false,
+};
+const grpcJson: RequestType = {
+  protocol: "grpc",
+  binary: false,
+  stream: true,
+  text: false,
+};

@@ -45,7 +45,7 @@ export function invokeUnary(
  * As connect's invokeUnaryImplementation, but the handler gets `context`
  * itself when the interceptors changed nothing of the request: connect's
  * mergeRequest spreads the context into a new object, which keeps only own
- * properties, and a FastContext's are getters on its class.
+ * properties, and a CallContext's are getters on its class.
  */
 async function invokeUnaryIntercepted(
   spec: UnarySpec,
@@ -58,30 +58,18 @@ async function invokeUnaryIntercepted(
       req.message as never,
       contextFor(context, req),
     );
-    return {
-      stream: false,
-      message: normalize(spec.method.output, output) as never,
-      method: spec.method,
-      service: spec.method.parent,
-      header: context.responseHeader,
-      trailer: context.responseTrailer,
-    };
+    return responseOf(
+      spec,
+      context,
+      false,
+      normalize(spec.method.output, output),
+    );
   };
-  let next = anyFn as (req: UnaryRequest) => Promise<UnaryResponse>;
-  for (let i = interceptors.length - 1; i >= 0; i--) {
-    next = (interceptors[i] as Interceptor)(next as never) as typeof next;
-  }
-  const res = await next({
-    stream: false,
-    message: input as never,
-    method: spec.method,
-    requestMethod: context.requestMethod,
-    url: context.url,
-    signal: context.signal,
-    header: context.requestHeader,
-    service: spec.method.parent,
-    contextValues: context.values,
-  } as UnaryRequest);
+  const res = await intercepted(
+    interceptors,
+    anyFn,
+    requestOf(spec, context, false, input),
+  );
   copyHeaders(res.header, context.responseHeader);
   copyHeaders(res.trailer, context.responseTrailer);
   return res.message;
@@ -120,30 +108,15 @@ export async function invokeStream(
       spec.method.output,
       await start(spec, contextFor(context, req), req.message),
     );
-    return {
-      stream: true,
-      message: { [Symbol.asyncIterator]: () => messages } as never,
-      method: spec.method,
-      service: spec.method.parent,
-      header: context.responseHeader,
-      trailer: context.responseTrailer,
-    };
+    return responseOf(spec, context, true, {
+      [Symbol.asyncIterator]: () => messages,
+    });
   };
-  let next = anyFn as (req: StreamRequest) => Promise<StreamResponse>;
-  for (let i = interceptors.length - 1; i >= 0; i--) {
-    next = (interceptors[i] as Interceptor)(next as never) as typeof next;
-  }
-  const res = await next({
-    stream: true,
-    message: input as AsyncIterable<never>,
-    method: spec.method,
-    requestMethod: context.requestMethod,
-    url: context.url,
-    signal: context.signal,
-    header: context.requestHeader,
-    service: spec.method.parent,
-    contextValues: context.values,
-  } as StreamRequest);
+  const res = await intercepted(
+    interceptors,
+    anyFn,
+    requestOf(spec, context, true, input),
+  );
   return {
     messages: res.message[Symbol.asyncIterator](),
     normalized: true,
@@ -167,6 +140,58 @@ async function start(
     return once(await spec.impl(input as never, ctx));
   }
   return spec.impl(input as never, ctx)[Symbol.asyncIterator]();
+}
+
+/** `call` wrapped in the interceptors, the first one outermost, as connect's applyInterceptors does, and called with `req`. */
+function intercepted<Req, Res>(
+  interceptors: readonly Interceptor[],
+  call: (req: Req) => Promise<Res>,
+  req: Req,
+): Promise<Res> {
+  let next = call;
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    next = (interceptors[i] as Interceptor)(
+      next as never,
+    ) as unknown as typeof next;
+  }
+  return next(req);
+}
+
+/** The request interceptors see, as connect's handler factories make it from the context. */
+function requestOf<S extends boolean>(
+  spec: MethodImplSpec,
+  context: HandlerContext,
+  stream: S,
+  message: unknown,
+): S extends true ? StreamRequest : UnaryRequest {
+  return {
+    stream,
+    message,
+    method: spec.method,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    header: context.requestHeader,
+    service: spec.method.parent,
+    contextValues: context.values,
+  } as never;
+}
+
+/** The response interceptors see, with the context's headers and trailers. */
+function responseOf<S extends boolean>(
+  spec: MethodImplSpec,
+  context: HandlerContext,
+  stream: S,
+  message: unknown,
+): S extends true ? StreamResponse : UnaryResponse {
+  return {
+    stream,
+    message,
+    method: spec.method,
+    service: spec.method.parent,
+    header: context.responseHeader,
+    trailer: context.responseTrailer,
+  } as never;
 }
 
 /** As connect's mergeRequest: what the interceptors changed of the request, the handler sees. */

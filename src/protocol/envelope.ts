@@ -1,6 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EnvelopedMessage } from "@connectrpc/connect/protocol";
-/** Where the request body comes from: chunks on demand, null at its end, at once when they are there (src/fast-path/request-body.ts). */
+
+/**
+ * Enveloped messages, the framing gRPC, gRPC-Web and Connect's streaming
+ * calls share: a flags byte, a 32-bit big-endian length, the message
+ * (gRPC over HTTP/2, Length-Prefixed-Message; connect's protocol/envelope.ts).
+ */
+
+/** Where the request body comes from: chunks on demand, null at its end, at once when they are there (src/protocol/request-body.ts). */
 export interface ChunkSource {
   read(): Buffer | null | Promise<Buffer | null>;
 }
@@ -11,8 +18,17 @@ export type NextEnvelope =
   | undefined
   | Promise<EnvelopedMessage | undefined>;
 
-/** An envelope's prefix: a flags byte and a 32-bit big-endian length (gRPC over HTTP/2, Length-Prefixed-Message). */
+/** An envelope's prefix: a flags byte and a 32-bit big-endian length. */
 const prefixBytes = 5;
+
+/** One enveloped message, as connect's encodeEnvelope makes it, in a Buffer for Node's writes. */
+export function envelope(flags: number, data: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(prefixBytes + data.byteLength);
+  frame[0] = flags;
+  frame.writeUInt32BE(data.byteLength, 1);
+  frame.set(data, prefixBytes);
+  return frame;
+}
 
 /**
  * Splits a request body into enveloped messages, one when asked for, like

@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 
 /** The only thing a client learns about a failure the handler did not mean to report. */
@@ -30,53 +30,16 @@ export function asClientError(e: unknown): ConnectError {
  * with the reason it was cut short.
  */
 export function hideInternal(
-  logger: Logger | undefined,
+  logger: Logger,
   procedure: string,
   e: unknown,
   aborted: { reason: unknown } | undefined,
 ): ConnectError {
   if (e instanceof ConnectError) return e;
   if (aborted !== undefined) {
-    logger?.debug({ err: e, procedure }, "handler failed after the call ended");
+    logger.debug({ err: e, procedure }, "handler failed after the call ended");
     return ConnectError.from(aborted.reason, Code.Canceled);
   }
-  logger?.error({ err: e, procedure }, "handler failed");
+  logger.error({ err: e, procedure }, "handler failed");
   return new ConnectError(internalErrorMessage, Code.Internal);
-}
-
-/**
- * The interceptor that applies `hideInternal` to connect's handlers. It
- * watches the response stream too, so an error thrown by a streaming handler
- * after its first message is covered. Put it after the call observer, so logs
- * and metrics see the code the client sees.
- */
-export function hideInternalErrors(logger: Logger): Interceptor {
-  return (next) => async (req) => {
-    const hide = (e: unknown): ConnectError =>
-      hideInternal(
-        logger,
-        `/${req.service.typeName}/${req.method.name}`,
-        e,
-        req.signal.aborted ? { reason: req.signal.reason } : undefined,
-      );
-    let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await next(req);
-    } catch (e) {
-      throw hide(e);
-    }
-    if (!res.stream) return res;
-    return { ...res, message: rethrowHidden(res.message, hide) };
-  };
-}
-
-async function* rethrowHidden<T>(
-  messages: AsyncIterable<T>,
-  hide: (e: unknown) => ConnectError,
-): AsyncIterable<T> {
-  try {
-    yield* messages;
-  } catch (e) {
-    throw hide(e);
-  }
 }

@@ -21,7 +21,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Greeter, HelloReplySchema } from "../gen/helloworld_pb.js";
 import { loadConfig } from "../src/config.js";
-import { FastPath } from "../src/fast-path/router.js";
+import { Engine } from "../src/engine/engine.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
 import { createGreeter } from "../src/services/greeter.js";
 import { claimStreams } from "../src/transport/listener.js";
@@ -34,96 +34,78 @@ import {
   rawH2,
 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
-import { testTransport } from "./support/transports.js";
+import {
+  httpVersions,
+  protocols,
+  testTransport,
+} from "./support/transports.js";
 
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
-test("FAST_PATH and --fast-path switch the fast path, on by default", () => {
-  assert.equal(loadConfig([], {}).fastPath, true);
-  assert.equal(loadConfig([], { FAST_PATH: "off" }).fastPath, false);
-  assert.equal(
-    loadConfig(["--fast-path", "on"], { FAST_PATH: "off" }).fastPath,
-    true,
-  );
-  assert.throws(() => loadConfig([], { FAST_PATH: "maybe" }), /on or off/);
+test("ENGINE and --engine switch the fast path, on by default", () => {
+  assert.equal(loadConfig([], {}).engine, true);
+  assert.equal(loadConfig([], { ENGINE: "off" }).engine, false);
+  assert.equal(loadConfig(["--engine", "on"], { ENGINE: "off" }).engine, true);
+  assert.throws(() => loadConfig([], { ENGINE: "maybe" }), /on or off/);
 });
 
-test("the fast path serves gRPC over HTTP/2, all four kinds of call, and Connect unary calls, and leaves every other call to connect", async (t) => {
+test("the engine serves every protocol on both HTTP versions, every kind of call, and leaves bidi over HTTP/1.1 to connect", async (t) => {
   const server = await startTestServer(t);
   const count = async (call: () => Promise<unknown>) => {
-    const before = server.fastPath.calls;
+    const before = server.engine.calls;
     await call();
-    return server.fastPath.calls - before;
+    return server.engine.calls - before;
   };
-  const grpc2 = createClient(Greeter, testTransport("grpc", "2", server.url));
-  assert.equal(await count(() => grpc2.sayHello({ name: "A" })), 1);
-  assert.equal(
-    await count(async () => {
-      for await (const _ of grpc2.streamHello({ name: "A" }));
-    }),
-    1,
-  );
-  assert.equal(
-    await count(() =>
-      grpc2.collectGreetings(
-        (async function* () {
-          yield { name: "A" };
-        })(),
-      ),
-    ),
-    1,
-    "client streams",
-  );
-  assert.equal(
-    await count(async () => {
-      for await (const _ of grpc2.chat(
-        (async function* () {
-          yield { name: "A" };
-        })(),
-      ));
-    }),
-    1,
-    "bidi streams",
-  );
-  const connect2 = createClient(
-    Greeter,
-    testTransport("connect", "2", server.url),
-  );
-  assert.equal(await count(() => connect2.sayHello({ name: "A" })), 1);
-  assert.equal(
-    await count(async () => {
-      for await (const _ of connect2.streamHello({ name: "A" }));
-    }),
-    0,
-    "Connect streams are connect's",
-  );
-  for (const [protocol, version] of [
-    ["grpc", "1.1"],
-    ["connect", "1.1"],
-    ["grpc-web", "2"],
-  ] as const) {
-    const client = createClient(
-      Greeter,
-      testTransport(protocol, version, server.url),
-    );
-    assert.equal(
-      await count(() => client.sayHello({ name: "A" })),
-      0,
-      `${protocol} over HTTP/${version}`,
-    );
+  const names = async function* () {
+    yield { name: "A" };
+  };
+  for (const protocol of protocols) {
+    for (const version of httpVersions) {
+      const client = createClient(
+        Greeter,
+        testTransport(protocol, version, server.url),
+      );
+      const at = `${protocol} over HTTP/${version}`;
+      assert.equal(await count(() => client.sayHello({ name: "A" })), 1, at);
+      assert.equal(
+        await count(async () => {
+          for await (const _ of client.streamHello({ name: "A" }));
+        }),
+        1,
+        `server streams, ${at}`,
+      );
+      assert.equal(
+        await count(() => client.collectGreetings(names())),
+        1,
+        `client streams, ${at}`,
+      );
+      const before = server.engine.calls;
+      const chat = await (async () => {
+        for await (const _ of client.chat(names()));
+      })().then(
+        () => "ok",
+        (e: unknown) => Code[ConnectError.from(e).code],
+      );
+      // Full duplex needs HTTP/2: over HTTP/1.1 connect answers 505.
+      assert.deepEqual(
+        [chat, server.engine.calls - before],
+        version === "2" ? ["ok", 1] : ["Unknown", 0],
+        `bidi streams, ${at}`,
+      );
+    }
   }
   const json = createClient(
     Greeter,
     createGrpcTransport({ baseUrl: server.url, useBinaryFormat: false }),
   );
-  assert.equal(await count(() => json.sayHello({ name: "A" })), 0, "+json");
+  assert.equal(await count(() => json.sayHello({ name: "A" })), 1, "+json");
 });
 
-test("with FAST_PATH off every call goes to connect and still works", async (t) => {
-  const server = await startTestServer(t, { fastPath: false });
+test("with ENGINE off every call goes to connect and still works", async (t) => {
+  const server = await startTestServer(t, { engine: false });
   const client = createClient(Greeter, testTransport("grpc", "2", server.url));
   assert.equal((await client.sayHello({ name: "A" })).message, "Hello, A!");
-  assert.equal(server.fastPath.calls, 0);
+  assert.equal(server.engine.calls, 0);
 });
 
 // Raw requests whose answers must be the same, field for field, from the fast
@@ -372,12 +354,12 @@ async function assertSameAnswer(
   request: RawH2Options,
   options: ServerOptions,
 ): Promise<RawResponse> {
-  const fast = await startTestServer(t, { ...options, fastPath: true });
-  const slow = await startTestServer(t, { ...options, fastPath: false });
+  const fast = await startTestServer(t, { ...options, engine: true });
+  const slow = await startTestServer(t, { ...options, engine: false });
   const a = await rawH2(fast.url, request);
   const b = await rawH2(slow.url, request);
-  assert.equal(fast.fastPath.calls, 1, "the fast path served it");
-  assert.equal(slow.fastPath.calls, 0);
+  assert.equal(fast.engine.calls, 1, "the fast path served it");
+  assert.equal(slow.engine.calls, 0);
   const pick = (r: RawResponse) => ({
     status: r.status,
     headers: { ...r.headers, date: undefined },
@@ -555,9 +537,9 @@ function detailedGreeter(router: ConnectRouter): void {
 
 async function startDetailed(
   t: TestContext,
-  fastPath: boolean,
+  engine: boolean,
 ): Promise<RunningServer> {
-  return startTestServer(t, { routes: detailedGreeter, fastPath });
+  return startTestServer(t, { routes: detailedGreeter, engine });
 }
 
 test("response headers and trailers a handler sets, and request metadata, reach a Connect gRPC client through the fast path", async (t) => {
@@ -602,7 +584,7 @@ test("response headers and trailers a handler sets, and request metadata, reach 
   assert.deepEqual(replies, ["first B"]);
   assert.equal(header?.get("x-echo"), "r2");
   assert.equal(trailer?.get("x-trailer"), "t2");
-  assert.equal(server.fastPath.calls, 2);
+  assert.equal(server.engine.calls, 2);
 });
 
 test("an error with details from the fast path reaches a Connect gRPC client with its details and metadata", async (t) => {
@@ -637,7 +619,7 @@ test("an error with details from the fast path reaches a Connect gRPC client wit
     stream.findDetails(HelloReplySchema).map((d) => d.message),
     ["detail"],
   );
-  assert.equal(server.fastPath.calls, 2);
+  assert.equal(server.engine.calls, 2);
 });
 
 const GrpcJsGreeter = grpc.loadPackageDefinition(
@@ -686,7 +668,7 @@ test("an error with details from the fast path reaches grpc-js exactly as connec
   ).toString("hex");
   assert.match(a.detailsBin ?? "", new RegExp(detail));
   assert.deepEqual(a, b);
-  assert.equal(fast.fastPath.calls, 1);
+  assert.equal(fast.engine.calls, 1);
 });
 
 // Compression through the fast path, compared with connect's answer byte for byte.
@@ -1042,7 +1024,7 @@ test("a Connect gRPC client compressing both ways gets its greeting from the fas
   );
   assert.equal(res.message, "big ".repeat(500));
   assert.equal(encoding, "gzip");
-  assert.equal(server.fastPath.calls, 1);
+  assert.equal(server.engine.calls, 1);
 });
 
 test("a client that cancels a long server stream stops the fast-path handler", async (t) => {
@@ -1081,15 +1063,15 @@ test("a client that cancels a long server stream stops the fast-path handler", a
     (e: unknown) => ConnectError.from(e).code === Code.Canceled,
   );
   await server.inflight.whenIdle();
-  assert.equal(server.fastPath.calls, 1);
+  assert.equal(server.engine.calls, 1);
   assert.ok(yielded < total, `the handler produced all ${yielded} replies`);
 });
 
 test("fast-path calls produce the same log lines and metrics as connect's", async (t) => {
-  const run = async (fastPath: boolean) => {
+  const run = async (engine: boolean) => {
     const log = new LogCapture();
     const server = await startTestServer(t, {
-      fastPath,
+      engine,
       logDestination: log.destination,
       logLevel: "info",
     });
@@ -1111,7 +1093,7 @@ test("fast-path calls produce the same log lines and metrics as connect's", asyn
     const handled = text
       .split("\n")
       .filter((l) => /^grpc_server_(handled|started|msg_\w+)_total\{/.test(l));
-    return { lines, handled, calls: server.fastPath.calls };
+    return { lines, handled, calls: server.engine.calls };
   };
   const fast = await run(true);
   const slow = await run(false);
@@ -1137,16 +1119,16 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
         }
       },
     };
-    const fastPath = new FastPath({ ...options, enabled });
+    const engine = new Engine({ ...options, enabled });
     const server = http2.createServer(
       connectNodeAdapter({
         ...options,
-        routes: fastPath.record((router) =>
+        routes: engine.record((router) =>
           router.service(Greeter, createGreeter({ streamIntervalMs: 0 })),
         ),
       }),
     );
-    claimStreams(server, fastPath.claim);
+    claimStreams(server, engine.claimStream);
     await new Promise<void>((resolve) =>
       server.listen(0, "127.0.0.1", resolve),
     );
@@ -1164,7 +1146,7 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
     const denied = await call("no");
     const allowed = await call("yes");
     answers.push({
-      served: fastPath.calls,
+      served: engine.calls,
       denied: [
         denied.status,
         denied.trailers["grpc-status"],
