@@ -93,9 +93,13 @@ export class Http1Exchange implements Exchange {
     const extra = this.#extra;
     // Trailers need no word in advance: without a content-length, Node
     // sends the body chunked, and the trailers after the last chunk.
+    // The extra headers first, as on connect's path, where the HTTP chain's
+    // cors step sets them before connect-node's
+    // universalResponseToNodeResponse calls writeHead, whose headers come
+    // after them and win a clash.
     this.res.writeHead(
       status,
-      extra === undefined ? headers : { ...headers, ...extra },
+      extra === undefined ? headers : { ...extra, ...headers },
     );
   }
 

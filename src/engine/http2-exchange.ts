@@ -100,7 +100,8 @@ export class Http2Exchange implements Exchange {
     trailers: boolean,
   ): void {
     const extra = this.#extra;
-    let head = extra === undefined ? headers : { ...headers, ...extra };
+    // The extra headers first, as on connect's path (src/engine/http1-exchange.ts says why).
+    let head = extra === undefined ? headers : { ...extra, ...headers };
     // Node answers 200 when no :status is given.
     if (status !== 200) head = { ...head, ":status": status };
     this.stream.respond(head, trailers ? withTrailers : undefined);
