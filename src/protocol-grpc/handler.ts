@@ -73,7 +73,13 @@ function shapeOf(
     if (encoding !== undefined) header[headerEncoding] = encoding;
     const before = { "grpc-accept-encoding": acceptEncoding };
     shape = {
-      init: { header, trailer: { [headerGrpcStatus]: grpcStatusOk } },
+      // Lower case, as connect-node's webHeaderToNodeHeaders writes the
+      // trailers: Node sends these as they are when no handler set one, and
+      // HTTP/1.1 keeps a name's case on the wire.
+      init: {
+        header,
+        trailer: { [headerGrpcStatus.toLowerCase()]: grpcStatusOk },
+      },
       head: {
         plain: { ...before, ...lowerCase(header) },
         before,
