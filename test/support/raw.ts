@@ -20,6 +20,8 @@ export interface RawResponse {
   headersEndStream: boolean;
   /** HTTP/1.1: the header lines as received, names in their case, in order (name, value, name, ...). */
   rawHeaders?: string[];
+  /** HTTP/1.1: the trailer lines alike. */
+  rawTrailers?: string[];
 }
 
 /** A raw request, for either HTTP version. */
@@ -138,6 +140,7 @@ export async function rawH1(
               status: res.statusCode ?? 0,
               headers: res.headers,
               rawHeaders: res.rawHeaders,
+              rawTrailers: res.rawTrailers,
               body: Buffer.concat(chunks),
               trailers: res.trailers,
               rstCode: 0,
