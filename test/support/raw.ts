@@ -154,7 +154,10 @@ export async function rawH1(
       // reading may fail to write: that is not the answer's failure.
       req.on("error", reject);
       for (const chunk of options.body ?? []) req.write(chunk);
+      // Node holds back the head of a request with no body yet; an open one
+      // is sent at once, as rawH2's is.
       if (options.end ?? true) req.end();
+      else req.flushHeaders();
     });
   } finally {
     agent.destroy();
