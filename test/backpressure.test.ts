@@ -2,13 +2,62 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { Greeter } from "../gen/helloworld_pb.js";
+import type { RunningServer } from "../src/server.js";
 import { LogCapture } from "./support/log-capture.js";
 import { wireRequest } from "./support/parity.js";
 import { startTestServer, writesBackedUp } from "./support/server.js";
 import { protocols } from "./support/transports.js";
 import { until, within } from "./support/wait.js";
+
+/**
+ * A server whose CollectGreetings reads nothing until `release()`, then
+ * counts the messages (calling `each` after each) and answers "read N": the
+ * Greeter reads eagerly, so the stalled handler is the test's own, on the
+ * server's listener, adapter and (or not) engine.
+ */
+async function stalledCollector(
+  t: TestContext,
+  engine: boolean,
+  each?: () => void,
+): Promise<{ server: RunningServer; release: () => void }> {
+  const { promise: released, resolve: release } = Promise.withResolvers<void>();
+  const server = await startTestServer(t, {
+    engine,
+    maxMessageBytes: 4 * 1024 * 1024,
+    routes(router) {
+      router.service(Greeter, {
+        async collectGreetings(reqs) {
+          await released;
+          let count = 0;
+          for await (const _ of reqs) {
+            count++;
+            each?.();
+          }
+          return { message: `read ${count}` };
+        },
+      });
+    },
+  });
+  return { server, release };
+}
+
+/** An HTTP/1.1 POST's head, for a raw socket: `headers` as they are, and the body's length. */
+function http1Head(
+  path: unknown,
+  headers: Record<string, unknown>,
+  contentLength: number,
+): string {
+  return [
+    `POST ${String(path)} HTTP/1.1`,
+    "Host: localhost",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${String(v)}`),
+    `Content-Length: ${contentLength}`,
+    "",
+    "",
+  ].join("\r\n");
+}
 
 /** HTTP/2's default initial stream window (RFC 9113, 6.9.2), which Node's server keeps. */
 const streamWindow = 65_535;
@@ -20,27 +69,11 @@ for (const engine of [false, true]) {
   }, async (t) => {
     // The Greeter reads eagerly, so the stalled handler is the test's own, on
     // the server's listener, adapter and (or not) fast path.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
     let serverStream: http2.ServerHttp2Stream | undefined;
     let maxBuffered = 0;
     const buffered = () => serverStream?.readableLength ?? 0;
-    const server = await startTestServer(t, {
-      engine,
-      maxMessageBytes: 4 * 1024 * 1024,
-      routes(router) {
-        router.service(Greeter, {
-          async collectGreetings(reqs) {
-            await released;
-            let count = 0;
-            for await (const _ of reqs) {
-              count++;
-              maxBuffered = Math.max(maxBuffered, buffered());
-            }
-            return { message: `read ${count}` };
-          },
-        });
-      },
+    const { server, release } = await stalledCollector(t, engine, () => {
+      maxBuffered = Math.max(maxBuffered, buffered());
     });
     server.listener.http2Server.on("session", (session) =>
       session.on("stream", (stream) => {
@@ -138,22 +171,7 @@ for (const protocol of protocols) {
     test(`through ${who}, a ${protocol} client streaming far more over HTTP/1.1 than a stalled CollectGreetings reads is held back by TCP flow control: the server takes no more than the request's buffer and one socket read, and the writes resume when the handler pulls`, {
       timeout: 60_000,
     }, async (t) => {
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const server = await startTestServer(t, {
-        engine,
-        maxMessageBytes: 4 * 1024 * 1024,
-        routes(router) {
-          router.service(Greeter, {
-            async collectGreetings(reqs) {
-              await released;
-              let count = 0;
-              for await (const _ of reqs) count++;
-              return { message: `read ${count}` };
-            },
-          });
-        },
-      });
+      const { server, release } = await stalledCollector(t, engine);
       let serverReq: import("node:http").IncomingMessage | undefined;
       server.listener.http1Server?.on("request", (req) => {
         serverReq = req;
@@ -177,16 +195,7 @@ for (const protocol of protocols) {
       socket.setEncoding("latin1").on("data", (d: string) => {
         answer += d;
       });
-      socket.write(
-        [
-          `POST ${path} HTTP/1.1`,
-          "Host: localhost",
-          ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-          `Content-Length: ${messages * frame.length}`,
-          "",
-          "",
-        ].join("\r\n"),
-      );
+      socket.write(http1Head(path, headers, messages * frame.length));
       let accepted = 0;
       let waiting = false;
       let done = false;
@@ -371,16 +380,7 @@ for (const protocol of protocols) {
           const socket = net.connect(Number(port), "127.0.0.1");
           t.after(() => socket.destroy());
           await once(socket, "connect");
-          socket.write(
-            [
-              `POST ${path} HTTP/1.1`,
-              "Host: localhost",
-              ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-              `Content-Length: ${body.length}`,
-              "",
-              "",
-            ].join("\r\n"),
-          );
+          socket.write(http1Head(path, headers, body.length));
           socket.write(body);
           socket.pause();
           leave = () => socket.destroy();
