@@ -26,7 +26,7 @@ import { connectionKey, connectionValues } from "../src/calls/connection.js";
 import { endOnAbort } from "../src/calls/end-on-abort.js";
 import { FastPath, type FastPathOptions } from "../src/fast-path/router.js";
 import { createGreeter } from "../src/services/greeter.js";
-import { claimStreams } from "../src/transport/listener.js";
+import { claimStreams } from "../src/transport/claim-streams.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,
