@@ -28,7 +28,7 @@ import { CallPipeline } from "../src/calls/pipeline.js";
 import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { grpcAcceptEncoding } from "../src/http/grpc-accept-encoding.js";
 import { createGreeter } from "../src/services/greeter.js";
-import { claimStreams } from "../src/transport/listener.js";
+import { claimStreams } from "../src/transport/claim-streams.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,

@@ -1,6 +1,5 @@
 import { Code } from "@connectrpc/connect";
 import {
-  AggregatorRegistry,
   Counter,
   collectDefaultMetrics,
   Gauge,
@@ -8,11 +7,7 @@ import {
   Registry,
 } from "prom-client";
 import type { Protocol } from "../protocol/content-type.js";
-import type { RequestHandler } from "../transport/listener.js";
 import type { Call, CallObserver, Outcome, Procedure } from "./observer.js";
-
-/** The path metrics are served on. */
-export const metricsPath = "/metrics";
 
 const callLabels = [
   "grpc_type",
@@ -26,7 +21,8 @@ type CallLabel = (typeof callLabels)[number];
  * Prometheus metrics of one server, named as go-grpc-prometheus names them so
  * existing gRPC dashboards work, plus a `protocol` label (grpc, grpc-web,
  * connect). Each server has its own registry, with Node's process metrics,
- * so several servers in one process (tests) do not share counters.
+ * so several servers in one process (tests) do not share counters; the
+ * admin port serves it (src/admin/).
  */
 export class Metrics implements CallObserver {
   /** The registry every metric of this server is in. */
@@ -157,74 +153,6 @@ export class Metrics implements CallObserver {
     }
     return series;
   }
-
-  /** Serve `GET /metrics` in Prometheus text format; pass every other request on to `next`. */
-  serve(next: RequestHandler): RequestHandler {
-    return serveMetrics(
-      () => this.registry.metrics(),
-      this.registry.contentType,
-      next,
-    );
-  }
-
-  /**
-   * In a worker of cluster mode: answer the primary's requests for this
-   * worker's metrics (prom-client's cluster protocol), so that the primary
-   * serves them all, summed, on the one admin port (ClusterMetrics).
-   */
-  shareWithPrimary(): void {
-    // Constructing one installs the worker's message listener.
-    new AggregatorRegistry();
-    AggregatorRegistry.setRegistries([this.registry]);
-  }
-}
-
-/**
- * The metrics of every worker of cluster mode, summed by prom-client's
- * AggregatorRegistry, for the primary's admin port: workers share the API
- * port, and a scrape answered by whichever worker got the connection would
- * see that worker's counts only.
- */
-export class ClusterMetrics {
-  readonly #aggregator = new AggregatorRegistry();
-
-  /** Serve `GET /metrics`, asking every worker; pass every other request on to `next`. */
-  serve(next: RequestHandler): RequestHandler {
-    return serveMetrics(
-      () => this.#aggregator.clusterMetrics(),
-      this.#aggregator.contentType,
-      next,
-    );
-  }
-}
-
-/** Answer `GET` (and `HEAD`) `/metrics` with what `collect` gives, 500 if it fails; pass every other request on. */
-function serveMetrics(
-  collect: () => Promise<string>,
-  contentType: string,
-  next: RequestHandler,
-): RequestHandler {
-  return (req, res) => {
-    const path = (req.url ?? "").split("?")[0];
-    if (
-      path !== metricsPath ||
-      (req.method !== "GET" && req.method !== "HEAD")
-    ) {
-      next(req, res);
-      return;
-    }
-    collect().then(
-      (text) => {
-        res.writeHead(200, { "content-type": contentType });
-        if (req.method === "HEAD") res.end();
-        else res.end(text);
-      },
-      () => {
-        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
-        res.end("cannot collect metrics\n");
-      },
-    );
-  };
 }
 
 /** One procedure's and protocol's counts, and its latency histogram. */
