@@ -1,12 +1,7 @@
 import { Code } from "@connectrpc/connect";
-import {
-  Counter,
-  collectDefaultMetrics,
-  Gauge,
-  Histogram,
-  Registry,
-} from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Protocol } from "../protocol/content-type.js";
+import { Latencies, LatencyHistogram } from "./latency-histogram.js";
 import type { Call, CallObserver, Outcome, Procedure } from "./observer.js";
 
 const callLabels = [
@@ -54,12 +49,6 @@ export class Metrics implements CallObserver {
         [...s.handled].map(([code, n]) => [{ grpc_code: code }, n]),
       ),
   });
-  readonly #handling = new Histogram({
-    name: "grpc_server_handling_seconds",
-    help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-  });
   readonly #inFlight: Gauge<string> = new Gauge({
     name: "grpc_server_streams_in_flight",
     help: "Calls (HTTP/2 streams, or HTTP/1.1 requests) being handled now, unary and streaming.",
@@ -85,6 +74,12 @@ export class Metrics implements CallObserver {
   });
 
   constructor() {
+    new LatencyHistogram(
+      "grpc_server_handling_seconds",
+      "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+      this.registry,
+      () => this.#latencies(),
+    );
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -131,6 +126,12 @@ export class Metrics implements CallObserver {
     s.handling.observe(outcome.durationMs / 1000);
   }
 
+  *#latencies(): Iterable<Latencies> {
+    for (const byProtocol of this.#series.values()) {
+      for (const s of Object.values(byProtocol)) yield s.handling;
+    }
+  }
+
   #of(call: Call): Series {
     let byProtocol = this.#series.get(call.procedure);
     if (byProtocol === undefined) {
@@ -147,7 +148,7 @@ export class Metrics implements CallObserver {
         received: 0,
         sent: 0,
         handled: new Map(),
-        handling: this.#handling.labels(labels),
+        handling: new Latencies(labels),
       };
       byProtocol[call.protocol] = series;
     }
@@ -164,7 +165,7 @@ interface Series {
   sent: number;
   /** By code, as codes come. */
   readonly handled: Map<string, number>;
-  readonly handling: Histogram.Internal<CallLabel>;
+  readonly handling: Latencies;
 }
 
 /** Set `metric` to the counts `pick` reads from each series, with any extra labels it names. */
