@@ -25,6 +25,7 @@ import {
   startReplica,
   stopReplica,
 } from "./support/balancer.js";
+import { repoRoot } from "./support/child.js";
 import { type CallRecord, startLoad, summary } from "./support/load.js";
 import {
   createHosts,
@@ -36,7 +37,6 @@ import {
   removeLeftovers,
 } from "./support/netns.js";
 import { pushable } from "./support/pushable.js";
-import { projectRoot } from "./support/server-process.js";
 import { testTransport } from "./support/transports.js";
 import { until } from "./support/wait.js";
 
@@ -569,7 +569,7 @@ test("the balancer benchmark's quick mode (npm run bench:balancer -- --quick) me
     "npm",
     ["run", "--silent", "bench:balancer", "--", "--quick"],
     {
-      cwd: projectRoot,
+      cwd: repoRoot,
       encoding: "utf8",
       env: { ...process.env, BENCH_OUT: out },
       timeout: 170_000,

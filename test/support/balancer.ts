@@ -10,8 +10,8 @@ import {
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { listeningOn, repoRoot, spawnChild } from "./child.js";
 import { type Host, prefix } from "./netns.js";
-import { projectRoot } from "./server-process.js";
 
 /** The port every replica serves on, each on its own address. */
 export const replicaPort = 50051;
@@ -24,9 +24,9 @@ export interface Replica {
   /** The API URL, http://<address>:50051. */
   readonly url: string;
   readonly child: ChildProcess;
-  /** Resolves when the process exits. */
+  /** Resolves once the process has exited and its output is closed. */
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
-  /** Everything it printed, stdout and stderr. */
+  /** Everything it printed: stdout, then stderr. */
   output(): string;
 }
 
@@ -40,7 +40,7 @@ export async function startReplica(
   host: Host,
   env: Record<string, string>,
 ): Promise<Replica> {
-  const child = spawn(
+  const child = spawnChild(
     "ip",
     [
       "netns",
@@ -52,9 +52,6 @@ export async function startReplica(
       "src/main.ts",
     ],
     {
-      cwd: projectRoot,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
       env: {
         ...process.env,
         HOST: host.address,
@@ -65,39 +62,15 @@ export async function startReplica(
       },
     },
   );
-  let output = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    output += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    output += d;
-  });
-  const exited = once(child, "exit").then(([code, signal]) => ({
-    code: code as number | null,
-    signal: signal as string | null,
-  }));
-  await new Promise<void>((resolve, reject) => {
-    const onData = () => {
-      if (/listening on/.test(output)) {
-        child.stdout.off("data", onData);
-        resolve();
-      }
-    };
-    child.stdout.on("data", onData);
-    void exited.then(({ code, signal }) =>
-      reject(
-        new Error(
-          `replica in ${host.ns} exited (${code ?? signal}) before listening:\n${output}`,
-        ),
-      ),
-    );
+  await listeningOn(child).catch((e: Error) => {
+    throw new Error(`replica in ${host.ns} did not listen: ${e.message}`);
   });
   return {
     host,
     url: `http://${host.address}:${replicaPort}`,
-    child,
-    exited,
-    output: () => output,
+    child: child.process,
+    exited: child.exited.then(({ code, signal }) => ({ code, signal })),
+    output: () => child.stdout() + child.stderr(),
   };
 }
 
@@ -123,10 +96,7 @@ export async function handledCalls(host: Host): Promise<number> {
 }
 
 /** The nginx configuration shipped for users. */
-export const shippedNginxConfig = join(
-  projectRoot,
-  "deploy/nginx/greeter.conf",
-);
+export const shippedNginxConfig = join(repoRoot, "deploy/nginx/greeter.conf");
 
 /** One request as nginx logged it. */
 export interface AccessLogEntry {
@@ -321,7 +291,7 @@ async function waitForPort(port: number): Promise<void> {
 
 /** The HAProxy configuration shipped for users. */
 export const shippedHaproxyConfig = join(
-  projectRoot,
+  repoRoot,
   "deploy/haproxy/greeter.cfg",
 );
 
