@@ -13,6 +13,7 @@ import {
 } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { type CallRecord, startLoad, summary } from "./balancer/load.js";
 import {
   handledCalls,
   type Nginx,
@@ -26,7 +27,6 @@ import {
   stopReplica,
 } from "./support/balancer.js";
 import { repoRoot } from "./support/child.js";
-import { type CallRecord, startLoad, summary } from "./support/load.js";
 import {
   createHosts,
   cutOff,

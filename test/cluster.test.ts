@@ -12,8 +12,8 @@ import {
   HelloReplySchema,
   HelloRequestSchema,
 } from "../gen/helloworld_pb.js";
+import { socketOwner } from "./cluster/socket-owner.js";
 import { mainWithTsx, startChild } from "./support/child.js";
-import { socketOwner } from "./support/socket-owner.js";
 
 /** A cluster-mode server started as `npm start` would, with every line it prints collected. */
 interface ClusterProcess {

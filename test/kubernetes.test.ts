@@ -37,8 +37,6 @@ import {
 } from "../src/config.js";
 import { startServer } from "../src/server.js";
 import { routes } from "../src/services/routes.js";
-import { repoRoot } from "./support/child.js";
-import { fences } from "./support/doc-blocks.js";
 import {
   describe,
   type KubeObject,
@@ -50,7 +48,9 @@ import {
   readManifests,
   unknownFields,
   validateSchema,
-} from "./support/manifests.js";
+} from "./kubernetes/manifests.js";
+import { repoRoot } from "./support/child.js";
+import { fences } from "./support/doc-blocks.js";
 
 const dir = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
 

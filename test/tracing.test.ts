@@ -19,13 +19,13 @@ import { otelSettings } from "../src/otel-config.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
 import { listeningOn, runClient, startChild } from "./support/child.js";
 import { LogCapture, type LogLine } from "./support/log-capture.js";
-import { OtlpReceiver, type ReceivedSpan } from "./support/otlp-receiver.js";
 import { startTestServer } from "./support/server.js";
 import {
   type HttpVersion,
   type Protocol,
   testTransport,
 } from "./support/transports.js";
+import { OtlpReceiver, type ReceivedSpan } from "./tracing/otlp-receiver.js";
 
 /** A caller's span, as a W3C traceparent names it. */
 interface Parent {

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { repoRoot, startChild } from "./child.js";
+import { repoRoot, startChild } from "../support/child.js";
 
 const require = createRequire(import.meta.url);
 
@@ -44,7 +44,7 @@ export function modelModule(m: Manifest): string {
   const module = models[key];
   if (module === undefined) {
     throw new Error(
-      `${describe(m)}: no schema for ${key} (a typo in apiVersion or kind, or a type to add to the models in test/support/manifests.ts)`,
+      `${describe(m)}: no schema for ${key} (a typo in apiVersion or kind, or a type to add to the models in test/kubernetes/manifests.ts)`,
     );
   }
   return module;
