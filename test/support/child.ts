@@ -125,16 +125,18 @@ export function startChild(
   options: ChildOptions = {},
 ): Child {
   const child = spawnChild(command, args, options);
-  t.after(() => {
-    // The whole group, even after its leader exited: a grandchild may linger.
-    if (child.process.pid === undefined) return;
-    try {
-      process.kill(-child.process.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  });
+  t.after(() => killGroup(child));
   return child;
+}
+
+/** SIGKILL to the child's whole process group, even after its leader exited: a grandchild may linger. */
+export function killGroup(child: Child): void {
+  if (child.process.pid === undefined) return;
+  try {
+    process.kill(-child.process.pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
 }
 
 const listening = /listening on (\S+)/;
