@@ -685,14 +685,14 @@ export const explained: readonly Explained[] = [
       "Only how often Node checks the HTTP/1.1 timeouts: every millisecond (true, false) costs CPU; without the request timeout's term (&&) a request timeout under 1 s is enforced up to one 1 s check late, within the 2 s the limits tests allow a loaded machine.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "StringLiteral",
     code: 'const h2Preface = Buffer.from("PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n", "latin1");',
     reason:
       "The preface is ASCII: UTF-8, the default encoding, gives the same bytes.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/connections.ts",
     mutator: "ConditionalExpression",
     code: "if (handingOff !== undefined) sessionSockets.set(session, handingOff);",
     replacement: "true",
@@ -700,14 +700,14 @@ export const explained: readonly Explained[] = [
       "Storing undefined for a TLS session is the same as storing nothing: the shutdown notice looks the socket up and finds none either way.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/connections.ts",
     mutator: "StringLiteral",
     code: 'res.on("finish", untrack);',
     reason:
       "Redundant with the close listener next to it: Node emits close on every response after finish (and alone for one whose client left, which the tests check).",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/connections.ts",
     mutator: "ConditionalExpression",
     code: "if (!stream.closed) {",
     replacement: "true",
@@ -723,41 +723,41 @@ export const explained: readonly Explained[] = [
       "src/server.ts sets every one of these settings, so none is undefined where it matters; the check only keeps the listener usable with fewer.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/idle.ts",
     mutator: "CallExpression",
     code: "timer.unref();",
     reason:
       "The idle timer of a session on a listening server: the listening socket keeps the process alive anyway, and shutdown closes sessions before it returns.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/idle.ts",
     code: 'session.once("close", () => clearTimeout(timer));',
     reason:
       "A timer left on a closed session fires into a GOAWAY for a session that is closed, which does nothing; it only costs a timer until then.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "StringLiteral",
     code: 'socket.off("end", onEnd);',
     reason:
       "Node's HTTP/1.1 server ends a connection whose client ended it (httpAllowHalfOpen is false) as the sniffer's leftover listener would, and HTTP/2 sessions end with their socket.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "StringLiteral",
     code: 'socket.off("error", onEnd);',
     reason:
       "A socket that errors after the hand-off is destroyed by Node itself; the leftover listener destroys it once more, which does nothing.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "StringLiteral",
     code: 'socket.off("timeout", onEnd);',
     reason:
       "done() also sets the socket's timeout to 0, so the timeout event the leftover listener waits for never comes.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "ConditionalExpression",
     code: "seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);",
     replacement: "false",
@@ -765,14 +765,14 @@ export const explained: readonly Explained[] = [
       "Concatenating onto an empty buffer copies the chunk: slower, the same bytes.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "EqualityOperator",
     code: "if (startsPreface && seen.length < h2Preface.length) return;",
     reason:
       "With exactly the preface's 24 bytes in, waiting for more only waits for the SETTINGS frame every client sends right after it (RFC 9113, 3.4): the connection still reaches HTTP/2.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "StringLiteral",
     code: 'socket.once("end", onEnd);',
     reason:
@@ -996,28 +996,28 @@ export const explained: readonly Explained[] = [
       "undefined is as false as false to the callers, which test the result with if or ignore it.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/connections.ts",
     mutator: "CallExpression",
     code: 'res.on("finish", untrack);',
     reason:
       "A response emits close right after finish (Node's resOnFinish, and an HTTP/2 stream's end), and close untracks it too: only the moment in between differs, and the drain's wait for responses listens for both.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "CallExpression",
     code: 'socket.off("error", onEnd);',
     reason:
       "After the hand-off an error destroys the socket anyway (Node destroys a socket with its error); onEnd destroying it again does nothing.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "CallExpression",
     code: 'socket.off("timeout", onEnd);',
     reason:
       "The hand-off turns the first-bytes timeout off (setTimeout(0)); a timeout the HTTP/1.1 server sets later (keepAliveTimeout, headersTimeout) ends in its own socket.destroy() when nothing else handles it, which is what onEnd does.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "CallExpression",
     code: "const onEnd = () => {\n    done();",
     replacement: ";",
@@ -1025,7 +1025,7 @@ export const explained: readonly Explained[] = [
       "onEnd destroys the socket next: the listeners and the timeout left on a destroyed socket hear nothing more but its close.",
   },
   {
-    file: "src/transport/listener.ts",
+    file: "src/transport/sniff.ts",
     mutator: "CallExpression",
     code: 'socket.once("end", onEnd);',
     reason:

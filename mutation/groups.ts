@@ -95,7 +95,13 @@ export const groups: readonly Group[] = [
     name: "listener",
     about:
       "the one-port listener: protocol sniffing, first-bytes and idle timeouts, stream claims",
-    mutate: files("src/transport/listener.ts"),
+    mutate: files(
+      "src/transport/listener.ts",
+      "src/transport/sniff.ts",
+      "src/transport/connections.ts",
+      "src/transport/claim-streams.ts",
+      "src/transport/idle.ts",
+    ),
     testFiles: [
       "test/listener.test.ts",
       "test/limits.test.ts",

@@ -1,5 +1,9 @@
 import cluster from "node:cluster";
-import { ClusterMetrics } from "./calls/metrics.js";
+import {
+  ClusterMetrics,
+  shareMetricsWithPrimary,
+} from "./admin/cluster-metrics.js";
+import { startAdminServer } from "./admin/server.js";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.js";
 import {
   isClusterWorker,
@@ -14,7 +18,6 @@ import {
   lifecycleLogger,
 } from "./logger.js";
 import { startServer, urlOf } from "./server.js";
-import { startAdminServer } from "./transport/admin.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
 async function main(argv: string[]): Promise<void> {
@@ -53,7 +56,7 @@ async function main(argv: string[]): Promise<void> {
     // A worker's metrics go to the primary, which serves them all.
     worker ? { ...config, adminPort: undefined } : config,
   );
-  if (worker) server.metrics.shareWithPrimary();
+  if (worker) shareMetricsWithPrimary(server.metrics.registry);
   const transport = config.tls
     ? "HTTP/2 and HTTP/1.1 over TLS"
     : "HTTP/2 (h2c) and HTTP/1.1";

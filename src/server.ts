@@ -12,6 +12,7 @@ import {
   connectNodeAdapter,
 } from "@connectrpc/connect-node";
 import type { DestinationStream, Logger } from "pino";
+import { startAdminServer } from "./admin/server.js";
 import { callLog } from "./calls/call-log.js";
 import { connectionValues } from "./calls/connection.js";
 import { InflightCalls } from "./calls/inflight.js";
@@ -31,7 +32,6 @@ import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
 import { createLogger } from "./logger.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
-import { startAdminServer } from "./transport/admin.js";
 import { createListener, type Listener } from "./transport/listener.js";
 
 /** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
@@ -232,7 +232,7 @@ export async function startServer(
   const admin =
     config.adminPort === undefined
       ? undefined
-      : await startAdminServer(metrics, config.adminPort, host).catch(
+      : await startAdminServer(metrics.registry, config.adminPort, host).catch(
           async (e: unknown) => {
             await new Promise((resolve) => server.close(resolve));
             throw e;

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { once } from "node:events";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +12,7 @@ import {
 } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { type CallRecord, startLoad, summary } from "./balancer/load.js";
 import {
   handledCalls,
   type Nginx,
@@ -25,7 +25,7 @@ import {
   startReplica,
   stopReplica,
 } from "./support/balancer.js";
-import { type CallRecord, startLoad, summary } from "./support/load.js";
+import { repoRoot, startChild } from "./support/child.js";
 import {
   createHosts,
   cutOff,
@@ -36,7 +36,6 @@ import {
   removeLeftovers,
 } from "./support/netns.js";
 import { pushable } from "./support/pushable.js";
-import { projectRoot } from "./support/server-process.js";
 import { testTransport } from "./support/transports.js";
 import { until } from "./support/wait.js";
 
@@ -361,26 +360,21 @@ test("a connection the kernel completed but the replica never accepted is reset 
   t.after(() => live.child.kill("SIGKILL"));
   const outcomes: Record<string, (string | undefined)[]> = {};
   for (const kind of ["nginx", "haproxy"] as const) {
-    const stalled = spawn(
-      "ip",
-      [
-        "netns",
-        "exec",
-        stalledHost.ns,
-        "/usr/bin/python3",
-        "-c",
-        `import socket, sys
+    const stalled = startChild(t, "ip", [
+      "netns",
+      "exec",
+      stalledHost.ns,
+      "/usr/bin/python3",
+      "-c",
+      `import socket, sys
 s = socket.socket()
 s.bind(("${stalledHost.address}", ${replicaPort}))
 s.listen(64)
 print("listening", flush=True)
 sys.stdin.read()
 s.close()`,
-      ],
-      { stdio: ["pipe", "pipe", "inherit"] },
-    );
-    t.after(() => stalled.kill("SIGKILL"));
-    await once(stalled.stdout, "data");
+    ]);
+    assert.equal(await stalled.nextLine(), "listening");
     const balancer = await (kind === "haproxy"
       ? startHaproxy(hosts)
       : startNginx(hosts));
@@ -403,10 +397,10 @@ s.close()`,
           .split(/\s+/)[1],
       );
     await until("3 connections queued", () => queued() >= 3, 60_000, 10);
-    const closed = once(stalled, "exit");
-    stalled.stdin.end();
+    stalled.process.stdin?.end();
     outcomes[kind] = await Promise.all(calls);
-    await closed;
+    const exit = await stalled.exited;
+    assert.equal(exit.code, 0, exit.stderr);
     t.diagnostic(`${kind}: ${JSON.stringify(outcomes[kind])}`);
     if (kind === "nginx") {
       assert.match(balancer.errorLog(), unacceptedReset);
@@ -569,7 +563,7 @@ test("the balancer benchmark's quick mode (npm run bench:balancer -- --quick) me
     "npm",
     ["run", "--silent", "bench:balancer", "--", "--quick"],
     {
-      cwd: projectRoot,
+      cwd: repoRoot,
       encoding: "utf8",
       env: { ...process.env, BENCH_OUT: out },
       timeout: 170_000,

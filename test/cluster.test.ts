@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { createInterface } from "node:readline";
 import { type TestContext, test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
@@ -13,7 +12,8 @@ import {
   HelloReplySchema,
   HelloRequestSchema,
 } from "../gen/helloworld_pb.js";
-import { socketOwner } from "./support/socket-owner.js";
+import { socketOwner } from "./cluster/socket-owner.js";
+import { mainWithTsx, startChild } from "./support/child.js";
 
 /** A cluster-mode server started as `npm start` would, with every line it prints collected. */
 interface ClusterProcess {
@@ -32,12 +32,11 @@ async function startCluster(
   workers: number,
   streamIntervalMs = 0,
 ): Promise<ClusterProcess> {
-  const child = spawn(
+  // Its own process group: killed after the test with every worker it forked.
+  const primary = startChild(
+    t,
     process.execPath,
-    [
-      "--import",
-      "tsx",
-      "src/main.ts",
+    mainWithTsx(
       "--workers",
       String(workers),
       "--port",
@@ -48,64 +47,31 @@ async function startCluster(
       String(streamIntervalMs),
       "--admin-port",
       "0",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    ),
   );
-  const seenPids = new Set<number>();
-  const errWaiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] =
-    [];
   // The primary logs JSON lines on stdout: the ready line, and notes about workers.
-  const lines = createInterface({
-    input: child.stdout as NodeJS.ReadableStream,
-  });
-  lines.on("line", (line) => {
-    for (const pid of line.matchAll(/worker (\d+)/g)) {
-      seenPids.add(Number(pid[1]));
-    }
-    for (const w of errWaiters.splice(0)) {
-      const m = w.re.exec(line);
-      if (m) w.resolve(m);
-      else errWaiters.push(w);
-    }
-  });
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, "exit");
-      child.kill("SIGKILL");
-      await exited;
-    }
-    for (const pid of seenPids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone, as it should be
-      }
-    }
-  });
-  const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
-    lines.on("line", (line) => {
-      const m =
-        /listening on (\S+) .* with \d+ workers \(pids ([\d, ]+)\)/.exec(line);
-      if (m) resolve(m);
-    });
-    child.once("exit", (code) =>
-      reject(new Error(`the server exited with ${code} before it was ready`)),
-    );
-  });
+  const readyLine = /listening on (\S+) .* with \d+ workers \(pids ([\d, ]+)\)/;
+  const ready = readyLine.exec(
+    await primary.lines.first((line) => readyLine.test(line)),
+  ) as RegExpExecArray;
   const workerPids = (ready[2] as string).split(", ").map(Number);
-  for (const pid of workerPids) seenPids.add(pid);
   const url = ready[1] as string;
   const metricsUrl = (JSON.parse(ready.input) as { metricsUrl?: string })
     .metricsUrl;
   assert.ok(metricsUrl, `the ready line names the metrics URL: ${ready.input}`);
   return {
-    child,
+    child: primary.process,
     url,
     metricsUrl,
     port: Number(new URL(url).port),
     workerPids,
-    nextNote: (re) =>
-      new Promise((resolve) => errWaiters.push({ re, resolve })),
+    nextNote: async (re) => {
+      const from = primary.lines.items.length;
+      const note = await primary.lines.first(
+        (line, index) => index >= from && re.test(line),
+      );
+      return re.exec(note) as RegExpExecArray;
+    },
   };
 }
 
@@ -312,12 +278,10 @@ test("a cluster whose port is taken exits with code 2 instead of restarting its 
   );
   t.after(() => taken.close());
   const port = (taken.address() as net.AddressInfo).port;
-  const child = spawn(
+  const { code, stdout, stderr } = await startChild(
+    t,
     process.execPath,
-    [
-      "--import",
-      "tsx",
-      "src/main.ts",
+    mainWithTsx(
       "--workers",
       "2",
       "--port",
@@ -327,21 +291,8 @@ test("a cluster whose port is taken exits with code 2 instead of restarting its 
       // Its own admin port: only the API port is taken.
       "--admin-port",
       "0",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  t.after(() => child.kill("SIGKILL"));
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (s: string) => {
-    stdout += s;
-  });
-  child.stderr.setEncoding("utf8").on("data", (s: string) => {
-    stderr += s;
-  });
-  // "close", not "exit": the child's output may still be in its pipes when
-  // it exits (Node emits "close" once the stdio streams have ended too).
-  const [code] = await once(child, "close");
+    ),
+  ).exited;
   assert.equal(code, 2);
   assert.match(stderr, /the port is already in use/);
   assert.match(stdout, /worker \d+ failed to start \(code 2\)/);

@@ -20,8 +20,8 @@ import {
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { repoRoot } from "./support/child.js";
 import { startTestServer } from "./support/server.js";
-import { projectRoot } from "./support/server-process.js";
 
 /** The response header that names the encoding of the response messages, per protocol and call kind. */
 const encodingHeaders = [
@@ -252,9 +252,7 @@ interface GreeterJs extends grpc.Client {
 
 /** A @grpc/grpc-js Greeter client with `algorithm` (0 identity, 1 deflate, 2 gzip) as its default compression. */
 function grpcJsClient(url: string, algorithm: number): GreeterJs {
-  const definition = protoLoader.loadSync(
-    `${projectRoot}proto/helloworld.proto`,
-  );
+  const definition = protoLoader.loadSync(`${repoRoot}proto/helloworld.proto`);
   const Ctor = grpc.loadPackageDefinition(definition)
     .Greeter as grpc.ServiceClientConstructor;
   return new Ctor(new URL(url).host, grpc.credentials.createInsecure(), {

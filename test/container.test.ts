@@ -12,7 +12,12 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { type Child, repoRoot, startChild } from "./support/child.js";
+import {
+  type Child,
+  listeningOn,
+  repoRoot,
+  startChild,
+} from "./support/child.js";
 import { pushable } from "./support/pushable.js";
 
 // The image as users get it: built by the script behind `npm run image`, run
@@ -118,12 +123,8 @@ async function runContainer(
     ],
     { env: podmanEnv },
   );
-  for (;;) {
-    // Rejects when stdout ends: the container exited before it was ready.
-    const line = await child.nextLine();
-    const msg = (JSON.parse(line) as { msg?: string }).msg ?? "";
-    if (msg.startsWith("connect-greeter listening on ")) break;
-  }
+  // Fails if the container exits before it is ready.
+  await listeningOn(child);
   const readyMs = performance.now() - started;
   const hostPort = async (port: number) => {
     const out = (await podman("port", name, `${port}/tcp`)).trim();

@@ -28,7 +28,7 @@ import { CallPipeline } from "../src/calls/pipeline.js";
 import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { grpcAcceptEncoding } from "../src/http/grpc-accept-encoding.js";
 import { createGreeter } from "../src/services/greeter.js";
-import { claimStreams } from "../src/transport/listener.js";
+import { claimStreams } from "../src/transport/claim-streams.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,
@@ -89,7 +89,7 @@ async function serve(
 }
 
 /** What a handler can read of its context, as plain data. */
-function describe(ctx: HandlerContext): Record<string, unknown> {
+function contextAsData(ctx: HandlerContext): Record<string, unknown> {
   const timeout = ctx.timeoutMs();
   const connection = ctx.values.get(connectionKey);
   return {
@@ -122,21 +122,21 @@ function recordingGreeter(seen: Record<string, unknown>[]) {
   return (router: ConnectRouter) =>
     router.service(Greeter, {
       sayHello(req, ctx) {
-        seen.push(describe(ctx));
+        seen.push(contextAsData(ctx));
         return { message: `Hello, ${req.name}!` };
       },
       async *streamHello(req, ctx) {
-        seen.push(describe(ctx));
+        seen.push(contextAsData(ctx));
         yield { message: `Hello ${req.name}` };
       },
       async collectGreetings(reqs, ctx) {
         const names: string[] = [];
         for await (const r of reqs) names.push(r.name);
-        seen.push(describe(ctx));
+        seen.push(contextAsData(ctx));
         return { message: names.join(",") };
       },
       async *chat(reqs, ctx) {
-        seen.push(describe(ctx));
+        seen.push(contextAsData(ctx));
         for await (const r of reqs) yield { message: r.name };
       },
     });

@@ -23,7 +23,7 @@ import { loadConfig } from "../src/config.js";
 import { Engine } from "../src/engine/engine.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
 import { createGreeter } from "../src/services/greeter.js";
-import { claimStreams } from "../src/transport/listener.js";
+import { claimStreams } from "../src/transport/claim-streams.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
   type Combination,

@@ -22,12 +22,12 @@ import {
   writeSome,
 } from "../src/transport/goaway.js";
 import {
-  describe,
   type Frame,
   frameType,
   goawayLastStreamId,
   RawH2Client,
-} from "./support/h2-frames.js";
+  showFrame,
+} from "./goaway/h2-frames.js";
 import { envelope, helloRequest } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
@@ -78,7 +78,7 @@ async function answered(
   assert.equal(
     end.type,
     frameType.headers,
-    `stream ${streamId} was reset: ${describe(end)}`,
+    `stream ${streamId} was reset: ${showFrame(end)}`,
   );
   assert.match(client.data(streamId).toString("latin1"), new RegExp(name));
 }
@@ -105,7 +105,7 @@ test("shutdown() first sends a GOAWAY that refuses no stream; a request sent rig
   const shutdownAt = performance.now();
   const result = server.shutdown(5000);
   const first = await client.next(isGoaway);
-  assert.equal(goawayLastStreamId(first), notice, describe(first));
+  assert.equal(goawayLastStreamId(first), notice, showFrame(first));
   // The session's SETTINGS were acknowledged: nothing to wait for.
   assert.ok(
     first.at - shutdownAt < goAwayNoticeMs / 2,
@@ -127,7 +127,7 @@ test("shutdown() first sends a GOAWAY that refuses no stream; a request sent rig
   const ackedAt = performance.now();
   client.ackPing(ping);
   const final = await client.next(isFinalGoaway);
-  assert.equal(goawayLastStreamId(final), 3, describe(final));
+  assert.equal(goawayLastStreamId(final), 3, showFrame(final));
   // The ack, not the goAwayNoticeMs bound, let the final GOAWAY go.
   assert.ok(
     final.at - ackedAt < goAwayNoticeMs / 2,
@@ -139,7 +139,7 @@ test("shutdown() first sends a GOAWAY that refuses no stream; a request sent rig
   t.diagnostic(
     `frames from the server after shutdown(): ${client.frames
       .filter((f) => f.at >= first.at)
-      .map(describe)
+      .map(showFrame)
       .join(", ")}`,
   );
 });
@@ -153,7 +153,7 @@ test("closing a session twice (an idle close, then the drain) sends one notice a
   client.ackPing(await client.next(isPing));
   await client.next(isFinalGoaway);
   await client.closed;
-  const sequence = client.frames.map(describe).join(", ");
+  const sequence = client.frames.map(showFrame).join(", ");
   assert.equal(
     client.frames.filter((f) => isGoaway(f) && !isFinalGoaway(f)).length,
     1,
@@ -205,7 +205,7 @@ test("a connection accepted before shutdown() whose HTTP/2 preface comes after i
   await answered(client, 1, "Hello, just in time!");
   const final = await client.next(isFinalGoaway);
   assert.equal(goawayLastStreamId(final), 1);
-  const sequence = client.frames.map(describe);
+  const sequence = client.frames.map(showFrame);
   assert.equal(sequence[0], "SETTINGS", sequence.join(", "));
   assert.equal(
     goawayLastStreamId(await client.next(isGoaway)),
@@ -225,7 +225,7 @@ test("an HTTP/2 connection closed for being idle is closed in the same two steps
   await sayHello(client, 1, "first");
   const answeredAt = performance.now();
   const first = await client.next(isGoaway);
-  assert.equal(goawayLastStreamId(first), notice, describe(first));
+  assert.equal(goawayLastStreamId(first), notice, showFrame(first));
   assert.ok(first.at - answeredAt >= 250, `${first.at - answeredAt} ms`);
   client.request(
     3,
@@ -263,7 +263,7 @@ test("over TLS, where the server cannot write a notice beside nghttp2, the final
   assert.equal(client.frames.filter(isGoaway).length, 0);
   client.ackPing(ping);
   const final = await client.next(isGoaway);
-  assert.equal(goawayLastStreamId(final), 1, describe(final));
+  assert.equal(goawayLastStreamId(final), 1, showFrame(final));
   await client.closed;
   await result;
 });

@@ -53,7 +53,7 @@ test("the tutorial's Python grpc.aio client calls all four RPCs and prints the t
   const { stdout } = await run(
     python,
     [
-      join(root, "test/support/greeter_client.py"),
+      join(root, "test/interop-python/greeter_client.py"),
       `127.0.0.1:${server.port}`,
       stubs,
     ],

@@ -37,20 +37,20 @@ import {
 } from "../src/config.js";
 import { startServer } from "../src/server.js";
 import { routes } from "../src/services/routes.js";
-import { repoRoot } from "./support/child.js";
-import { fences } from "./support/doc-blocks.js";
 import {
-  describe,
   type KubeObject,
   kustomizeBuild,
   type Manifest,
   manifestFiles,
+  manifestLabel,
   parseManifests,
   readKustomization,
   readManifests,
   unknownFields,
   validateSchema,
-} from "./support/manifests.js";
+} from "./kubernetes/manifests.js";
+import { repoRoot } from "./support/child.js";
+import { fences } from "./support/doc-blocks.js";
 
 const dir = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
 
@@ -722,7 +722,7 @@ test("The overlay of docs/deploying-kubernetes.md renders with kustomize: its na
   assert.deepEqual(await schemaProblems(m), []);
   assert.deepEqual(await unknownFields(t, m.list), []);
   for (const x of m.list) {
-    assert.equal(x.object.metadata.namespace, "greeter", describe(x));
+    assert.equal(x.object.metadata.namespace, "greeter", manifestLabel(x));
   }
   assert.equal(
     m.container.image,

@@ -11,8 +11,8 @@ import {
   createGrpcTransport,
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
+import { repoRoot } from "./support/child.js";
 import { startTestServer } from "./support/server.js";
-import { projectRoot } from "./support/server-process.js";
 import { assertTook, within } from "./support/wait.js";
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } =
@@ -407,8 +407,8 @@ test("an HTTP/2 connection with no call open gets GOAWAY after idleTimeoutMs, wh
 test("over TLS, the HTTP/1.1 fallback enforces maxHeaderBytes (431) and headersTimeoutMs (408) too", {
   timeout: 30_000,
 }, async (t) => {
-  const cert = readFileSync(`${projectRoot}test/fixtures/localhost-cert.pem`);
-  const key = readFileSync(`${projectRoot}test/fixtures/localhost-key.pem`);
+  const cert = readFileSync(`${repoRoot}test/fixtures/localhost-cert.pem`);
+  const key = readFileSync(`${repoRoot}test/fixtures/localhost-key.pem`);
   const server = await startTestServer(t, {
     tls: { cert, key },
     headersTimeoutMs: 300,

@@ -410,12 +410,16 @@ test("an HTTP/2 connection is closed once no stream has been open for idleTimeou
   const witness = http2.connect(`http://127.0.0.1:${port}`);
   t.after(() => witness.destroy());
   witness.on("error", () => {});
-  await once(witness, "goaway");
+  await within(
+    once(witness, "goaway"),
+    300 + slackMs,
+    "the idle connection's GOAWAY",
+  );
   assert.equal(goawayAt, 0, "GOAWAY while a call was open");
   // Before the last call ends, so before the server arms its timer.
   const releasedAt = performance.now();
   release();
-  await goaway;
+  await within(goaway, 300 + slackMs, "the GOAWAY after the last call");
   const idleFor = goawayAt - releasedAt;
   assertTook(idleFor, 300, 300 + slackMs, "the GOAWAY after the last call");
 });

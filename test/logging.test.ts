@@ -1,7 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { createInterface } from "node:readline";
 import { type TestContext, test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
@@ -13,6 +10,7 @@ import { h2load } from "../bench/h2load.js";
 import { grpcFrame, requestBytes } from "../bench/wire.js";
 import { Greeter } from "../gen/helloworld_pb.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
+import { mainWithTsx, startChild } from "./support/child.js";
 import { LogCapture, type LogLine } from "./support/log-capture.js";
 import { startTestServer } from "./support/server.js";
 
@@ -286,29 +284,13 @@ test("a handler that returns after its client went away is logged as canceled, n
 
 for (const level of ["info", "warn"]) {
   test(`at LOG_LEVEL=${level}, npm start logs a JSON ready line that names the URL, and JSON lines when stopped by SIGTERM`, async (t) => {
-    const child = spawn(
+    const child = startChild(
+      t,
       process.execPath,
-      ["--import", "tsx", "src/main.ts", "--port", "0", "--host", "127.0.0.1"],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, LOG_LEVEL: level, ADMIN_PORT: "0" },
-      },
+      mainWithTsx("--port", "0", "--host", "127.0.0.1"),
+      { env: { ...process.env, LOG_LEVEL: level, ADMIN_PORT: "0" } },
     );
-    t.after(() => child.kill("SIGKILL"));
-    const lines: LogLine[] = [];
-    let onLine = () => {};
-    createInterface({ input: child.stdout }).on("line", (text) => {
-      lines.push(JSON.parse(text) as LogLine);
-      onLine();
-    });
-    // "close", not "exit": it comes once stdout is read to its end too.
-    const exited = new Promise<number | null>((resolve) =>
-      child.once("close", (code) => resolve(code)),
-    );
-    await new Promise<void>((resolve) => {
-      onLine = resolve;
-    });
-    const ready = lines[0] as LogLine;
+    const ready = JSON.parse(await child.nextLine()) as LogLine;
     const url = /listening on (\S+)/.exec(ready.msg)?.[1];
     assert.ok(url, `the ready line names the URL: ${JSON.stringify(ready)}`);
     assert.match(
@@ -319,41 +301,35 @@ for (const level of ["info", "warn"]) {
     assert.equal(ready.url, url);
     assert.equal(ready.port, Number(new URL(url).port));
     assert.deepEqual(ready.protocols, ["grpc", "grpc-web", "connect"]);
-    assert.equal(ready.pid, child.pid);
-    child.kill("SIGTERM");
-    const code = await exited;
+    assert.equal(ready.pid, child.process.pid);
+    child.process.kill("SIGTERM");
+    const exit = await child.exited;
     assert.deepEqual(
-      lines.slice(1).map((l) => [l.msg, l.signal]),
+      child.lines.items
+        .slice(1)
+        .map((l) => JSON.parse(l) as LogLine)
+        .map((l) => [l.msg, l.signal]),
       [
         ["shutting down", "SIGTERM"],
         ["stopped", undefined],
       ],
     );
-    assert.equal(code, 0);
+    assert.equal(exit.code, 0, exit.stderr);
   });
 }
 
 test("when stdout stops taking log lines, the server queues them up to its limit, then drops them with one note on stderr, and keeps serving", {
   timeout: 120_000,
 }, async (t) => {
-  const child = spawn(
+  const child = startChild(
+    t,
     process.execPath,
-    ["--import", "tsx", "src/main.ts", "--port", "0", "--host", "127.0.0.1"],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ADMIN_PORT: "0" },
-    },
+    mainWithTsx("--port", "0", "--host", "127.0.0.1"),
+    { env: { ...process.env, ADMIN_PORT: "0" } },
   );
-  t.after(() => child.kill("SIGKILL"));
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
   // Read the ready line, then nothing more: stdout's pipe fills and stays full.
-  const lines = createInterface({ input: child.stdout });
-  const [ready] = (await once(lines, "line")) as [string];
-  lines.close();
-  child.stdout.pause();
+  const ready = await child.nextLine();
+  child.process.stdout?.pause();
   const url = (JSON.parse(ready) as { url: string }).url;
 
   // 100,000 calls log ~21 MB (~210 bytes a line), more than maxQueuedLogBytes (16 MiB).
@@ -369,6 +345,7 @@ test("when stdout stops taking log lines, the server queues them up to its limit
   });
   assert.equal(run.succeeded, 100_000);
   assert.equal(run.failed + run.errored, 0);
+  const stderr = child.stderr();
   assert.match(
     stderr,
     /stdout is not keeping up with the log; dropping lines beyond 16777216 queued bytes\n/,

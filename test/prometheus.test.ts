@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
-import { startPrometheus } from "./support/prometheus.js";
+import { startPrometheus } from "./prometheus/prometheus.js";
 import { startTestServer } from "./support/server.js";
 import { testTransport } from "./support/transports.js";
 

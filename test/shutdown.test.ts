@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { once } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
@@ -19,15 +19,17 @@ import {
 } from "@connectrpc/connect-node";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { goAwayNoticeMs } from "../src/transport/goaway.js";
+import {
+  type Exit,
+  mainWithTsx,
+  repoRoot,
+  type ServerProcess,
+  startChild,
+  startServerProcess,
+} from "./support/child.js";
 import { outcomeOf, wireRequest } from "./support/parity.js";
 import { rawH1 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
-import {
-  mainWithTsx,
-  projectRoot,
-  type ServerProcess,
-  spawnServer,
-} from "./support/server-process.js";
 import { protocols } from "./support/transports.js";
 import { assertTook, within } from "./support/wait.js";
 
@@ -107,6 +109,11 @@ function connectError(url: string): Promise<string> {
   });
 }
 
+/** How a process ended, without what it printed. */
+function ending({ code, signal }: Exit): Pick<Exit, "code" | "signal"> {
+  return { code, signal };
+}
+
 const all5 = (i: number) =>
   [0, 1, 2, 3, 4].map((k) => `Hello n${i}, message ${k}`);
 
@@ -134,7 +141,7 @@ async function drainsTwentyStreams(
 test("SIGTERM to the server process lets 20 streams in flight finish, refuses new connections, and exits 0 within the grace period", {
   timeout: 60_000,
 }, async (t) => {
-  const server = await spawnServer(
+  const server = await startServerProcess(
     t,
     process.execPath,
     mainWithTsx(
@@ -147,9 +154,10 @@ test("SIGTERM to the server process lets 20 streams in flight finish, refuses ne
   let signalledAt = 0;
   await drainsTwentyStreams(server, () => {
     signalledAt = performance.now();
-    server.child.kill("SIGTERM");
+    server.process.kill("SIGTERM");
   });
-  assert.deepEqual(await server.exited, { code: 0, signal: null });
+  const exit = await server.exited;
+  assert.deepEqual(ending(exit), { code: 0, signal: null }, exit.stderr);
   t.diagnostic(
     `the server exited ${Math.round(performance.now() - signalledAt)} ms after SIGTERM`,
   );
@@ -162,7 +170,7 @@ test("SIGTERM to the server process lets 20 streams in flight finish, refuses ne
 test("SIGTERM to the process group of `npm start` (what Ctrl-C does) drains the same way and every process exits", {
   timeout: 60_000,
 }, async (t) => {
-  const server = await spawnServer(t, "npm", [
+  const server = await startServerProcess(t, "npm", [
     "start",
     "--",
     "--port",
@@ -175,11 +183,11 @@ test("SIGTERM to the process group of `npm start` (what Ctrl-C does) drains the 
   let signalledAt = 0;
   await drainsTwentyStreams(server, () => {
     signalledAt = performance.now();
-    process.kill(-(server.child.pid as number), "SIGTERM");
+    process.kill(-(server.process.pid as number), "SIGTERM");
   });
   // The server (npm's child) drains and exits; only then is nothing left
   // holding the output pipes.
-  await server.outputClosed;
+  await server.exited;
   t.diagnostic(
     `every process was gone ${Math.round(performance.now() - signalledAt)} ms after SIGTERM`,
   );
@@ -193,7 +201,7 @@ test("SIGTERM to the process group of `npm start` (what Ctrl-C does) drains the 
 test("a call that outlives the grace period ends with UNAVAILABLE, not a torn connection, and the process exits 0", {
   timeout: 60_000,
 }, async (t) => {
-  const server = await spawnServer(
+  const server = await startServerProcess(
     t,
     process.execPath,
     mainWithTsx(
@@ -205,13 +213,14 @@ test("a call that outlives the grace period ends with UNAVAILABLE, not a torn co
   );
   const outcomes = await startStreams(server.url, 3);
   const signalledAt = performance.now();
-  server.child.kill("SIGTERM");
+  server.process.kill("SIGTERM");
   for (const [i, outcome] of outcomes.entries()) {
     const r = await outcome;
     assert.deepEqual(r.messages, [`Hello n${i}, message 0`]);
     assert.equal(r.error?.code, Code.Unavailable, r.error?.message);
   }
-  assert.deepEqual(await server.exited, { code: 0, signal: null });
+  const exit = await server.exited;
+  assert.deepEqual(ending(exit), { code: 0, signal: null }, exit.stderr);
   // Not before the grace period (300 ms) is over; then the calls get their
   // status and the connections close, each step bounded by a second, plus
   // room for a loaded machine.
@@ -222,7 +231,7 @@ test("a call that outlives the grace period ends with UNAVAILABLE, not a torn co
 test("a second signal during the drain exits at once with 128 + its number", {
   timeout: 60_000,
 }, async (t) => {
-  const server = await spawnServer(
+  const server = await startServerProcess(
     t,
     process.execPath,
     mainWithTsx(
@@ -234,15 +243,13 @@ test("a second signal during the drain exits at once with 128 + its number", {
   );
   const outcomes = await startStreams(server.url, 1);
   const watcher = await watchGoaway(server.url);
-  server.child.kill("SIGTERM");
+  server.process.kill("SIGTERM");
   await watcher.goaway;
-  server.child.kill("SIGINT");
+  server.process.kill("SIGINT");
   // At once: not after the 60 s grace period, nor after a drain step; a
   // loaded machine may take a moment to deliver the signal.
-  assert.deepEqual(await within(server.exited, 2_000, "the exit"), {
-    code: 130,
-    signal: null,
-  });
+  const exit = await within(server.exited, 2_000, "the exit");
+  assert.deepEqual(ending(exit), { code: 130, signal: null }, exit.stderr);
   const [outcome] = await Promise.all(outcomes);
   assert.ok(outcome?.error, "the call in flight did not complete");
   watcher.session.destroy();
@@ -251,8 +258,8 @@ test("a second signal during the drain exits at once with 128 + its number", {
 test("the compiled entry point (node dist/src/main.js) starts, answers, serves the page, and drains on SIGTERM", {
   timeout: 60_000,
 }, async (t) => {
-  await promisify(execFile)("npm", ["run", "build"], { cwd: projectRoot });
-  const server = await spawnServer(t, process.execPath, [
+  await promisify(execFile)("npm", ["run", "build"], { cwd: repoRoot });
+  const server = await startServerProcess(t, process.execPath, [
     "dist/src/main.js",
     "--port=0",
     "--host=127.0.0.1",
@@ -270,8 +277,9 @@ test("the compiled entry point (node dist/src/main.js) starts, answers, serves t
   const page = await fetch(`${server.url}/`);
   assert.equal(page.status, 200);
   assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
-  await drainsTwentyStreams(server, () => server.child.kill("SIGTERM"));
-  assert.deepEqual(await server.exited, { code: 0, signal: null });
+  await drainsTwentyStreams(server, () => server.process.kill("SIGTERM"));
+  const exit = await server.exited;
+  assert.deepEqual(ending(exit), { code: 0, signal: null }, exit.stderr);
 });
 
 test("shutdown() reports NOT_SERVING before it sends GOAWAY, and a stream in flight on that connection completes", {
@@ -501,27 +509,23 @@ function grpcFrame(payload: Buffer): Buffer {
 test("a program that shuts the server down and returns exits on its own at once: the drain leaves no timer behind", {
   timeout: 60_000,
 }, async (t) => {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "test/fixtures/shutdown-then-return.ts"],
-    { cwd: projectRoot, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  t.after(() => child.kill("SIGKILL"));
-  const exited = once(child, "exit") as Promise<[number | null]>;
-  const [line] = (await once(child.stdout.setEncoding("utf8"), "data")) as [
-    string,
-  ];
+  const child = startChild(t, process.execPath, [
+    "--import",
+    "tsx",
+    "test/fixtures/shutdown-then-return.ts",
+  ]);
+  const line = await child.nextLine();
   const printedAt = performance.now();
   assert.equal(JSON.parse(line).callsAtStart, 0);
   // A timer of the drain's left running would hold the process for
   // goAwayNoticeMs (the close of idle HTTP/1.1 connections) or the grace
   // period (30 s here); the exit itself takes milliseconds.
-  const [code] = await within(
-    exited,
+  const exit = await within(
+    child.exited,
     goAwayNoticeMs * 0.75,
     "the exit after the drain",
   );
-  assert.equal(code, 0);
+  assert.equal(exit.code, 0, exit.stderr);
   t.diagnostic(
     `exited ${Math.round(performance.now() - printedAt)} ms after the drain`,
   );

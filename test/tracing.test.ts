@@ -17,15 +17,15 @@ import { parseInvocation, UsageError } from "../src/client/args.js";
 import { ConfigError, helpText, loadConfig } from "../src/config.js";
 import { otelSettings } from "../src/otel-config.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
-import { runClient, startChild } from "./support/child.js";
+import { listeningOn, runClient, startChild } from "./support/child.js";
 import { LogCapture, type LogLine } from "./support/log-capture.js";
-import { OtlpReceiver, type ReceivedSpan } from "./support/otlp-receiver.js";
 import { startTestServer } from "./support/server.js";
 import {
   type HttpVersion,
   type Protocol,
   testTransport,
 } from "./support/transports.js";
+import { OtlpReceiver, type ReceivedSpan } from "./tracing/otlp-receiver.js";
 
 /** A caller's span, as a W3C traceparent names it. */
 interface Parent {
@@ -772,11 +772,7 @@ test("npm start with OTEL_EXPORTER_OTLP_ENDPOINT exports its spans, and on SIGTE
       },
     },
   );
-  let url: string | undefined;
-  while (url === undefined) {
-    const line = JSON.parse(await child.nextLine()) as LogLine;
-    url = /listening on (\S+)/.exec(line.msg)?.[1];
-  }
+  const url = await listeningOn(child);
   const caller = parent();
   const client = createClient(Greeter, testTransport("grpc", "2", url));
   await client.sayHello(

@@ -28,8 +28,8 @@ export class CallEnd {
     this.#pending = undefined;
     pending?.reject(e);
   };
-  /** Waits beside the one in progress (a request read while a response step waits). */
-  readonly #others = new Set<(reason: unknown) => void>();
+  /** Waits beside the one in progress (a request read while a response step waits); made when first needed. */
+  #others: Set<(reason: unknown) => void> | undefined = undefined;
 
   /** Why the call ended, if it has. */
   get ended(): Ended | undefined {
@@ -41,8 +41,10 @@ export class CallEnd {
     if (this.#ended !== undefined) return false;
     this.#ended = { reason };
     this.#reject(reason);
-    for (const reject of this.#others) reject(reason);
-    this.#others.clear();
+    if (this.#others !== undefined) {
+      for (const reject of this.#others) reject(reason);
+      this.#others = undefined;
+    }
     return true;
   }
 
@@ -68,6 +70,7 @@ export class CallEnd {
       return pending.promise;
     }
     const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#others ??= new Set();
     const others = this.#others;
     others.add(reject);
     result.then(

@@ -1,18 +1,8 @@
 import { Code } from "@connectrpc/connect";
-import {
-  AggregatorRegistry,
-  Counter,
-  collectDefaultMetrics,
-  Gauge,
-  Histogram,
-  Registry,
-} from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Protocol } from "../protocol/content-type.js";
-import type { RequestHandler } from "../transport/listener.js";
+import { Latencies, LatencyHistogram } from "./latency-histogram.js";
 import type { Call, CallObserver, Outcome, Procedure } from "./observer.js";
-
-/** The path metrics are served on. */
-export const metricsPath = "/metrics";
 
 const callLabels = [
   "grpc_type",
@@ -26,7 +16,8 @@ type CallLabel = (typeof callLabels)[number];
  * Prometheus metrics of one server, named as go-grpc-prometheus names them so
  * existing gRPC dashboards work, plus a `protocol` label (grpc, grpc-web,
  * connect). Each server has its own registry, with Node's process metrics,
- * so several servers in one process (tests) do not share counters.
+ * so several servers in one process (tests) do not share counters; the
+ * admin port serves it (src/admin/).
  */
 export class Metrics implements CallObserver {
   /** The registry every metric of this server is in. */
@@ -40,55 +31,59 @@ export class Metrics implements CallObserver {
    */
   readonly #series = new Map<Procedure, Partial<Record<Protocol, Series>>>();
 
-  readonly #started: Counter<string> = new Counter({
-    name: "grpc_server_started_total",
-    help: "Total number of RPCs started on the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#started, this.#series, (s) => [[{}, s.started]]),
-  });
-  readonly #handled: Counter<string> = new Counter({
-    name: "grpc_server_handled_total",
-    help: "Total number of RPCs completed on the server, regardless of success or failure.",
-    labelNames: [...callLabels, "grpc_code"],
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#handled, this.#series, (s) =>
-        [...s.handled].map(([code, n]) => [{ grpc_code: code }, n]),
-      ),
-  });
-  readonly #handling = new Histogram({
-    name: "grpc_server_handling_seconds",
-    help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-  });
-  readonly #inFlight: Gauge<string> = new Gauge({
-    name: "grpc_server_streams_in_flight",
-    help: "Calls (HTTP/2 streams, or HTTP/1.1 requests) being handled now, unary and streaming.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#inFlight, this.#series, (s) => [[{}, s.inFlight]]),
-  });
-  readonly #received: Counter<string> = new Counter({
-    name: "grpc_server_msg_received_total",
-    help: "Total number of RPC stream messages received on the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#received, this.#series, (s) => [[{}, s.received]]),
-  });
-  readonly #sent: Counter<string> = new Counter({
-    name: "grpc_server_msg_sent_total",
-    help: "Total number of gRPC stream messages sent by the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () => publish(this.#sent, this.#series, (s) => [[{}, s.sent]]),
-  });
-
   constructor() {
+    const counts = (
+      type: typeof Counter | typeof Gauge,
+      name: string,
+      help: string,
+      pick: (s: Series) => [Record<string, string>, number][],
+      extraLabels: readonly string[] = [],
+    ) => {
+      const metric: Counter<string> | Gauge<string> = new type({
+        name,
+        help,
+        labelNames: [...callLabels, ...extraLabels],
+        registers: [this.registry],
+        collect: () => publish(metric, this.#series, pick),
+      });
+    };
+    counts(
+      Counter,
+      "grpc_server_started_total",
+      "Total number of RPCs started on the server.",
+      (s) => [[{}, s.started]],
+    );
+    counts(
+      Counter,
+      "grpc_server_handled_total",
+      "Total number of RPCs completed on the server, regardless of success or failure.",
+      (s) => [...s.handled].map(([code, n]) => [{ grpc_code: code }, n]),
+      ["grpc_code"],
+    );
+    counts(
+      Gauge,
+      "grpc_server_streams_in_flight",
+      "Calls (HTTP/2 streams, or HTTP/1.1 requests) being handled now, unary and streaming.",
+      (s) => [[{}, s.inFlight]],
+    );
+    counts(
+      Counter,
+      "grpc_server_msg_received_total",
+      "Total number of RPC stream messages received on the server.",
+      (s) => [[{}, s.received]],
+    );
+    counts(
+      Counter,
+      "grpc_server_msg_sent_total",
+      "Total number of gRPC stream messages sent by the server.",
+      (s) => [[{}, s.sent]],
+    );
+    new LatencyHistogram(
+      "grpc_server_handling_seconds",
+      "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+      this.registry,
+      () => this.#latencies(),
+    );
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -135,6 +130,12 @@ export class Metrics implements CallObserver {
     s.handling.observe(outcome.durationMs / 1000);
   }
 
+  *#latencies(): Iterable<Latencies> {
+    for (const byProtocol of this.#series.values()) {
+      for (const s of Object.values(byProtocol)) yield s.handling;
+    }
+  }
+
   #of(call: Call): Series {
     let byProtocol = this.#series.get(call.procedure);
     if (byProtocol === undefined) {
@@ -151,80 +152,12 @@ export class Metrics implements CallObserver {
         received: 0,
         sent: 0,
         handled: new Map(),
-        handling: this.#handling.labels(labels),
+        handling: new Latencies(labels),
       };
       byProtocol[call.protocol] = series;
     }
     return series;
   }
-
-  /** Serve `GET /metrics` in Prometheus text format; pass every other request on to `next`. */
-  serve(next: RequestHandler): RequestHandler {
-    return serveMetrics(
-      () => this.registry.metrics(),
-      this.registry.contentType,
-      next,
-    );
-  }
-
-  /**
-   * In a worker of cluster mode: answer the primary's requests for this
-   * worker's metrics (prom-client's cluster protocol), so that the primary
-   * serves them all, summed, on the one admin port (ClusterMetrics).
-   */
-  shareWithPrimary(): void {
-    // Constructing one installs the worker's message listener.
-    new AggregatorRegistry();
-    AggregatorRegistry.setRegistries([this.registry]);
-  }
-}
-
-/**
- * The metrics of every worker of cluster mode, summed by prom-client's
- * AggregatorRegistry, for the primary's admin port: workers share the API
- * port, and a scrape answered by whichever worker got the connection would
- * see that worker's counts only.
- */
-export class ClusterMetrics {
-  readonly #aggregator = new AggregatorRegistry();
-
-  /** Serve `GET /metrics`, asking every worker; pass every other request on to `next`. */
-  serve(next: RequestHandler): RequestHandler {
-    return serveMetrics(
-      () => this.#aggregator.clusterMetrics(),
-      this.#aggregator.contentType,
-      next,
-    );
-  }
-}
-
-/** Answer `GET` (and `HEAD`) `/metrics` with what `collect` gives, 500 if it fails; pass every other request on. */
-function serveMetrics(
-  collect: () => Promise<string>,
-  contentType: string,
-  next: RequestHandler,
-): RequestHandler {
-  return (req, res) => {
-    const path = (req.url ?? "").split("?")[0];
-    if (
-      path !== metricsPath ||
-      (req.method !== "GET" && req.method !== "HEAD")
-    ) {
-      next(req, res);
-      return;
-    }
-    collect().then(
-      (text) => {
-        res.writeHead(200, { "content-type": contentType });
-        if (req.method === "HEAD") res.end();
-        else res.end(text);
-      },
-      () => {
-        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
-        res.end("cannot collect metrics\n");
-      },
-    );
-  };
 }
 
 /** One procedure's and protocol's counts, and its latency histogram. */
@@ -236,7 +169,7 @@ interface Series {
   sent: number;
   /** By code, as codes come. */
   readonly handled: Map<string, number>;
-  readonly handling: Histogram.Internal<CallLabel>;
+  readonly handling: Latencies;
 }
 
 /** Set `metric` to the counts `pick` reads from each series, with any extra labels it names. */

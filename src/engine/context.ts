@@ -11,7 +11,7 @@ export interface ResponseInit {
  * The handler context of an engine call, as connect's createHandlerContext
  * builds it, but each costly part made on first read. Response headers and
  * trailers start from `init` (the protocol's own, such as content-type);
- * the protocols read them back with `CallContext.written`.
+ * the protocols read them back with `CallContext.headerSet` and `trailerSet`.
  */
 export class CallContext implements HandlerContext {
   readonly #call: EngineCall;
@@ -76,16 +76,18 @@ export class CallContext implements HandlerContext {
     return this.#call.exchange.url;
   }
 
-  /** The response headers and trailers as they stand: undefined for one nobody touched, which is still its `init`. */
-  static written(ctx: CallContext): {
-    header: Headers | undefined;
-    trailer: Headers | undefined;
-    init: ResponseInit;
-  } {
-    return {
-      header: ctx.#responseHeader,
-      trailer: ctx.#responseTrailer,
-      init: ctx.#init,
-    };
+  /** The response headers as they stand: undefined while nobody touched them, and they are still the protocol's `init`. */
+  static headerSet(ctx: CallContext): Headers | undefined {
+    return ctx.#responseHeader;
+  }
+
+  /** The response trailers as they stand: undefined while nobody touched them, and they are still the protocol's `init`. */
+  static trailerSet(ctx: CallContext): Headers | undefined {
+    return ctx.#responseTrailer;
+  }
+
+  /** The protocol's initial response headers and trailers. */
+  static init(ctx: CallContext): ResponseInit {
+    return ctx.#init;
   }
 }

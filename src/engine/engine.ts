@@ -46,14 +46,13 @@ import type { ConnectionSource } from "../calls/connection.js";
 import { CallPipeline } from "../calls/pipeline.js";
 import type { CorsPolicy } from "../http/cors.js";
 import type { Middleware } from "../http/middleware.js";
-import { grpcAcceptEncoding } from "../protocol/accept-encoding.js";
 import {
   parseRequestType,
   type RequestType,
 } from "../protocol/content-type.js";
 import { serveConnectStream } from "../protocol-connect/stream.js";
 import { serveConnectUnary } from "../protocol-connect/unary.js";
-import { serveGrpc } from "../protocol-grpc/handler.js";
+import { GrpcShapes, serveGrpc } from "../protocol-grpc/handler.js";
 import { type CallHost, EngineCall } from "./call.js";
 import type { Exchange } from "./exchange.js";
 import { Http1Exchange } from "./http1-exchange.js";
@@ -110,8 +109,8 @@ export class Engine implements CallHost {
   readonly #enabled: boolean;
   readonly #logger: Logger;
   readonly #cors: CorsPolicy | undefined;
-  /** The grpc-accept-encoding value of gRPC and gRPC-Web answers. */
-  readonly #acceptEncoding: string;
+  /** The start of gRPC and gRPC-Web answers, for the encodings this engine reads. */
+  readonly #grpcShapes: GrpcShapes;
 
   constructor(options: EngineOptions = {}) {
     // The same normalisation (defaults, limits) connect applies to these
@@ -130,8 +129,7 @@ export class Engine implements CallHost {
     this.#logger = options.logger ?? pino({ level: "silent" });
     this.#cors = options.cors;
     this.#enabled = options.enabled ?? true;
-    this.#acceptEncoding =
-      grpcAcceptEncoding("grpc", this.opt.acceptCompression) ?? "";
+    this.#grpcShapes = new GrpcShapes(this.opt.acceptCompression);
     const shutdown = this.opt.shutdownSignal;
     shutdown?.addEventListener(
       "abort",
@@ -298,7 +296,7 @@ export class Engine implements CallHost {
           call,
           type.protocol === "grpc-web",
           type.binary,
-          this.#acceptEncoding,
+          this.#grpcShapes,
         );
         break;
       case "connect":

@@ -1,8 +1,9 @@
 import * as net from "node:net";
 import type { InflightCalls } from "../calls/inflight.js";
 import type { ServingStatus } from "../services/serving-status.js";
+import type { Response } from "../transport/connections.js";
 import { goAwayNoticeMs } from "../transport/goaway.js";
-import type { Listener, Response } from "../transport/listener.js";
+import type { Listener } from "../transport/listener.js";
 
 /** How long calls ended at the end of the grace period get to send their status, in milliseconds. */
 const endCallsMs = 1000;

@@ -36,11 +36,12 @@ const connectStream: EnvelopedProtocol = {
   skipFlag: endStreamFlag,
 };
 
-const shapes = new Map<string, Shape>();
+/** The responses' initial headers, by binary (1) or JSON (0), then by response encoding ("" for none); made as first needed. */
+const shapes = [new Map<string, Shape>(), new Map<string, Shape>()];
 
 function shapeOf(binary: boolean, encoding: string | undefined): Shape {
-  const key = `${binary} ${encoding ?? ""}`;
-  let shape = shapes.get(key);
+  const byEncoding = shapes[binary ? 1 : 0] as Map<string, Shape>;
+  let shape = byEncoding.get(encoding ?? "");
   if (shape === undefined) {
     const contentType = binary ? contentTypeStreamProto : contentTypeStreamJson;
     const header: Record<string, string> = {
@@ -58,7 +59,7 @@ function shapeOf(binary: boolean, encoding: string | undefined): Shape {
       init: { header, trailer: {} },
       head: { plain, before: undefined, trailers: false },
     };
-    shapes.set(key, shape);
+    byEncoding.set(encoding ?? "", shape);
   }
   return shape;
 }

@@ -106,8 +106,10 @@ export async function serveConnectUnary(
     encoding = compression.response.name;
   }
   if (exchange.gone) return;
-  const written = CallContext.written(ctx);
-  if (written.header === undefined && written.trailer === undefined) {
+  if (
+    CallContext.headerSet(ctx) === undefined &&
+    CallContext.trailerSet(ctx) === undefined
+  ) {
     // Nothing set by the handler: the protocol's own headers, in the order
     // connect-node's webHeaderToNodeHeaders gives them (fetch Headers sort
     // their names).

@@ -24,10 +24,11 @@ export function webTrailer(ctx: CallContext): {
   flags: number;
   data: Uint8Array;
 } {
-  const { trailer, init } = CallContext.written(ctx);
+  const trailer = CallContext.trailerSet(ctx);
   if (trailer !== undefined) {
     return { flags: trailerFlag, data: trailerSerialize(trailer) };
   }
+  const init = CallContext.init(ctx);
   let data = serialized.get(init.trailer);
   if (data === undefined) {
     data = trailerSerialize(new Headers(init.trailer));

@@ -6,6 +6,8 @@
  * the status goes: gRPC's HTTP trailers, or gRPC-Web's last message
  * (src/protocol-grpc-web/trailer.ts).
  */
+
+import type { Compression } from "@connectrpc/connect/protocol";
 import {
   contentTypeJson,
   contentTypeProto,
@@ -26,6 +28,10 @@ import { asClientError } from "../calls/internal-errors.js";
 import type { EngineCall } from "../engine/call.js";
 import { ensureSingle, invokeUnary } from "../engine/invoke.js";
 import { streamResponses } from "../engine/stream.js";
+import {
+  grpcAcceptEncoding,
+  grpcAcceptEncodingHeader,
+} from "../protocol/accept-encoding.js";
 import {
   type EnvelopedProtocol,
   envelopedCall,
@@ -49,46 +55,60 @@ const grpcWeb: EnvelopedProtocol = {
   skipFlag: webTrailerFlag,
 };
 
-const shapes = new Map<string, Shape>();
+/**
+ * The responses' initial headers and trailers for one server's accepted
+ * encodings, made once for every protocol (gRPC, gRPC-Web), format and
+ * response encoding, so a call looks its shape up without making a key.
+ */
+export class GrpcShapes {
+  /** By web (2) + binary (1), then by response encoding ("" for none). */
+  readonly #table: Map<string, Shape>[] = [];
 
-/** The response's initial headers and trailers, made once per protocol, format, encoding and accepted-encodings list. */
-function shapeOf(
-  web: boolean,
-  binary: boolean,
-  encoding: string | undefined,
-  acceptEncoding: string,
-): Shape {
-  const key = `${web} ${binary} ${encoding ?? ""} ${acceptEncoding}`;
-  let shape = shapes.get(key);
-  if (shape === undefined) {
-    const header: Record<string, string> = {
-      [headerContentType]: web
-        ? binary
-          ? webContentTypeProto
-          : webContentTypeJson
-        : binary
-          ? contentTypeProto
-          : contentTypeJson,
-    };
-    if (encoding !== undefined) header[headerEncoding] = encoding;
-    const before = { "grpc-accept-encoding": acceptEncoding };
-    shape = {
-      // Lower case, as connect-node's webHeaderToNodeHeaders writes the
-      // trailers: Node sends these as they are when no handler set one, and
-      // HTTP/1.1 keeps a name's case on the wire.
-      init: {
-        header,
-        trailer: { [headerGrpcStatus.toLowerCase()]: grpcStatusOk },
-      },
-      head: {
-        plain: { ...before, ...lowerCase(header) },
-        before,
-        trailers: !web,
-      },
-    };
-    shapes.set(key, shape);
+  constructor(acceptCompression: readonly Compression[]) {
+    const acceptEncoding = grpcAcceptEncoding("grpc", acceptCompression) ?? "";
+    const before = { [grpcAcceptEncodingHeader]: acceptEncoding };
+    for (const web of [false, true]) {
+      for (const binary of [false, true]) {
+        const byEncoding = new Map<string, Shape>();
+        for (const encoding of ["", ...acceptCompression.map((c) => c.name)]) {
+          const header: Record<string, string> = {
+            [headerContentType]: web
+              ? binary
+                ? webContentTypeProto
+                : webContentTypeJson
+              : binary
+                ? contentTypeProto
+                : contentTypeJson,
+          };
+          if (encoding !== "") header[headerEncoding] = encoding;
+          byEncoding.set(encoding, {
+            // Lower case, as connect-node's webHeaderToNodeHeaders writes
+            // the trailers: Node sends these as they are when no handler set
+            // one, and HTTP/1.1 keeps a name's case on the wire.
+            init: {
+              header,
+              trailer: { [headerGrpcStatus.toLowerCase()]: grpcStatusOk },
+            },
+            head: {
+              plain: { ...before, ...lowerCase(header) },
+              before,
+              trailers: !web,
+            },
+          });
+        }
+        this.#table[(web ? 2 : 0) + (binary ? 1 : 0)] = byEncoding;
+      }
+    }
   }
-  return shape;
+
+  /** The shape of a response in `web` or gRPC, `binary` or JSON, with the response `encoding`, if any. */
+  of(web: boolean, binary: boolean, encoding: string | undefined): Shape {
+    const shape = this.#table[(web ? 2 : 0) + (binary ? 1 : 0)]?.get(
+      encoding ?? "",
+    );
+    if (shape === undefined) throw new Error(`no shape for ${encoding}`);
+    return shape;
+  }
 }
 
 /** One gRPC (`web` false) or gRPC-Web call, of any kind. */
@@ -96,7 +116,7 @@ export async function serveGrpc(
   call: EngineCall,
   web: boolean,
   binary: boolean,
-  acceptEncoding: string,
+  shapes: GrpcShapes,
 ): Promise<void> {
   const { host, route, exchange } = call;
   const { opt } = host;
@@ -105,7 +125,7 @@ export async function serveGrpc(
     call,
     web ? grpcWeb : grpc,
     binary,
-    (encoding) => shapeOf(web, binary, encoding, acceptEncoding),
+    (encoding) => shapes.of(web, binary, encoding),
   );
   const end = web ? () => webTrailer(ctx) : undefined;
 

@@ -53,7 +53,7 @@ export class ResponseWriter {
   #sendHeaders(): void {
     if (this.#headersSent) return;
     this.#headersSent = true;
-    const { header } = CallContext.written(this.#ctx);
+    const header = CallContext.headerSet(this.#ctx);
     const head = this.#head;
     this.#exchange.respond(
       200,
@@ -67,8 +67,10 @@ export class ResponseWriter {
   /** The trailers as they stand (gRPC): the handler's, or the protocol's initial ones. */
   #trailers(): OutgoingHttpHeaders | undefined {
     if (!this.#head.trailers) return undefined;
-    const { trailer, init } = CallContext.written(this.#ctx);
-    return trailer === undefined ? init.trailer : nodeHeaders(trailer);
+    const trailer = CallContext.trailerSet(this.#ctx);
+    return trailer === undefined
+      ? CallContext.init(this.#ctx).trailer
+      : nodeHeaders(trailer);
   }
 
   /**

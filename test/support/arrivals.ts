@@ -1,14 +1,14 @@
 /**
- * What a test watches arrive (log lines, HTTP/2 frames), kept in order, and
- * promises of the first one that matches, already here or still to come.
- * A promise fails as soon as its bound passes or the source ends, saying what
- * did arrive: a failure bound, not a wait.
+ * What a test watches arrive (log lines, HTTP/2 frames, a child process's
+ * lines), kept in order, and promises of the first one that matches, already
+ * here or still to come. A promise fails as soon as its bound passes or the
+ * source ends, saying what did arrive: a failure bound, not a wait.
  */
 export class Arrivals<T> {
   /** Everything that arrived, oldest first. */
   readonly items: T[] = [];
   #waiters: {
-    match: (item: T) => boolean;
+    match: (item: T, index: number) => boolean;
     resolve: (item: T) => void;
     reject: (error: Error) => void;
   }[] = [];
@@ -22,9 +22,9 @@ export class Arrivals<T> {
 
   /** Takes in `item`, resolving every waiter it matches. */
   add(item: T): void {
-    this.items.push(item);
+    const index = this.items.push(item) - 1;
     for (const w of [...this.#waiters]) {
-      if (w.match(item)) {
+      if (w.match(item, index)) {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
         w.resolve(item);
       }
@@ -32,10 +32,13 @@ export class Arrivals<T> {
   }
 
   /**
-   * The first item, arrived or to come, that `match` accepts; fails after
-   * `ms`, or once `end()` says nothing more will come, listing what arrived.
+   * The first item, arrived or to come, that `match` accepts (given the
+   * item and its place in `items`); fails after `ms`, or once `end()` says
+   * nothing more will come, listing what arrived. Without `ms` only the end
+   * bounds it: for a source that ends by itself, as a child process's output
+   * does when it exits.
    */
-  first(match: (item: T) => boolean, ms: number): Promise<T> {
+  first(match: (item: T, index: number) => boolean, ms?: number): Promise<T> {
     const found = this.items.find(match);
     if (found !== undefined) return Promise.resolve(found);
     if (this.#ended !== undefined) {
@@ -53,10 +56,13 @@ export class Arrivals<T> {
           reject(error);
         },
       };
-      const timer = setTimeout(() => {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-        reject(this.#failure(`nothing matching within ${ms} ms`));
-      }, ms);
+      const timer =
+        ms === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+              reject(this.#failure(`nothing matching within ${ms} ms`));
+            }, ms);
       this.#waiters.push(waiter);
     });
   }

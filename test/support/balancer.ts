@@ -1,5 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
+import type { ChildProcess } from "node:child_process";
 import {
   chmodSync,
   mkdtempSync,
@@ -10,8 +9,14 @@ import {
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  type Child,
+  killGroup,
+  listeningOn,
+  repoRoot,
+  spawnChild,
+} from "./child.js";
 import { type Host, prefix } from "./netns.js";
-import { projectRoot } from "./server-process.js";
 
 /** The port every replica serves on, each on its own address. */
 export const replicaPort = 50051;
@@ -24,9 +29,9 @@ export interface Replica {
   /** The API URL, http://<address>:50051. */
   readonly url: string;
   readonly child: ChildProcess;
-  /** Resolves when the process exits. */
+  /** Resolves once the process has exited and its output is closed. */
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
-  /** Everything it printed, stdout and stderr. */
+  /** Everything it printed: stdout, then stderr. */
   output(): string;
 }
 
@@ -40,7 +45,7 @@ export async function startReplica(
   host: Host,
   env: Record<string, string>,
 ): Promise<Replica> {
-  const child = spawn(
+  const child = spawnChild(
     "ip",
     [
       "netns",
@@ -52,9 +57,6 @@ export async function startReplica(
       "src/main.ts",
     ],
     {
-      cwd: projectRoot,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
       env: {
         ...process.env,
         HOST: host.address,
@@ -65,39 +67,15 @@ export async function startReplica(
       },
     },
   );
-  let output = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    output += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    output += d;
-  });
-  const exited = once(child, "exit").then(([code, signal]) => ({
-    code: code as number | null,
-    signal: signal as string | null,
-  }));
-  await new Promise<void>((resolve, reject) => {
-    const onData = () => {
-      if (/listening on/.test(output)) {
-        child.stdout.off("data", onData);
-        resolve();
-      }
-    };
-    child.stdout.on("data", onData);
-    void exited.then(({ code, signal }) =>
-      reject(
-        new Error(
-          `replica in ${host.ns} exited (${code ?? signal}) before listening:\n${output}`,
-        ),
-      ),
-    );
+  await listeningOn(child).catch((e: Error) => {
+    throw new Error(`replica in ${host.ns} did not listen: ${e.message}`);
   });
   return {
     host,
     url: `http://${host.address}:${replicaPort}`,
-    child,
-    exited,
-    output: () => output,
+    child: child.process,
+    exited: child.exited.then(({ code, signal }) => ({ code, signal })),
+    output: () => child.stdout() + child.stderr(),
   };
 }
 
@@ -123,10 +101,7 @@ export async function handledCalls(host: Host): Promise<number> {
 }
 
 /** The nginx configuration shipped for users. */
-export const shippedNginxConfig = join(
-  projectRoot,
-  "deploy/nginx/greeter.conf",
-);
+export const shippedNginxConfig = join(repoRoot, "deploy/nginx/greeter.conf");
 
 /** One request as nginx logged it. */
 export interface AccessLogEntry {
@@ -153,7 +128,7 @@ export interface Nginx {
   readonly dir: string;
   /** The master process's pid (its workers are its children). */
   readonly pid: number;
-  /** nginx's error log so far. */
+  /** What nginx logged so far: its stderr and error log (HAProxy: its output). */
   errorLog(): string;
   /** nginx's access log so far, one entry per request. */
   accessLog(): AccessLogEntry[];
@@ -228,16 +203,6 @@ http {
 }
 `,
   );
-  const child = spawn(
-    "nginx",
-    ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"],
-    { detached: true, stdio: ["ignore", "ignore", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    stderr += d;
-  });
-  const exited = once(child, "exit");
   const read = (name: string) => {
     try {
       return readFileSync(join(dir, name), "utf8");
@@ -245,25 +210,16 @@ http {
       return "";
     }
   };
-  const stop = () => stopBalancer(child, exited, dir);
-  try {
-    await Promise.race([
-      Promise.all([waitForPort(ports.h2), waitForPort(ports.h1)]),
-      exited.then(() => {
-        throw new Error(`nginx exited: ${stderr}${read("error.log")}`);
-      }),
-    ]);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return {
-    h2Url: `http://127.0.0.1:${ports.h2}`,
-    h1Url: `http://127.0.0.1:${ports.h1}`,
-    config,
+  const started = await startBalancer(
+    "nginx",
+    ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"],
     dir,
-    pid: child.pid as number,
-    errorLog: () => read("error.log"),
+    ports,
+    (child) => child.stderr() + read("error.log"),
+  );
+  return {
+    ...started,
+    config,
     accessLog: () =>
       read("access.log")
         .split("\n")
@@ -280,16 +236,7 @@ http {
             connectTimes: split(connectTimes),
           };
         }),
-    stop,
   };
-}
-
-function killGroup(child: ChildProcess): void {
-  try {
-    process.kill(-(child.pid as number), "SIGKILL");
-  } catch {
-    // already gone
-  }
 }
 
 /** A TCP port free on 127.0.0.1 a moment ago. */
@@ -321,7 +268,7 @@ async function waitForPort(port: number): Promise<void> {
 
 /** The HAProxy configuration shipped for users. */
 export const shippedHaproxyConfig = join(
-  projectRoot,
+  repoRoot,
   "deploy/haproxy/greeter.cfg",
 );
 
@@ -367,23 +314,35 @@ export async function startHaproxy(
   );
   const file = join(dir, "haproxy.cfg");
   writeFileSync(file, config);
-  const child = spawn("haproxy", ["-db", "-f", file], {
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let log = "";
-  const append = (d: string) => {
-    log += d;
-  };
-  child.stdout.setEncoding("utf8").on("data", append);
-  child.stderr.setEncoding("utf8").on("data", append);
-  const exited = once(child, "exit");
-  const stop = () => stopBalancer(child, exited, dir);
+  const started = await startBalancer(
+    "haproxy",
+    ["-db", "-f", file],
+    dir,
+    ports,
+    (child) => child.stdout() + child.stderr(),
+  );
+  return { ...started, config, accessLog: () => [] };
+}
+
+/**
+ * Start a balancer (`command args`, its files in `dir`) in a process group of
+ * its own and resolve once it accepts connections on both ports; if it exits
+ * first, stop it and fail with what it logged (`log`).
+ */
+async function startBalancer(
+  command: string,
+  args: readonly string[],
+  dir: string,
+  ports: { h2: number; h1: number },
+  log: (child: Child) => string,
+): Promise<Omit<Nginx, "config" | "accessLog">> {
+  const child = spawnChild(command, args, { input: "" });
+  const stop = () => stopBalancer(child, dir);
   try {
     await Promise.race([
       Promise.all([waitForPort(ports.h2), waitForPort(ports.h1)]),
-      exited.then(() => {
-        throw new Error(`haproxy exited: ${log}`);
+      child.exited.then(() => {
+        throw new Error(`${command} exited: ${log(child)}`);
       }),
     ]);
   } catch (e) {
@@ -393,11 +352,9 @@ export async function startHaproxy(
   return {
     h2Url: `http://127.0.0.1:${ports.h2}`,
     h1Url: `http://127.0.0.1:${ports.h1}`,
-    config,
     dir,
-    pid: child.pid as number,
-    errorLog: () => log,
-    accessLog: () => [],
+    pid: child.process.pid as number,
+    errorLog: () => log(child),
     stop,
   };
 }
@@ -407,15 +364,12 @@ export async function startHaproxy(
  * if it is not gone within 5 s, then its group (workers share the master's)
  * and its directory, whatever happened.
  */
-async function stopBalancer(
-  child: ChildProcess,
-  exited: Promise<unknown>,
-  dir: string,
-): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill("SIGTERM");
+async function stopBalancer(child: Child, dir: string): Promise<void> {
+  const { exitCode, signalCode } = child.process;
+  if (exitCode === null && signalCode === null) {
+    child.process.kill("SIGTERM");
     const bound = setTimeout(() => killGroup(child), 5000);
-    await exited;
+    await child.exited;
     clearTimeout(bound);
   }
   killGroup(child);

@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { Arrivals } from "./arrivals.js";
 
-/** The repository root, where npm scripts run. */
+/** The repository root, where npm scripts run (with a trailing slash). */
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 
 /** How a child process ended, with everything it printed. */
@@ -16,26 +17,46 @@ export interface Exit {
   readonly stderr: string;
 }
 
-/** A child process started for a test, in its own process group. */
+export interface ChildOptions {
+  /** Its whole environment; the test runner's by default. */
+  env?: NodeJS.ProcessEnv;
+  /** Written to its stdin, which is then closed; without it stdin stays open for the test to write. */
+  input?: string;
+  /** The repository root by default. */
+  cwd?: string;
+}
+
+/** A child process started for a test, in a process group of its own. */
 export interface Child {
   readonly process: ChildProcess;
-  /** Resolves with the next line of stdout; rejects if stdout ends first. */
+  /**
+   * Its stdout, line by line, printed and to come: `lines.first(match)`.
+   * Ends when it has exited and its output is closed.
+   */
+  readonly lines: Arrivals<string>;
+  /** The next line of stdout that `nextLine` has not given yet; fails if the output ends first. */
   nextLine(): Promise<string>;
-  /** Resolves once the process has exited and its output is read. */
+  /** What it printed on stdout so far. */
+  stdout(): string;
+  /** What it printed on stderr so far. */
+  stderr(): string;
+  /**
+   * Resolves once it has exited and its stdout and stderr are closed (every
+   * process holding them, npm's children too, is gone), with all it printed.
+   */
   readonly exited: Promise<Exit>;
 }
 
 /**
- * Start a process in its own process group (cwd: the repository root unless
- * given), so that
- * the npm → node chain can be signalled and torn down as one; the
- * whole group is killed after the test, whatever happened.
+ * Start `command args` in a process group of its own (detached), as a shell
+ * runs a job, so that a test can signal the npm → node chain as Ctrl-C does,
+ * and it can be torn down as one. The caller ends it: `startChild` does that
+ * after a test.
  */
-export function startChild(
-  t: TestContext,
+export function spawnChild(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
+  options: ChildOptions = {},
 ): Child {
   const child = spawn(command, args, {
     cwd: options.cwd ?? repoRoot,
@@ -43,44 +64,20 @@ export function startChild(
     detached: true,
     stdio: "pipe",
   });
-  t.after(() => {
-    // The whole group, even after the leader exited: a grandchild may linger.
-    if (child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
-  });
+  const lines = new Arrivals<string>((line) => line);
   let stdout = "";
   let stderr = "";
-  let pending = "";
-  const lines: string[] = [];
-  const waiters: { resolve(l: string): void; reject(e: Error): void }[] = [];
-  let ended = false;
-  child.stdout.setEncoding("utf8");
-  child.stderr.setEncoding("utf8");
-  child.stdout.on("data", (chunk: string) => {
+  let partial = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     stdout += chunk;
-    pending += chunk;
-    let i = pending.indexOf("\n");
-    while (i >= 0) {
-      const line = pending.slice(0, i);
-      pending = pending.slice(i + 1);
-      const waiter = waiters.shift();
-      if (waiter) waiter.resolve(line);
-      else lines.push(line);
-      i = pending.indexOf("\n");
-    }
+    const split = (partial + chunk).split("\n");
+    partial = split.pop() as string;
+    for (const line of split) lines.add(line);
   });
   child.stdout.once("end", () => {
-    ended = true;
-    for (const w of waiters.splice(0)) {
-      w.reject(new Error(`stdout ended; stderr: ${stderr}`));
-    }
+    if (partial !== "") lines.add(partial);
   });
-  child.stderr.on("data", (chunk: string) => {
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
     stderr += chunk;
   });
   if (options.input !== undefined) {
@@ -89,28 +86,94 @@ export function startChild(
     child.stdin.on("error", () => {});
     child.stdin.end(options.input);
   }
-  const exited = once(child, "close").then(([code, signal]) => {
-    return {
-      code: code as number | null,
-      signal: signal as NodeJS.Signals | null,
-      stdout,
-      stderr,
-    };
-  });
+  // "close", not "exit": it comes once the output is read to its end too.
+  const exited = once(child, "close").then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+    stdout,
+    stderr,
+  }));
+  void exited.then(
+    (exit) =>
+      lines.end(
+        `it exited (${exit.signal ?? `code ${exit.code}`}); stderr:\n${exit.stderr}`,
+      ),
+    (error: Error) => lines.end(`it did not start: ${error.message}`),
+  );
+  let given = 0;
   return {
     process: child,
-    exited,
+    lines,
     nextLine() {
-      const line = lines.shift();
-      if (line !== undefined) return Promise.resolve(line);
-      if (ended) {
-        return Promise.reject(new Error(`stdout ended; stderr: ${stderr}`));
-      }
-      return new Promise((resolve, reject) =>
-        waiters.push({ resolve, reject }),
-      );
+      const at = given++;
+      return lines.first((_, index) => index === at);
     },
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
   };
+}
+
+/**
+ * `spawnChild`, and after the test SIGKILL to its whole process group,
+ * whatever happened.
+ */
+export function startChild(
+  t: TestContext,
+  command: string,
+  args: readonly string[],
+  options: ChildOptions = {},
+): Child {
+  const child = spawnChild(command, args, options);
+  t.after(() => killGroup(child));
+  return child;
+}
+
+/** SIGKILL to the child's whole process group, even after its leader exited: a grandchild may linger. */
+export function killGroup(child: Child): void {
+  if (child.process.pid === undefined) return;
+  try {
+    process.kill(-child.process.pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
+const listening = /listening on (\S+)/;
+
+/** The URL of its first "listening on <url>" line on stdout; fails if it exits first. */
+export async function listeningOn(child: Child): Promise<string> {
+  const line = await child.lines.first((l) => listening.test(l));
+  return (listening.exec(line) as RegExpExecArray)[1] as string;
+}
+
+/** A server running as a child process, listening. */
+export interface ServerProcess extends Child {
+  /** The URL of its "listening on" line. */
+  readonly url: string;
+}
+
+/**
+ * `startChild` for a server: resolves once it printed its "listening on"
+ * line. Many servers run at once in the tests: each gets a free admin port
+ * unless `env` names one.
+ */
+export async function startServerProcess(
+  t: TestContext,
+  command: string,
+  args: readonly string[],
+  options: ChildOptions = {},
+): Promise<ServerProcess> {
+  const child = startChild(t, command, args, {
+    ...options,
+    env: { ADMIN_PORT: "0", ...(options.env ?? process.env), NO_COLOR: "1" },
+  });
+  return Object.assign(child, { url: await listeningOn(child) });
+}
+
+/** The arguments that run src/main.ts with Node itself (no tsx wrapper process), so the child is the server. */
+export function mainWithTsx(...args: string[]): string[] {
+  return ["--import", "tsx", "src/main.ts", ...args];
 }
 
 /** Start the client CLI as a user would (`npm run --silent client -- ...`), to talk to it on stdin. */

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import * as net from "node:net";
-import { Arrivals } from "./arrivals.js";
-import { defaultWaitMs } from "./wait.js";
+import { Arrivals } from "../support/arrivals.js";
+import { defaultWaitMs } from "../support/wait.js";
 
 /** HTTP/2 frame types (RFC 9113, 6). */
 export const frameType = {
@@ -34,7 +34,7 @@ export function goawayLastStreamId(frame: Frame): number {
 }
 
 /** A frame in the notation of the reports: `GOAWAY last=3 NO_ERROR`, `DATA s=1 END_STREAM`... */
-export function describe(frame: Frame): string {
+export function showFrame(frame: Frame): string {
   const names = Object.fromEntries(
     Object.entries(frameType).map(([k, v]) => [v, k.toUpperCase()]),
   ) as Record<number, string>;
@@ -58,7 +58,7 @@ export function describe(frame: Frame): string {
  * only when it chooses to. SETTINGS are acknowledged at once.
  */
 export class RawH2Client {
-  readonly #arrivals = new Arrivals<Frame>(describe);
+  readonly #arrivals = new Arrivals<Frame>(showFrame);
   /** Every frame the server sent, oldest first. */
   readonly frames: readonly Frame[] = this.#arrivals.items;
   readonly socket: net.Socket;

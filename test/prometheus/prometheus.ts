@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
+import { type Child, killGroup, spawnChild } from "../support/child.js";
 
 /** One series of an instant query's answer. */
 export interface PromSample {
@@ -38,12 +39,12 @@ export async function startPrometheus(
   targets: readonly string[],
 ): Promise<Prometheus> {
   const dir = await mkdtemp(join(tmpdir(), "prometheus-"));
-  let child: ChildProcess | undefined;
+  let child: Child | undefined;
   t.after(async () => {
-    if (child !== undefined && child.exitCode === null) {
-      const exited = once(child, "exit");
-      child.kill("SIGKILL");
-      await exited;
+    // Gone before its data directory is removed.
+    if (child !== undefined) {
+      killGroup(child);
+      await child.exited;
     }
     await rm(dir, { recursive: true, force: true });
   });
@@ -65,8 +66,7 @@ export async function startPrometheus(
   // start: then Prometheus exits at once, and another port is tried.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    let output = "";
-    const started = spawn(
+    const started = spawnChild(
       "prometheus",
       [
         `--config.file=${config}`,
@@ -74,20 +74,16 @@ export async function startPrometheus(
         `--web.listen-address=127.0.0.1:${port}`,
         "--log.level=warn",
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      { input: "" },
     );
     child = started;
-    started.stdout?.on("data", (d: Buffer) => {
-      output += d;
-    });
-    started.stderr?.on("data", (d: Buffer) => {
-      output += d;
-    });
     const url = `http://127.0.0.1:${port}`;
-    const ready = await waitReady(url, started);
+    const ready = await waitReady(url, started.process);
     if (ready) return prometheus(url);
     if (attempt === 3) {
-      throw new Error(`prometheus did not start:\n${output}`);
+      throw new Error(
+        `prometheus did not start:\n${started.stdout()}${started.stderr()}`,
+      );
     }
   }
 }

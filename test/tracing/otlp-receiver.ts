@@ -15,7 +15,7 @@ import {
   toJson,
 } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { repoRoot } from "./child.js";
+import { repoRoot } from "../support/child.js";
 
 /** A span as the receiver got it, ids in hex as the W3C trace context writes them. */
 export interface ReceivedSpan {

@@ -1,11 +1,6 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RequestHandler } from "./listener.js";
-
-/** What serves the metrics: one server's (Metrics) or a cluster's (ClusterMetrics). */
-export interface MetricsSource {
-  serve(next: RequestHandler): RequestHandler;
-}
+import { type MetricsSource, serveMetrics } from "./metrics-endpoint.js";
 
 /** The admin listener: metrics on a port of their own, apart from the API. */
 export interface AdminServer {
@@ -16,7 +11,8 @@ export interface AdminServer {
 }
 
 /**
- * Serve `GET /metrics` (and HEAD) on its own port and 404 everything else.
+ * Serve `GET /metrics` (and HEAD) from `metrics` on a port of its own
+ * (src/admin/metrics-endpoint.ts), and 404 everything else.
  *
  * Metrics stay off the API port so that a Service, Ingress or balancer that
  * exposes the API does not expose the process's internals; Prometheus scrapes
@@ -30,7 +26,7 @@ export async function startAdminServer(
   const server = http.createServer(
     // Scrapes are short: a slow client gets the same limits as the API's defaults.
     { headersTimeout: 10_000, requestTimeout: 30_000 },
-    metrics.serve((_req, res) => {
+    serveMetrics(metrics, (_req, res) => {
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
       res.end("404 Not Found\n");
     }),

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { repoRoot, startChild } from "./child.js";
+import { repoRoot, startChild } from "../support/child.js";
 
 const require = createRequire(import.meta.url);
 
@@ -44,14 +44,14 @@ export function modelModule(m: Manifest): string {
   const module = models[key];
   if (module === undefined) {
     throw new Error(
-      `${describe(m)}: no schema for ${key} (a typo in apiVersion or kind, or a type to add to the models in test/support/manifests.ts)`,
+      `${manifestLabel(m)}: no schema for ${key} (a typo in apiVersion or kind, or a type to add to the models in test/kubernetes/manifests.ts)`,
     );
   }
   return module;
 }
 
 /** "deployment.yaml: Deployment connect-greeter", for messages. */
-export function describe(m: Manifest): string {
+export function manifestLabel(m: Manifest): string {
   return `${m.file}: ${m.object.kind} ${m.object.metadata?.name}`;
 }
 
@@ -123,7 +123,7 @@ export async function validateSchema(m: Manifest): Promise<void> {
   try {
     new Model(structuredClone(m.object)).validate();
   } catch (e) {
-    throw new Error(`${describe(m)}: ${(e as Error).message}`);
+    throw new Error(`${manifestLabel(m)}: ${(e as Error).message}`);
   }
 }
 
