@@ -24,7 +24,7 @@ import {
  * the trace id also links the lines of one request across services.
  *
  * The call line is the JSON pino would write for
- * `logger[level]({procedure, protocol, httpVersion, code, durationMs, peer,
+ * `logger[level]({procedure, protocol, httpVersion, peer, code, durationMs,
  * received?, sent?, error?, trace_id?, span_id?, trace_flags?},
  * "finished call")`, key for key, but built from
  * pieces made once per procedure and per connection and handed to pino's own
@@ -40,17 +40,23 @@ export function callLog(
   /** The base fields, such as ,"pid":1,"hostname":"h" (pino's chindings). */
   const base = out[pino.symbols.chindingsSym] as string;
   const debug = logger.isLevelEnabled("debug");
+  /** `,"procedure":"/Greeter/SayHello"`, once per procedure. */
   const procedures = new WeakMap<Procedure, string>();
-  const peers = new WeakMap<Connection, string>();
-  const json = <K extends object>(
-    cache: WeakMap<K, string>,
-    key: K,
-    value: string,
-  ) => {
-    let text = cache.get(key);
+  /** `,"httpVersion":"2.0","peer":"127.0.0.1:5555"`, once per connection. */
+  const connections = new WeakMap<Connection, string>();
+  const procedureField = (procedure: Procedure) => {
+    let text = procedures.get(procedure);
     if (text === undefined) {
-      text = JSON.stringify(value);
-      cache.set(key, text);
+      text = `,"procedure":${JSON.stringify(procedure.path)}`;
+      procedures.set(procedure, text);
+    }
+    return text;
+  };
+  const connectionFields = (connection: Connection) => {
+    let text = connections.get(connection);
+    if (text === undefined) {
+      text = `,"httpVersion":${JSON.stringify(connection.httpVersion)},"peer":${JSON.stringify(connection.peer)}`;
+      connections.set(connection, text);
     }
     return text;
   };
@@ -65,7 +71,7 @@ export function callLog(
     const code = outcome.error?.code;
     const level = levelOf(code);
     if (!logger.isLevelEnabled(level)) return undefined;
-    let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
+    let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base}${procedureField(call.procedure)},"protocol":"${call.protocol}"${connectionFields(call.connection)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000}`;
     if (call.procedure.type !== "unary") {
       line += `,"received":${outcome.received},"sent":${outcome.sent}`;
     }
