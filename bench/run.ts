@@ -10,7 +10,7 @@
  * median over the rounds. Servers and load generators are pinned to separate
  * cores with taskset when there are two or more.
  *
- * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
+ * Settings (environment): BENCH_SECONDS (measured seconds per run, default 2),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
  * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off), connect-quiet
  * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2, connect-trace100
@@ -75,7 +75,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const quick = process.argv.includes("--quick");
 
 const settings = {
-  seconds: num("BENCH_SECONDS", quick ? 1 : 4),
+  // 44 server-and-scenario pairs by default, three times: 2 s each keeps a
+  // full run near ten minutes on two cores.
+  seconds: num("BENCH_SECONDS", quick ? 1 : 2),
   warmUpSeconds: num("BENCH_WARMUP_SECONDS", quick ? 0.5 : 1),
   rounds: num("BENCH_ROUNDS", quick ? 1 : 3, 0),
   /** Calls (or Chat messages) per run instead of a duration; quick mode's way to get a result on any machine. */
