@@ -148,7 +148,7 @@ function idleGoal(idle: readonly IdleResult[]): GoalResult {
     return { goal, target, measured: "not measured", met: undefined };
   }
   const x = mine.peakRssMb / theirs.peakRssMb;
-  const measured = `${ratio(x)} (${mine.peakRssMb.toFixed(0)} MB against ${theirs.peakRssMb.toFixed(0)} MB, ${mine.streams} calls)`;
+  const measured = `${ratio(x)} (${mine.peakRssMb.toFixed(0)} MB against ${theirs.peakRssMb.toFixed(0)} MB, ${mine.streams.toLocaleString("en-US")} calls)`;
   const complete =
     mine.streams === idleGoalStreams &&
     mine.succeeded === mine.streams &&
@@ -158,7 +158,7 @@ function idleGoal(idle: readonly IdleResult[]): GoalResult {
     target,
     measured: complete
       ? measured
-      : `${measured}: not ${idleGoalStreams} calls all completed`,
+      : `${measured}: not ${idleGoalStreams.toLocaleString("en-US")} calls all completed`,
     met: complete ? x <= 0.9 : undefined,
   };
 }
