@@ -25,7 +25,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { defaultConcurrency, h2load, loadShape } from "./h2load.js";
 import { probe } from "./probe.js";
 import { cpuSeconds } from "./proc.js";
@@ -344,7 +344,7 @@ function analyzeProfile(
   return {
     busyUsPerCall: busy / calls,
     topFunctions: share(functions, 25),
-    files: share(files, 25),
+    files: share(files, 80),
     packages: share(packages, 14),
   };
 }
@@ -379,7 +379,8 @@ function analyzeHeap(p: { head: HeapNode }, served: number) {
 function fileOf(url: string): string {
   return url
     .replace(/^.*node_modules\//, "")
-    .replace(/^file:\/\/.*?\/(dist\/)?/, "");
+    .replace(`${pathToFileURL(root).href}/`, "")
+    .replace(/^dist\//, "");
 }
 
 /** A function and where it is: "name file:line". */
