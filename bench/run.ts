@@ -341,13 +341,19 @@ async function main(): Promise<void> {
     `${started.toISOString().slice(0, 10)}, ${machine}`,
   );
   writeFileSync(join(out, "bench.svg"), svg);
-  // The chart docs/performance.md shows is a full run's: not a smoke test's, nor an idle-stream-only run's.
-  if (!quick && table.length > 0) {
+  // The chart docs/performance.md shows is a full run's: not a smoke test's,
+  // an idle-stream-only run's, nor one of chosen servers or scenarios.
+  const fullRun =
+    !quick &&
+    table.length > 0 &&
+    process.env.BENCH_SERVERS === undefined &&
+    settings.scenarios.length === 0;
+  if (fullRun) {
     mkdirSync(join(root, "docs"), { recursive: true });
     writeFileSync(join(root, "docs/bench.svg"), svg);
   }
   console.log(
-    `\n${text}\n\nraw results: ${out}${quick ? "" : "; chart: docs/bench.svg"}`,
+    `\n${text}\n\nraw results: ${out}${fullRun ? "; chart: docs/bench.svg" : ""}`,
   );
   // Scale-out: one to three replicas behind nginx (bench/balancer.ts, which
   // needs root for its network namespaces), after the single-server table.
