@@ -89,16 +89,16 @@ const cases: Case[] = [
   { server: "connect-greeter", script: greeter, scenario: "stream" },
   { server: "@grpc/grpc-js", script: grpcJs, scenario: "stream" },
   {
-    server: "connect-greeter, fast path off",
+    server: "connect-greeter, engine off",
     script: greeter,
     scenario: "grpc-unary",
-    env: { FAST_PATH: "off" },
+    env: { ENGINE: "off" },
   },
   {
-    server: "connect-greeter, fast path off",
+    server: "connect-greeter, engine off",
     script: greeter,
     scenario: "connect-unary",
-    env: { FAST_PATH: "off" },
+    env: { ENGINE: "off" },
   },
   {
     server: "connect-greeter",

@@ -12,7 +12,7 @@
  *
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 2),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
- * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off), connect-quiet
+ * ceiling, grpc-js, connect, connect-generic (ENGINE=off), connect-quiet
  * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2, connect-trace100
  * and connect-trace1 (OpenTelemetry tracing, every call or 1 % of them
  * sampled, exported over OTLP/HTTP to a sink that discards it), fastify (with
@@ -164,9 +164,9 @@ const servers: Record<string, ServerSpec> = {
     idle: true,
   },
   "connect-generic": {
-    label: "connect-greeter, fast path off",
+    label: "connect-greeter, engine off",
     args: [join(dist, "src/main.js")],
-    env: { ...connectEnv, FAST_PATH: "off" },
+    env: { ...connectEnv, ENGINE: "off" },
     scenarios: ["grpc-unary", "connect-unary", "stream"],
     processes: 1,
     idle: false,
