@@ -409,7 +409,7 @@ const cases: Record<string, Case> = {
     messages: [{ name: "Alice", compress: "flag" }],
     expect: [
       Code.Unimplemented,
-      'unknown compression "snappy": supported encodings are gzip,br',
+      'unknown compression "snappy": supported encodings are gzip,br,zstd,deflate',
     ],
   },
   "the identity encoding": {
