@@ -24,10 +24,12 @@ import { Engine } from "../src/engine/engine.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
 import { createGreeter } from "../src/services/greeter.js";
 import { claimStreams } from "../src/transport/claim-streams.js";
+import { oddMessage, oddOnTheWire } from "./support/error-message.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
   type Combination,
   combinations,
+  grpcStatusFields,
   isConnectUnary,
   labelOf,
   ok,
@@ -139,6 +141,7 @@ function detailedGreeter(router: ConnectRouter): void {
           [{ desc: HelloReplySchema, value: { message: "detail" } }],
         );
       }
+      if (req.name === "odd") throw new ConnectError(oddMessage, Code.Aborted);
       // A reply above compressMinBytes (1 KiB), so response compression applies.
       if (req.name === "big") return { message: "big ".repeat(500) };
       return { message: `Hello, ${req.name}!` };
@@ -149,6 +152,7 @@ function detailedGreeter(router: ConnectRouter): void {
         ctx.requestHeader.get("x-request-id") ?? "none",
       );
       yield { message: `first ${req.name}` };
+      if (req.name === "odd") throw new ConnectError(oddMessage, Code.Aborted);
       ctx.responseTrailer.set("x-trailer", "t2");
       if (req.name === "fail") {
         throw new ConnectError("stream broke", Code.DataLoss, undefined, [
@@ -597,6 +601,68 @@ const cases: Record<string, Case> = {
     ],
     expect: [ok, ""],
   },
+  // Every encoding the server reads, and a message that inflates past the limit in each.
+  ...Object.fromEntries(
+    (["zstd", "deflate"] as const).flatMap((encoding) => [
+      [
+        `a ${encoding} request, answered in ${encoding}`,
+        {
+          server: "compressAll",
+          method: "SayHello",
+          encoding,
+          acceptEncoding: encoding,
+          messages: [{ name: "Alice", compress: encoding }],
+          expect: [ok, ""],
+        } satisfies Case,
+      ],
+      [
+        `a ${encoding} server stream`,
+        {
+          server: "compressAll",
+          method: "StreamHello",
+          encoding,
+          acceptEncoding: encoding,
+          messages: [{ name: "Alice", compress: encoding }],
+          expect: [ok, ""],
+        } satisfies Case,
+      ],
+      [
+        `a ${encoding} message that inflates past maxMessageBytes`,
+        {
+          method: "SayHello",
+          encoding,
+          messages: [{ name: "z".repeat(200), compress: encoding }],
+          expect: [
+            Code.ResourceExhausted,
+            "message is larger than configured readMaxBytes 64 after decompression",
+          ],
+        } satisfies Case,
+      ],
+      [
+        `a ${encoding} request that is not ${encoding}`,
+        {
+          method: "SayHello",
+          encoding,
+          messages: [{ name: "Alice", compress: "flag" }],
+          expect: [Code.InvalidArgument, "decompression failed"],
+        } satisfies Case,
+      ],
+    ]),
+  ),
+  // grpc-message as gRPC's spec encodes it (checked on the wire below).
+  "a call failing with a message the spec encodes in part": {
+    server: "detailed",
+    method: "SayHello",
+    messages: ["odd"],
+    expect: [Code.Aborted, oddMessage],
+  },
+  "a server stream failing with a message the spec encodes in part": {
+    server: "compressAll",
+    method: "StreamHello",
+    acceptEncoding: "gzip",
+    messages: ["odd"],
+    expect: [Code.Aborted, oddMessage],
+  },
   // Compression both ways.
   "a gzip request": {
     server: "detailed",
@@ -772,6 +838,13 @@ for (const [name, k] of Object.entries(cases)) {
       assert.equal(Code[gotCode] ?? gotCode, Code[code] ?? code);
       if (typeof message === "string") assert.equal(gotMessage, message);
       else assert.match(gotMessage, message);
+      // gRPC and gRPC-Web put it in grpc-message as the spec encodes it.
+      if (message === oddMessage && c.protocol !== "connect") {
+        assert.equal(
+          grpcStatusFields(c, answer)["grpc-message"],
+          oddOnTheWire,
+        );
+      }
       // At most one line for the call (one that fails before its handler
       // runs has none, on either path), of its protocol and HTTP version.
       assert.ok(logged.length <= 1, `${logged.length} lines`);

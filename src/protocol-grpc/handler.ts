@@ -18,7 +18,6 @@ import {
   headerGrpcStatus,
   headerTimeout,
   parseTimeout,
-  setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import {
   contentTypeJson as webContentTypeJson,
@@ -38,6 +37,7 @@ import {
   type Shape,
 } from "../protocol/enveloped-call.js";
 import { webTrailer, webTrailerFlag } from "../protocol-grpc-web/trailer.js";
+import { setTrailerStatus } from "./grpc-message.js";
 
 // Node's header objects have lower-case names; connect's constants are capitalised.
 const grpc: EnvelopedProtocol = {
