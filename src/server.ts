@@ -31,7 +31,6 @@ import { releaseWritesOnClose } from "./http/release-writes-on-close.js";
 import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
 import { createLogger } from "./logger.js";
 import { compressionDeflate, compressionZstd } from "./protocol/compression.js";
-import { specGrpcMessages } from "./protocol-grpc/grpc-message.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
 import { createListener, type Listener } from "./transport/listener.js";
@@ -187,11 +186,7 @@ export async function startServer(
           // What every call gets first, so it sees every call and the error
           // the client sees; the application's interceptors inside it.
           interceptors: [throughPipeline(pipeline), ...interceptors],
-          routes: (router) => {
-            services(router);
-            // grpc-message as gRPC's spec encodes it, as the engine writes it
-            specGrpcMessages(router.handlers, compressions);
-          },
+          routes: services,
           fallback: next,
         }),
       // GET / and /assets/: the browser page

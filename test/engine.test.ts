@@ -1133,7 +1133,7 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
   assert.deepEqual(fast?.denied, [
     200,
     String(Code.PermissionDenied),
-    "not%20allowed",
+    "not allowed",
     0,
   ]);
   assert.deepEqual({ ...fast, served: 0 }, slow);

@@ -52,6 +52,7 @@ import {
 } from "../protocol/content-type.js";
 import { serveConnectStream } from "../protocol-connect/stream.js";
 import { serveConnectUnary } from "../protocol-connect/unary.js";
+import { specGrpcMessages } from "../protocol-grpc/grpc-message.js";
 import { GrpcShapes, serveGrpc } from "../protocol-grpc/handler.js";
 import { type CallHost, EngineCall } from "./call.js";
 import type { Exchange } from "./exchange.js";
@@ -140,7 +141,12 @@ export class Engine implements CallHost {
     );
   }
 
-  /** Wrap a routes function: the router gets every service as before, and the engine learns the same implementations. */
+  /**
+   * Wrap a routes function: the router gets every service as before, and the
+   * engine learns the same implementations. connect's handlers the router
+   * makes write grpc-message as the engine does (specGrpcMessages), so that
+   * both paths answer alike.
+   */
   record(
     routes: (router: ConnectRouter) => void,
   ): (router: ConnectRouter) => void {
@@ -170,6 +176,7 @@ export class Engine implements CallHost {
         },
       };
       routes(recording);
+      specGrpcMessages(router.handlers, this.opt.acceptCompression);
     };
   }
 
