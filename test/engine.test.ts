@@ -840,10 +840,7 @@ for (const [name, k] of Object.entries(cases)) {
       else assert.match(gotMessage, message);
       // gRPC and gRPC-Web put it in grpc-message as the spec encodes it.
       if (message === oddMessage && c.protocol !== "connect") {
-        assert.equal(
-          grpcStatusFields(c, answer)["grpc-message"],
-          oddOnTheWire,
-        );
+        assert.equal(grpcStatusFields(c, answer)["grpc-message"], oddOnTheWire);
       }
       // At most one line for the call (one that fails before its handler
       // runs has none, on either path), of its protocol and HTTP version.

@@ -335,9 +335,7 @@ export function grpcStatusFields(
   for (const line of text.toString().split("\r\n")) {
     const colon = line.indexOf(":");
     if (colon > 0) {
-      fields[line.slice(0, colon).toLowerCase()] = line
-        .slice(colon + 1)
-        .trim();
+      fields[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
     }
   }
   return fields;
