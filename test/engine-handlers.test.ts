@@ -1212,15 +1212,6 @@ const engineOrConnect: [
     [envelope(helloRequest("w"))],
   ],
   [
-    "gRPC-Web's text mode",
-    "connect",
-    {
-      ":path": "/Greeter/SayHello",
-      "content-type": "application/grpc-web-text",
-    },
-    [Buffer.from(envelope(helloRequest("w")).toString("base64"))],
-  ],
-  [
     "a Connect stream",
     "engine",
     {

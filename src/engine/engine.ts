@@ -24,9 +24,11 @@
  * (test/engine.test.ts) hold the two to the same bytes.
  *
  * WHAT IT LEAVES TO CONNECT, untouched: unknown paths, services registered
- * with options of their own, Connect GET requests, gRPC-Web's text mode,
- * bidi streams over HTTP/1.1 (connect answers 505), content types that do
- * not fit the method (415), and everything when `enabled` is false.
+ * with options of their own, Connect GET requests, bidi streams over
+ * HTTP/1.1 (connect answers 505), content types that do not fit the method
+ * (415), and everything when `enabled` is false. gRPC-Web's text mode,
+ * which connect does not speak (415), the engine serves itself
+ * (src/protocol-grpc-web/text.ts).
  */
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
@@ -204,7 +206,7 @@ export class Engine implements CallHost {
     const route = this.#routes.get(q < 0 ? path : path.slice(0, q));
     if (route === undefined) return undefined;
     const type = parseRequestType(contentType);
-    if (type === undefined || type.text) return undefined;
+    if (type === undefined) return undefined;
     const kind = route.spec.kind;
     // A full-duplex call cannot work over HTTP/1.1; connect answers it.
     if (http1 && kind === "bidi_streaming") return undefined;
@@ -299,12 +301,7 @@ export class Engine implements CallHost {
     switch (type.protocol) {
       case "grpc":
       case "grpc-web":
-        served = serveGrpc(
-          call,
-          type.protocol === "grpc-web",
-          type.binary,
-          this.#grpcShapes,
-        );
+        served = serveGrpc(call, type, this.#grpcShapes);
         break;
       case "connect":
         served = type.stream
