@@ -24,9 +24,10 @@
  * (test/engine.test.ts) hold the two to the same bytes.
  *
  * WHAT IT LEAVES TO CONNECT, untouched: unknown paths, services registered
- * with options of their own, Connect GET requests, bidi streams over
- * HTTP/1.1 (connect answers 505), content types that do not fit the method
- * (415), and everything when `enabled` is false. gRPC-Web's text mode,
+ * with options of their own, GETs that are no Connect GET of a method
+ * without side effects (405, 415), bidi streams over HTTP/1.1 (connect
+ * answers 505), content types that do not fit the method (415), and
+ * everything when `enabled` is false. gRPC-Web's text mode,
  * which connect does not speak (415), the engine serves itself
  * (src/protocol-grpc-web/text.ts).
  */
@@ -52,6 +53,7 @@ import {
   parseRequestType,
   type RequestType,
 } from "../protocol/content-type.js";
+import { type GetQuery, getQuery } from "../protocol-connect/get.js";
 import { serveConnectStream } from "../protocol-connect/stream.js";
 import { serveConnectUnary } from "../protocol-connect/unary.js";
 import { specGrpcMessages } from "../protocol-grpc/grpc-message.js";
@@ -91,6 +93,22 @@ export interface EngineOptions
   /** Serve calls here; false leaves every call to connect. @default true */
   enabled?: boolean;
 }
+
+/** What serves a request: its route, its protocol, and a Connect GET's query. */
+interface Match {
+  readonly route: Route;
+  readonly type: RequestType;
+  readonly get?: GetQuery;
+}
+
+/** What a Connect GET is, by its encoding parameter. */
+const getProto: RequestType = {
+  protocol: "connect",
+  binary: true,
+  stream: false,
+  text: false,
+};
+const getJson: RequestType = { ...getProto, binary: false };
 
 /** Serves every call it can, over both HTTP versions, before the HTTP chain and connect see it. */
 export class Engine implements CallHost {
@@ -198,13 +216,19 @@ export class Engine implements CallHost {
     path: string | undefined,
     contentType: string | undefined,
     http1: boolean,
-  ): { route: Route; type: RequestType } | undefined {
-    if (!this.#enabled || method !== "POST" || path === undefined) {
-      return undefined;
-    }
+  ): Match | undefined {
+    if (!this.#enabled || path === undefined) return undefined;
     const q = path.indexOf("?");
     const route = this.#routes.get(q < 0 ? path : path.slice(0, q));
     if (route === undefined) return undefined;
+    if (method === "GET") {
+      // connect answers a missing connect=v1 when it is required
+      if (q < 0 || this.opt.requireConnectProtocolHeader) return undefined;
+      const get = getQuery(route, path.slice(q + 1));
+      if (get === undefined) return undefined;
+      return { route, type: get.binary ? getProto : getJson, get };
+    }
+    if (method !== "POST") return undefined;
     const type = parseRequestType(contentType);
     if (type === undefined) return undefined;
     const kind = route.spec.kind;
@@ -243,8 +267,7 @@ export class Engine implements CallHost {
     // compatibility layer.
     stream.on("error", this.#streamError);
     this.#serve(
-      match.route,
-      match.type,
+      match,
       new Http2Exchange(
         stream,
         headers,
@@ -278,8 +301,7 @@ export class Engine implements CallHost {
     const h1req = req as import("node:http").IncomingMessage;
     const h1res = res as import("node:http").ServerResponse;
     this.#serve(
-      match.route,
-      match.type,
+      match,
       new Http1Exchange(
         h1req,
         h1res,
@@ -290,8 +312,7 @@ export class Engine implements CallHost {
   };
 
   #serve(
-    route: Route,
-    type: RequestType,
+    { route, type, get }: Match,
     exchange: Exchange,
     drop: () => void,
   ): void {
@@ -306,7 +327,7 @@ export class Engine implements CallHost {
       case "connect":
         served = type.stream
           ? serveConnectStream(call, type.binary)
-          : serveConnectUnary(call, type.binary);
+          : serveConnectUnary(call, type.binary, get);
         break;
     }
     // Each protocol reports every failure to the client; what lands here is
