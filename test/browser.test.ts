@@ -557,3 +557,36 @@ test("Google's grpc-web client reads the server's errors in both modes, messages
     assert.equal(closed.engine.calls, 0);
   });
 });
+
+test("a browser keeps a SayHello fetched by Connect GET, by the reply's Cache-Control, and answers the same GET again without the server", async (t) => {
+  const server = await startTestServer(t);
+  await withBrowserPage(t, browser, async (page) => {
+    await open(page, server.url);
+    const query = new URLSearchParams({
+      encoding: "json",
+      message: '{"name":"Ada"}',
+    });
+    const url = `${server.url}/Greeter/SayHello?${query}`;
+    const fetched = await page.evaluate(async (u) => {
+      const replies = [];
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(u);
+        replies.push({ status: res.status, body: await res.text() });
+      }
+      const timing = performance.getEntriesByName(
+        u,
+      ) as PerformanceResourceTiming[];
+      return { replies, transferred: timing.map((e) => e.transferSize) };
+    }, url);
+    assert.deepEqual(fetched.replies, [
+      { status: 200, body: '{"message":"Hello, Ada!"}' },
+      { status: 200, body: '{"message":"Hello, Ada!"}' },
+    ]);
+    // The second came from the browser's cache: nothing went over the wire,
+    // and the server served one call.
+    assert.equal(fetched.transferred.length, 2);
+    assert.ok((fetched.transferred[0] ?? 0) > 0);
+    assert.equal(fetched.transferred[1], 0);
+    assert.equal(server.engine.calls, 1);
+  });
+});
