@@ -1,14 +1,20 @@
 import * as http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { HelloReplySchema } from "../gen/helloworld_pb.js";
-import { benchName, grpcFrame, requestBytes } from "./wire.js";
+import { benchName, getTarget, grpcFrame, requestBytes } from "./wire.js";
 
 /** A benchmark scenario's call, as the load generators send it. */
-export type ProbeKind = "grpc-unary" | "connect-unary" | "stream" | "chat";
+export type ProbeKind =
+  | "grpc-unary"
+  | "connect-unary"
+  | "connect-get"
+  | "stream"
+  | "chat";
 
 const expected: Record<ProbeKind, string[]> = {
   "grpc-unary": [`Hello, ${benchName}!`],
   "connect-unary": [`Hello, ${benchName}!`],
+  "connect-get": [`Hello, ${benchName}!`],
   stream: [0, 1, 2, 3, 4].map((i) => `Hello ${benchName}, message ${i}`),
   chat: [`Hello, ${benchName}!`],
 };
@@ -21,21 +27,24 @@ const expected: Record<ProbeKind, string[]> = {
 export async function probe(url: string, kind: ProbeKind): Promise<void> {
   const session = http2.connect(url);
   try {
-    const isGrpc = kind !== "connect-unary";
+    const isGrpc = kind !== "connect-unary" && kind !== "connect-get";
     const path =
       kind === "stream"
         ? "/Greeter/StreamHello"
         : kind === "chat"
           ? "/Greeter/Chat"
           : "/Greeter/SayHello";
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": isGrpc ? "application/grpc" : "application/proto",
-      ...(isGrpc ? { te: "trailers" } : {}),
-    });
-    const body = isGrpc ? grpcFrame(requestBytes()) : requestBytes();
-    stream.end(body);
+    const stream =
+      kind === "connect-get"
+        ? session.request({ ":method": "GET", ":path": getTarget() })
+        : session.request({
+            ":method": "POST",
+            ":path": path,
+            "content-type": isGrpc ? "application/grpc" : "application/proto",
+            ...(isGrpc ? { te: "trailers" } : {}),
+          });
+    if (kind === "connect-get") stream.end();
+    else stream.end(isGrpc ? grpcFrame(requestBytes()) : requestBytes());
     const chunks: Buffer[] = [];
     let status = 0;
     let grpcStatus: string | undefined;

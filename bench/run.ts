@@ -17,7 +17,7 @@
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
  * of a duration; default 0, 2000 in quick mode), BENCH_SCENARIOS (comma list of
- * grpc-unary, connect-unary, stream, chat; default all), BENCH_NODE (the Node
+ * grpc-unary, connect-unary, connect-get, stream, chat; default all), BENCH_NODE (the Node
  * every server and client runs on: 22, 24, or a path to a node binary; default
  * the Node running the bench; a ratio between servers means something only on
  * one Node), BENCH_OUT (results directory). BENCH_IDLE_STREAMS=0 skips the
@@ -41,7 +41,7 @@ import { cpuSeconds, memoryBytes } from "./proc.js";
 import { startServerProcess } from "./server-process.js";
 import { median } from "./stats.js";
 import { chartSvg } from "./svg.js";
-import { grpcFrame, requestBytes } from "./wire.js";
+import { getTarget, grpcFrame, requestBytes } from "./wire.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const quick = process.argv.includes("--quick");
@@ -77,6 +77,11 @@ const scenarios = {
   "grpc-unary": { label: "gRPC unary", unit: "req/s", perCall: 1 },
   "connect-unary": {
     label: "Connect unary (proto)",
+    unit: "req/s",
+    perCall: 1,
+  },
+  "connect-get": {
+    label: "Connect GET (proto)",
     unit: "req/s",
     perCall: 1,
   },
@@ -144,7 +149,7 @@ const servers: Record<string, ServerSpec> = {
     label: "connect-greeter, fast path off",
     args: [join(dist, "src/main.js")],
     env: { ...connectEnv, FAST_PATH: "off" },
-    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    scenarios: ["grpc-unary", "connect-unary", "connect-get", "stream"],
     processes: 1,
     idle: false,
   },
@@ -463,15 +468,23 @@ async function measure(
         failed: chat.errors,
       };
     } else {
-      const grpc = scenario !== "connect-unary";
+      const grpc = scenario !== "connect-unary" && scenario !== "connect-get";
+      const get = scenario === "connect-get";
       const run = await h2load({
         url,
-        path:
-          scenario === "stream" ? "/Greeter/StreamHello" : "/Greeter/SayHello",
-        headers: grpc
-          ? { "content-type": "application/grpc", te: "trailers" }
-          : { "content-type": "application/proto" },
-        body: grpc ? grpcFrame(requestBytes()) : requestBytes(),
+        path: get
+          ? getTarget()
+          : scenario === "stream"
+            ? "/Greeter/StreamHello"
+            : "/Greeter/SayHello",
+        headers: get
+          ? {}
+          : grpc
+            ? { "content-type": "application/grpc", te: "trailers" }
+            : { "content-type": "application/proto" },
+        ...(get
+          ? {}
+          : { body: grpc ? grpcFrame(requestBytes()) : requestBytes() }),
         connections: settings.connections,
         streams: settings.streams,
         ...(counted

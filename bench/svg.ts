@@ -11,6 +11,7 @@ export interface ChartRow {
 const scenarioLabels: Record<string, string> = {
   "grpc-unary": "gRPC unary",
   "connect-unary": "Connect unary",
+  "connect-get": "Connect GET",
   stream: "StreamHello msg/s",
   chat: "Chat msg/s",
 };

@@ -48,10 +48,12 @@ test("the benchmark's quick mode measures every scenario and writes its results"
   assert.deepEqual(measured, [
     "ceiling grpc-unary",
     "ceiling connect-unary",
+    "ceiling connect-get",
     "ceiling stream",
     "ceiling chat",
     "connect grpc-unary",
     "connect connect-unary",
+    "connect connect-get",
     "connect stream",
     "connect chat",
   ]);
