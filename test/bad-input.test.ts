@@ -6,6 +6,7 @@ import { Greeter } from "../gen/helloworld_pb.js";
 import type { RunningServer } from "../src/server.js";
 import {
   base64Text,
+  compressedSayHello,
   envelope,
   envelopes,
   fromBase64Text,
@@ -518,15 +519,10 @@ for (const [encoding, inflated] of Object.entries(bombs)) {
     );
     assert.ok(compressed.length <= 1024, `${compressed.length} bytes`);
     const message = `message is larger than configured readMaxBytes ${maxMessageBytes} after decompression`;
-    const grpcRes = await rawH2(server.url, {
-      headers: {
-        ":path": "/Greeter/SayHello",
-        "content-type": "application/grpc",
-        te: "trailers",
-        "grpc-encoding": encoding,
-      },
-      body: [envelope(compressed, 1)],
-    });
+    const grpcRes = await rawH2(
+      server.url,
+      compressedSayHello(encoding, compressed),
+    );
     assert.deepEqual(
       [grpcRes.trailers["grpc-status"], grpcRes.trailers["grpc-message"]],
       [String(Code.ResourceExhausted), message],

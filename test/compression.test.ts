@@ -20,7 +20,12 @@ import {
   compressionZstd,
 } from "../src/protocol/compression.js";
 import { repoRoot } from "./support/child.js";
-import { envelope, helloRequest, rawH2 } from "./support/raw.js";
+import {
+  compressedSayHello,
+  envelope,
+  helloRequest,
+  rawH2,
+} from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 
 /** The response header that names the encoding of the response messages, per protocol and call kind. */
@@ -303,15 +308,10 @@ test("a bomb is refused once it has inflated past maxMessageBytes, not inflated 
     // The peak resident memory of this process, which runs the server: a
     // bomb inflated whole would raise it by at least its 128 MiB.
     const before = process.resourceUsage().maxRSS * 1024;
-    const res = await rawH2(server.url, {
-      headers: {
-        ":path": "/Greeter/SayHello",
-        "content-type": "application/grpc",
-        te: "trailers",
-        "grpc-encoding": encoding,
-      },
-      body: [envelope(compressed, 1)],
-    });
+    const res = await rawH2(
+      server.url,
+      compressedSayHello(encoding, compressed),
+    );
     const grew = process.resourceUsage().maxRSS * 1024 - before;
     assert.ok(
       grew < 16 << 20,

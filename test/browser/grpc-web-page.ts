@@ -17,14 +17,19 @@ export interface Seen {
   endedAt: number;
 }
 
-function sayHello(base: string, format: Format, name: string): Promise<Seen> {
-  const seen: Seen = {
+/** A call starting now, nothing seen yet. */
+function starting(): Seen {
+  return {
     startedAt: performance.now(),
     replies: [],
     code: 0,
     message: "",
     endedAt: 0,
   };
+}
+
+function sayHello(base: string, format: Format, name: string): Promise<Seen> {
+  const seen = starting();
   return new Promise((resolve) => {
     new GreeterClient(base, format).sayHello(name, (err, res) => {
       const at = performance.now();
@@ -45,13 +50,7 @@ function streamHello(
   format: Format,
   name: string,
 ): Promise<Seen> {
-  const seen: Seen = {
-    startedAt: performance.now(),
-    replies: [],
-    code: 0,
-    message: "",
-    endedAt: 0,
-  };
+  const seen = starting();
   return new Promise((resolve) => {
     const call = new GreeterClient(base, format).streamHello(name);
     call.on("data", (res) => {

@@ -197,6 +197,22 @@ export function helloReply(data: Uint8Array): HelloReply {
   return fromBinary(HelloReplySchema, data);
 }
 
+/** A gRPC SayHello whose one message is `compressed` in `encoding`. */
+export function compressedSayHello(
+  encoding: string,
+  compressed: Uint8Array,
+): RawRequest {
+  return {
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-encoding": encoding,
+    },
+    body: [envelope(compressed, 1)],
+  };
+}
+
 /** Bytes as gRPC-Web's text mode sends them: base64, padded. */
 export function base64Text(bytes: Uint8Array): Buffer {
   return Buffer.from(Buffer.from(bytes).toString("base64"), "latin1");
