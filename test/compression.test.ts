@@ -328,6 +328,37 @@ test("a bomb is refused once it has inflated past maxMessageBytes, not inflated 
   }
 });
 
+test("a zstd message that asks for a window over 8 MiB is refused with RESOURCE_EXHAUSTED however little it holds (RFC 9659's limit for HTTP)", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t);
+  // A streaming encoder does not know the size, so it writes the window it
+  // was given into the frame: 2^27 bytes, for a message of a few bytes.
+  const z = zlib.createZstdCompress({
+    params: { [zlib.constants.ZSTD_c_windowLog]: 27 },
+  });
+  const out: Buffer[] = [];
+  z.on("data", (c: Buffer) => out.push(c));
+  z.end(helloRequest("wide"));
+  await once(z, "end");
+  const frame = Buffer.concat(out);
+  assert.equal(zlib.zstdDecompressSync(frame).length, 6, "the frame is whole");
+  const res = await rawH2(server.url, compressedSayHello("zstd", frame));
+  assert.deepEqual(
+    [res.trailers["grpc-status"], res.trailers["grpc-message"]],
+    [
+      String(Code.ResourceExhausted),
+      "message needs a zstd window larger than 8388608 bytes",
+    ],
+  );
+  // The same message with a window the limit allows is read.
+  const fits = await rawH2(
+    server.url,
+    compressedSayHello("zstd", zlib.zstdCompressSync(helloRequest("wide"))),
+  );
+  assert.equal(fits.trailers["grpc-status"], "0");
+});
+
 interface GreeterJs extends grpc.Client {
   SayHello(
     req: { name: string },

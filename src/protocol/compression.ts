@@ -53,8 +53,8 @@ export const compressionZstd: Compression = {
 
 /**
  * What `inflate` makes of `bytes`, its failures as connect-node's
- * wrapZLibErrors reports them: past `readMaxBytes` RESOURCE_EXHAUSTED (a zstd
- * window over the limit above too), bytes that are not in the encoding
+ * wrapZLibErrors reports them: past `readMaxBytes` RESOURCE_EXHAUSTED (and a
+ * zstd window over the limit above), bytes that are not in the encoding
  * INVALID_ARGUMENT "decompression failed", anything else (a truncated
  * stream) INTERNAL "decompression failed".
  */
@@ -69,12 +69,18 @@ async function bounded(
     return await inflate();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "";
-    if (
-      code === "ERR_BUFFER_TOO_LARGE" ||
-      code === "ZSTD_error_frameParameter_windowTooLarge"
-    ) {
+    if (code === "ERR_BUFFER_TOO_LARGE") {
       throw new ConnectError(
         `message is larger than configured readMaxBytes ${readMaxBytes} after decompression`,
+        Code.ResourceExhausted,
+        undefined,
+        undefined,
+        e,
+      );
+    }
+    if (code === "ZSTD_error_frameParameter_windowTooLarge") {
+      throw new ConnectError(
+        `message needs a zstd window larger than ${2 ** zstdWindowLogMax} bytes`,
         Code.ResourceExhausted,
         undefined,
         undefined,
