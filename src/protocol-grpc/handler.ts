@@ -88,7 +88,7 @@ function variantOf(type: RequestType): Variant {
  * a key.
  */
 export class GrpcShapes {
-  /** By variant (0, 2, 4) + binary (1), then by response encoding ("" for none). */
+  /** By variant (variantIndex) + binary (1), then by response encoding ("" for none). */
   readonly #table: Map<string, Shape>[] = [];
 
   constructor(acceptCompression: readonly Compression[]) {
@@ -131,8 +131,11 @@ export class GrpcShapes {
   }
 }
 
+/** Where a variant's shapes start in GrpcShapes' table. */
+const variantIndex: Record<Variant, number> = { grpc: 0, web: 2, text: 4 };
+
 function index(variant: Variant, binary: boolean): number {
-  return variants.indexOf(variant) * 2 + (binary ? 1 : 0);
+  return variantIndex[variant] + (binary ? 1 : 0);
 }
 
 /** One gRPC or gRPC-Web call (`type`), of any kind. */
