@@ -43,7 +43,8 @@ export interface H2loadOptions {
   url: string;
   path: string;
   headers: Record<string, string>;
-  body: Uint8Array;
+  /** The request body; none: a GET. */
+  body?: Uint8Array;
   /** Speak HTTP/1.1 (--h1) instead of HTTP/2. */
   http1?: boolean;
   /** Connections (-c). */
@@ -84,9 +85,7 @@ export interface H2loadResult {
 export async function h2load(options: H2loadOptions): Promise<H2loadResult> {
   const dir = mkdtempSync(join(tmpdir(), "bench-h2load-"));
   try {
-    const bodyFile = join(dir, "body");
     const logFile = join(dir, "log");
-    writeFileSync(bodyFile, options.body);
     const args = [
       "-c",
       String(options.connections),
@@ -94,11 +93,15 @@ export async function h2load(options: H2loadOptions): Promise<H2loadResult> {
       String(options.streams),
       "-t",
       "1",
-      "-d",
-      bodyFile,
       "--log-file",
       logFile,
     ];
+    // h2load POSTs the body file it is given, and GETs without one.
+    if (options.body !== undefined) {
+      const bodyFile = join(dir, "body");
+      writeFileSync(bodyFile, options.body);
+      args.push("-d", bodyFile);
+    }
     if (options.http1) args.push("--h1");
     if (options.seconds !== undefined) {
       args.push("-D", `${Math.round(options.seconds * 1000)}ms`);

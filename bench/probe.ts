@@ -66,7 +66,10 @@ export function readAnswer(spec: ScenarioSpec, answer: Answer): Reading {
     spec.codec === "json"
       ? fromJsonString(HelloReplySchema, data.toString("utf8")).message
       : fromBinary(HelloReplySchema, data).message;
-  if (spec.protocol === "connect" && spec.kind === "unary") {
+  if (
+    spec.protocol === "connect" &&
+    (spec.kind === "unary" || spec.kind === "get")
+  ) {
     // A Connect unary error is a non-200 status with a JSON error body.
     return answer.status === 200
       ? { messages: [decode(answer.body)], outcome: "ok" }
@@ -114,7 +117,7 @@ export function readAnswer(spec: ScenarioSpec, answer: Answer): Reading {
 function callH2(url: string, request: BenchRequest): Promise<Answer> {
   const session = http2.connect(url);
   const stream = session.request({
-    ":method": "POST",
+    ":method": request.body === undefined ? "GET" : "POST",
     ":path": request.path,
     ...request.headers,
   });
@@ -148,8 +151,11 @@ function callH2(url: string, request: BenchRequest): Promise<Answer> {
 
 function callH1(url: string, request: BenchRequest): Promise<Answer> {
   const req = http.request(`${url}${request.path}`, {
-    method: "POST",
-    headers: { ...request.headers, "content-length": request.body.length },
+    method: request.body === undefined ? "GET" : "POST",
+    headers:
+      request.body === undefined
+        ? request.headers
+        : { ...request.headers, "content-length": request.body.length },
     agent: false,
   });
   req.end(request.body);

@@ -6,6 +6,7 @@
  * from here.
  */
 import {
+  getTarget,
   grpcFrame,
   requestBytes,
   requestJson,
@@ -17,8 +18,12 @@ import {
 export type HttpVersion = "h2" | "h1";
 export type Protocol = "grpc" | "grpc-web" | "connect";
 export type Codec = "proto" | "json";
-/** SayHello, StreamHello (five replies) or Chat (bidi, one reply per message). */
-export type Kind = "unary" | "stream" | "chat";
+/**
+ * SayHello, SayHello as a Connect GET (the request in the query: a
+ * side-effect-free call a cache may answer), StreamHello (five replies) or
+ * Chat (bidi, one reply per message).
+ */
+export type Kind = "unary" | "get" | "stream" | "chat";
 
 export interface ScenarioSpec {
   protocol: Protocol;
@@ -68,6 +73,18 @@ export const scenarios = {
     protocol: "grpc-web",
     codec: "proto",
     kind: "unary",
+    http: "h1",
+  },
+  "connect-get": {
+    protocol: "connect",
+    codec: "proto",
+    kind: "get",
+    http: "h2",
+  },
+  "connect-get-h1": {
+    protocol: "connect",
+    codec: "proto",
+    kind: "get",
     http: "h1",
   },
   stream: { protocol: "grpc", codec: "proto", kind: "stream", http: "h2" },
@@ -135,6 +152,7 @@ const protocolNames: Record<Protocol, string> = {
 };
 const kindNames: Record<Kind, string> = {
   unary: "unary",
+  get: "GET",
   stream: "StreamHello",
   chat: "bidi Chat",
 };
@@ -149,7 +167,8 @@ export function labelOf(key: Scenario): string {
 
 /** What a scenario's rate counts: calls, or for streams the server's messages. */
 export function unitOf(key: Scenario): "req/s" | "msg/s" {
-  return scenarios[key].kind === "unary" ? "req/s" : "msg/s";
+  const kind = scenarios[key].kind;
+  return kind === "unary" || kind === "get" ? "req/s" : "msg/s";
 }
 
 /** Messages a call of the scenario answers with: the rate of a stream counts its messages. */
@@ -162,15 +181,16 @@ export function expectedReplies(key: Scenario): readonly string[] {
   return scenarios[key].kind === "stream" ? streamReplyTexts : [unaryReplyText];
 }
 
-/** A pre-encoded request. */
+/** A pre-encoded request: a POST of `body`, or a GET without one. */
 export interface BenchRequest {
   path: string;
   headers: Record<string, string>;
-  body: Uint8Array;
+  body?: Uint8Array;
 }
 
 const paths: Record<Kind, string> = {
   unary: "/Greeter/SayHello",
+  get: "/Greeter/SayHello",
   stream: "/Greeter/StreamHello",
   chat: "/Greeter/Chat",
 };
@@ -202,6 +222,9 @@ export function requestOf(key: Scenario): BenchRequest {
         body: grpcFrame(message),
       };
     case "connect":
+      if (s.kind === "get") {
+        return { path: getTarget(), headers: {} };
+      }
       return s.kind === "unary"
         ? {
             path,

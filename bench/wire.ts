@@ -24,6 +24,16 @@ export function requestJson(name = benchName): Uint8Array {
   );
 }
 
+/**
+ * The target of a Connect GET of SayHello for `name`: the request in the
+ * query, protobuf in URL-safe base64 (the Connect protocol's
+ * Unary-Get-Request, as connect-web sends it).
+ */
+export function getTarget(name = benchName): string {
+  const message = Buffer.from(requestBytes(name)).toString("base64url");
+  return `/Greeter/SayHello?encoding=proto&base64=1&connect=v1&message=${message}`;
+}
+
 /** A HelloReply as protobuf bytes. */
 export function replyBytes(message: string): Uint8Array {
   return toBinary(HelloReplySchema, create(HelloReplySchema, { message }));

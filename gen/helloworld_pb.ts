@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file helloworld.proto.
  */
 export const file_helloworld: GenFile = /*@__PURE__*/
-  fileDesc("ChBoZWxsb3dvcmxkLnByb3RvIhwKDEhlbGxvUmVxdWVzdBIMCgRuYW1lGAEgASgJIh0KCkhlbGxvUmVwbHkSDwoHbWVzc2FnZRgBIAEoCTK4AQoHR3JlZXRlchImCghTYXlIZWxsbxINLkhlbGxvUmVxdWVzdBoLLkhlbGxvUmVwbHkSKwoLU3RyZWFtSGVsbG8SDS5IZWxsb1JlcXVlc3QaCy5IZWxsb1JlcGx5MAESMAoQQ29sbGVjdEdyZWV0aW5ncxINLkhlbGxvUmVxdWVzdBoLLkhlbGxvUmVwbHkoARImCgRDaGF0Eg0uSGVsbG9SZXF1ZXN0GgsuSGVsbG9SZXBseSgBMAFiBnByb3RvMw");
+  fileDesc("ChBoZWxsb3dvcmxkLnByb3RvIhwKDEhlbGxvUmVxdWVzdBIMCgRuYW1lGAEgASgJIh0KCkhlbGxvUmVwbHkSDwoHbWVzc2FnZRgBIAEoCTK9AQoHR3JlZXRlchIrCghTYXlIZWxsbxINLkhlbGxvUmVxdWVzdBoLLkhlbGxvUmVwbHkiA5ACARIrCgtTdHJlYW1IZWxsbxINLkhlbGxvUmVxdWVzdBoLLkhlbGxvUmVwbHkwARIwChBDb2xsZWN0R3JlZXRpbmdzEg0uSGVsbG9SZXF1ZXN0GgsuSGVsbG9SZXBseSgBEiYKBENoYXQSDS5IZWxsb1JlcXVlc3QaCy5IZWxsb1JlcGx5KAEwAWIGcHJvdG8z");
 
 /**
  * Who to greet.
@@ -67,7 +67,8 @@ export const HelloReplySchema: GenMessage<HelloReply> = /*@__PURE__*/
  */
 export const Greeter: GenService<{
   /**
-   * Unary: replies "Hello, {name}!".
+   * Unary: replies "Hello, {name}!". Side-effect free, so Connect clients may
+   * call it with GET, and browsers and caches may keep its reply.
    *
    * @generated from rpc Greeter.SayHello
    */

@@ -15,7 +15,8 @@ line=${1:-}
 oldest=22
 newest=24
 
-current=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+# A 22 before 22.15 counts as unsupported: node:zlib has zstd from 22.15 on.
+current=$(node -p 'const [major, minor] = process.versions.node.split(".").map(Number); major === 22 && minor < 15 ? 0 : major' 2>/dev/null || echo 0)
 if [ -z "$line" ]; then
   if [ "$current" -ge "$oldest" ]; then
     dirname "$(command -v node)"

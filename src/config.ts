@@ -152,7 +152,7 @@ export const settings = {
     flag: "compress-min-bytes",
     env: "COMPRESS_MIN_BYTES",
     default: "1024",
-    doc: "smallest response message compressed (gzip, br), in bytes",
+    doc: "smallest response message compressed, in bytes",
   },
   maxConcurrentStreams: {
     flag: "max-concurrent-streams",

@@ -30,6 +30,7 @@ import { page } from "./http/page.js";
 import { releaseWritesOnClose } from "./http/release-writes-on-close.js";
 import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
 import { createLogger } from "./logger.js";
+import { compressionDeflate, compressionZstd } from "./protocol/compression.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
 import { createListener, type Listener } from "./transport/listener.js";
@@ -107,7 +108,14 @@ export async function startServer(
   // connect links every call's signal to it, one listener per call in flight:
   // not a leak, so not worth Node's MaxListenersExceededWarning.
   setMaxListeners(0, shutdownSignal.signal);
-  const compressions = [compressionGzip, compressionBrotli];
+  // The encodings every protocol reads and writes, for the engine, connect's
+  // handlers and the grpc-accept-encoding they advertise, in this order.
+  const compressions = [
+    compressionGzip,
+    compressionBrotli,
+    compressionZstd,
+    compressionDeflate,
+  ];
   // Only with tracing on: off, no call pays for it, and the OpenTelemetry
   // SDK and its exporters are not even loaded (about 10 MB of memory).
   const tracing =

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import * as zlib from "node:zlib";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
 import type { RunningServer } from "../src/server.js";
 import {
+  base64Text,
+  compressedSayHello,
   envelope,
   envelopes,
+  fromBase64Text,
   helloReply,
   helloRequest,
   rawH1,
@@ -406,6 +410,161 @@ test("gRPC-Web: an unknown method gets grpc-status 12 in the response headers", 
   assert.equal(res.headers["grpc-status"], String(Code.Unimplemented));
   await assertStillServes(server);
 });
+
+// gRPC-Web's text mode: the body in base64 (PROTOCOL-WEB.md)
+
+/** A text-mode SayHello whose body is `text`, over HTTP `http`. */
+function textCall(server: RunningServer, http: "1.1" | "2", text: string) {
+  return (http === "2" ? rawH2 : rawH1)(server.url, {
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc-web-text",
+      accept: "application/grpc-web-text",
+    },
+    body: [Buffer.from(text, "latin1")],
+  });
+}
+
+const goodText = base64Text(envelope(helloRequest("Alice"))).toString("latin1");
+const textCases: [string, string, string][] = [
+  [
+    "a character outside base64",
+    `${goodText.slice(0, 8)}!${goodText.slice(9)}`,
+    "protocol error: the grpc-web-text body is not base64",
+  ],
+  [
+    "padding inside a quantum",
+    `AA=A${goodText}`,
+    "protocol error: the grpc-web-text body is not base64",
+  ],
+  [
+    "a line break (base64 for MIME, not for gRPC-Web)",
+    `${goodText.slice(0, 8)}\r\n${goodText.slice(8)}`,
+    "protocol error: the grpc-web-text body is not base64",
+  ],
+  [
+    "a body cut inside a quantum",
+    goodText.slice(0, 13),
+    "protocol error: the grpc-web-text body ends inside a base64 quantum",
+  ],
+  [
+    "a whole message, then a quantum cut short",
+    `${goodText}QQ`,
+    "protocol error: the grpc-web-text body ends inside a base64 quantum",
+  ],
+];
+
+for (const http of httpVersions) {
+  for (const [what, text, message] of textCases) {
+    test(`gRPC-Web text over HTTP/${http}: ${what} fails with INVALID_ARGUMENT in the base64 trailer, and the server keeps serving`, async (t) => {
+      const server = await startTestServer(t);
+      const res = await textCall(server, http, text);
+      assert.equal(res.status, 200);
+      assert.equal(
+        res.headers["content-type"],
+        "application/grpc-web-text+proto",
+      );
+      // As a truncated frame: INVALID_ARGUMENT, a protocol error of the
+      // client's (docs/engine.md, "What bad input gets").
+      assert.deepEqual(grpcWebTrailers(fromBase64Text(res.body)), {
+        "grpc-message": message,
+        "grpc-status": String(Code.InvalidArgument),
+      });
+      const good = await textCall(server, http, goodText);
+      assert.equal(
+        grpcWebTrailers(fromBase64Text(good.body))["grpc-status"],
+        "0",
+      );
+      await assertStillServes(server);
+    });
+  }
+}
+
+// Compressed messages that inflate past the limit (zip bombs), in every encoding the server reads
+
+/** `data` compressed in `encoding`, as tightly as zlib can. */
+function compress(encoding: string, data: Uint8Array): Buffer {
+  switch (encoding) {
+    case "gzip":
+      return zlib.gzipSync(data, { level: 9 });
+    case "br":
+      return zlib.brotliCompressSync(data, {
+        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 },
+      });
+    case "zstd":
+      return zlib.zstdCompressSync(data);
+    case "deflate":
+      return zlib.deflateSync(data, { level: 9 });
+  }
+  throw new Error(`no encoding ${encoding}`);
+}
+
+/** How big a HelloRequest of one letter may be for it to compress into 1 KiB, by encoding. */
+const bombs = {
+  gzip: 1_000_000,
+  br: 32 << 20,
+  zstd: 30 << 20,
+  deflate: 1_000_000,
+};
+
+for (const [encoding, inflated] of Object.entries(bombs)) {
+  test(`a 1 KiB ${encoding} bomb that inflates past maxMessageBytes is refused with RESOURCE_EXHAUSTED, over gRPC, gRPC-Web (binary and text) and Connect`, {
+    timeout: 30_000,
+  }, async (t) => {
+    const maxMessageBytes = 64 * 1024;
+    const server = await startTestServer(t, { maxMessageBytes });
+    const compressed = compress(
+      encoding,
+      helloRequest("z".repeat(inflated - 8)),
+    );
+    assert.ok(compressed.length <= 1024, `${compressed.length} bytes`);
+    const message = `message is larger than configured readMaxBytes ${maxMessageBytes} after decompression`;
+    const grpcRes = await rawH2(
+      server.url,
+      compressedSayHello(encoding, compressed),
+    );
+    assert.deepEqual(
+      [grpcRes.trailers["grpc-status"], grpcRes.trailers["grpc-message"]],
+      [String(Code.ResourceExhausted), message],
+    );
+    const web = {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc-web+proto",
+      "grpc-encoding": encoding,
+    };
+    const webRes = await rawH1(server.url, {
+      headers: web,
+      body: [envelope(compressed, 1)],
+    });
+    const textRes = await rawH2(server.url, {
+      headers: { ...web, "content-type": "application/grpc-web-text" },
+      body: [base64Text(envelope(compressed, 1))],
+    });
+    for (const trailers of [
+      grpcWebTrailers(webRes.body),
+      grpcWebTrailers(fromBase64Text(textRes.body)),
+    ]) {
+      assert.deepEqual(trailers, {
+        "grpc-message": message,
+        "grpc-status": String(Code.ResourceExhausted),
+      });
+    }
+    const connectRes = await rawH1(server.url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/proto",
+        "content-encoding": encoding,
+      },
+      body: [compressed],
+    });
+    assert.equal(connectRes.status, 429);
+    assert.deepEqual(JSON.parse(connectRes.body.toString()), {
+      code: "resource_exhausted",
+      message,
+    });
+    await assertStillServes(server);
+  });
+}
 
 // Real clients of every protocol
 

@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, type TestContext, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import type { Browser, Page } from "playwright-core";
 import type { RunningServer } from "../src/server.js";
 import { streamHelloCount } from "../src/services/greeter.js";
+import type { Seen as GrpcWebSeen } from "./browser/grpc-web-page.js";
 import { launchChromium, withBrowserPage } from "./support/browser.js";
+import { oddGreeter, oddMessage } from "./support/error-message.js";
 import { startTestServer } from "./support/server.js";
 
 // These tests need the built page (npm test runs `npm run build:web` first).
@@ -371,5 +377,216 @@ test("the page fits a 320-pixel screen and works from the keyboard", async (t) =
       );
     }
     assert.deepEqual(order, ["connect", "say-hello", "stream-hello"]);
+  });
+});
+
+// Google's grpc-web client (the npm package grpc-web), as a grpc-web front end
+// uses it: a page on its own origin calling the server cross-origin, in the
+// client's two modes, grpcwebtext (its default: application/grpc-web-text,
+// the body in base64) and grpcweb (application/grpc-web+proto).
+
+/** The page of test/browser/grpc-web-page.ts, bundled, served from an origin of its own. */
+async function serveGrpcWebPage(t: TestContext): Promise<string> {
+  const bundle = await build({
+    entryPoints: [
+      fileURLToPath(new URL("browser/grpc-web-page.ts", import.meta.url)),
+    ],
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    write: false,
+    logLevel: "warning",
+  });
+  const script = bundle.outputFiles[0]?.contents ?? new Uint8Array();
+  const html =
+    '<!doctype html><meta charset="utf-8"><title>grpc-web</title><script src="/page.js"></script>';
+  const server = createServer((req, res) => {
+    if (req.url === "/page.js") {
+      res.writeHead(200, { "content-type": "text/javascript" });
+      res.end(script);
+    } else {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(html);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const grpcWebFormats = [
+  {
+    format: "text",
+    mode: "grpcwebtext",
+    contentType: "application/grpc-web-text",
+  },
+  {
+    format: "binary",
+    mode: "grpcweb",
+    contentType: "application/grpc-web+proto",
+  },
+] as const;
+
+/** Call the Greeter from the grpc-web page: `method` on `base` in `format`, with `name`. */
+function grpcWebCall(
+  page: Page,
+  base: string,
+  method: "sayHello" | "streamHello",
+  format: "text" | "binary",
+  name: string,
+): Promise<GrpcWebSeen> {
+  return page.evaluate(([m, b, f, n]) => window.greeter[m](b, f, n), [
+    method,
+    base,
+    format,
+    name,
+  ] as const);
+}
+
+test("Google's grpc-web client, in grpcwebtext and grpcweb mode, calls SayHello and StreamHello from a page on another origin, over CORS; grpcwebtext shows each reply as it comes", async (t) => {
+  const intervalMs = 300;
+  const origin = await serveGrpcWebPage(t);
+  const server = await startTestServer(t, {
+    streamIntervalMs: intervalMs,
+    corsOrigins: [origin],
+  });
+  await withBrowserPage(t, browser, async (page) => {
+    const sent: string[] = [];
+    page.on("request", (r) => {
+      if (r.url().startsWith(`${server.url}/Greeter/`)) {
+        sent.push(`${r.method()} ${r.headers()["content-type"]}`);
+      }
+    });
+    await page.goto(`${origin}/`);
+    for (const { format, mode, contentType } of grpcWebFormats) {
+      const unary = await grpcWebCall(
+        page,
+        server.url,
+        "sayHello",
+        format,
+        "Ada",
+      );
+      assert.deepEqual(
+        [unary.replies.map((r) => r.message), unary.code],
+        [["Hello, Ada!"], 0],
+        mode,
+      );
+      const stream = await grpcWebCall(
+        page,
+        server.url,
+        "streamHello",
+        format,
+        "Ada",
+      );
+      assert.deepEqual(
+        [stream.replies.map((r) => r.message), stream.code],
+        [
+          Array.from(
+            { length: streamHelloCount },
+            (_, i) => `Hello Ada, message ${i}`,
+          ),
+          0,
+        ],
+        mode,
+      );
+      const times = stream.replies.map((r) => r.at);
+      const gaps = times.slice(1).map((at, i) => at - (times[i] ?? at));
+      const ms = gaps.map(Math.round).join(", ");
+      if (format === "text") {
+        // Each reply as the server sent it: the first well before the
+        // stream ends, then one per interval.
+        assert.ok(
+          (times[0] ?? 0) - stream.startedAt < intervalMs * 2,
+          `the first reply came ${Math.round((times[0] ?? 0) - stream.startedAt)} ms in`,
+        );
+        for (const gap of gaps) {
+          assert.ok(gap >= intervalMs / 3, `${mode}: replies ${ms} ms apart`);
+        }
+      } else {
+        // grpcweb reads the response as an ArrayBuffer, which XMLHttpRequest
+        // gives only once it is complete: every reply at the stream's end.
+        assert.ok(
+          (times[0] ?? 0) - stream.startedAt >= (intervalMs * 4 * 2) / 3,
+          `${mode}: the first reply came ${Math.round((times[0] ?? 0) - stream.startedAt)} ms in`,
+        );
+        for (const gap of gaps) {
+          assert.ok(gap < intervalMs / 3, `${mode}: replies ${ms} ms apart`);
+        }
+      }
+      assert.deepEqual(sent.splice(0), [
+        `POST ${contentType}`,
+        `POST ${contentType}`,
+      ]);
+    }
+    assert.equal(server.engine.calls, 4);
+  });
+});
+
+test("Google's grpc-web client reads the server's errors in both modes, messages with ':', ',', '/', '%' and text beyond ASCII too, and is refused from an origin the server does not allow", async (t) => {
+  const origin = await serveGrpcWebPage(t);
+  const server = await startTestServer(t, { corsOrigins: [origin] });
+  const odd = await startTestServer(t, {
+    corsOrigins: [origin],
+    routes: oddGreeter,
+  });
+  const closed = await startTestServer(t);
+  await withBrowserPage(t, browser, async (page) => {
+    await page.goto(`${origin}/`);
+    for (const { format, mode } of grpcWebFormats) {
+      for (const method of ["sayHello", "streamHello"] as const) {
+        const empty = await grpcWebCall(page, server.url, method, format, "");
+        assert.deepEqual(
+          [empty.code, empty.message],
+          [3, "name is required"],
+          `${method} in ${mode}`,
+        );
+      }
+      const failed = await grpcWebCall(page, odd.url, "sayHello", format, "A");
+      assert.deepEqual([failed.code, failed.message], [10, oddMessage], mode);
+      const refused = await grpcWebCall(
+        page,
+        closed.url,
+        "sayHello",
+        format,
+        "Ada",
+      );
+      assert.deepEqual(refused.replies, [], mode);
+      assert.notEqual(refused.code, 0, mode);
+    }
+    // The browser asked, and was told no: nothing reached the Greeter.
+    assert.equal(closed.engine.calls, 0);
+  });
+});
+
+test("a browser keeps a SayHello fetched by Connect GET, by the reply's Cache-Control, and answers the same GET again without the server", async (t) => {
+  const server = await startTestServer(t);
+  await withBrowserPage(t, browser, async (page) => {
+    await open(page, server.url);
+    const query = new URLSearchParams({
+      encoding: "json",
+      message: '{"name":"Ada"}',
+    });
+    const url = `${server.url}/Greeter/SayHello?${query}`;
+    const fetched = await page.evaluate(async (u) => {
+      const replies = [];
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(u);
+        replies.push({ status: res.status, body: await res.text() });
+      }
+      const timing = performance.getEntriesByName(
+        u,
+      ) as PerformanceResourceTiming[];
+      return { replies, transferred: timing.map((e) => e.transferSize) };
+    }, url);
+    assert.deepEqual(fetched.replies, [
+      { status: 200, body: '{"message":"Hello, Ada!"}' },
+      { status: 200, body: '{"message":"Hello, Ada!"}' },
+    ]);
+    // The second came from the browser's cache: nothing went over the wire,
+    // and the server served one call.
+    assert.equal(fetched.transferred.length, 2);
+    assert.ok((fetched.transferred[0] ?? 0) > 0);
+    assert.equal(fetched.transferred[1], 0);
+    assert.equal(server.engine.calls, 1);
   });
 });

@@ -4,12 +4,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import { test } from "node:test";
 import * as zlib from "node:zlib";
-import {
-  Code,
-  ConnectError,
-  createClient,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { Code, createClient, type Interceptor } from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -20,7 +15,17 @@ import {
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Greeter } from "../gen/helloworld_pb.js";
+import {
+  compressionDeflate,
+  compressionZstd,
+} from "../src/protocol/compression.js";
 import { repoRoot } from "./support/child.js";
+import {
+  compressedSayHello,
+  envelope,
+  helloRequest,
+  rawH2,
+} from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 
 /** The response header that names the encoding of the response messages, per protocol and call kind. */
@@ -30,7 +35,15 @@ const encodingHeaders = [
   "connect-content-encoding",
 ];
 
-for (const compression of [compressionGzip, compressionBrotli]) {
+/** Every encoding the server reads and writes (src/server.ts), each as a connect-node client uses it. */
+const compressions = [
+  compressionGzip,
+  compressionBrotli,
+  compressionZstd,
+  compressionDeflate,
+];
+
+for (const compression of compressions) {
   for (const [protocol, makeTransport] of [
     ["gRPC", createGrpcTransport],
     ["gRPC-Web", createGrpcWebTransport],
@@ -97,19 +110,46 @@ test("a @grpc/grpc-js client with gzip as its default compression is answered", 
   assert.equal(reply.message, "Hello, grpc-js!");
 });
 
-test("a @grpc/grpc-js client compressing with deflate, which the server does not support, gets UNIMPLEMENTED", {
+test("a @grpc/grpc-js client with deflate as its default compression sends deflate and is answered", {
   timeout: 30_000,
 }, async (t) => {
-  const server = await startTestServer(t);
+  const encodings: (string | null)[] = [];
+  const server = await startTestServer(t, {
+    compressMinBytes: 0,
+    interceptors: [
+      (next) => (req) => {
+        encodings.push(req.header.get("grpc-encoding"));
+        return next(req);
+      },
+    ],
+  });
   const client = grpcJsClient(server.url, 1); // 1: deflate
   t.after(() => client.close());
+  const reply = await new Promise<{ message: string }>((resolve, reject) =>
+    client.SayHello({ name: "deflated" }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    ),
+  );
+  assert.equal(reply.message, "Hello, deflated!");
+  assert.deepEqual(encodings, ["deflate"]);
+});
+
+test("a @grpc/grpc-js client sending a deflated message that inflates past maxMessageBytes gets RESOURCE_EXHAUSTED", {
+  timeout: 30_000,
+}, async (t) => {
+  const server = await startTestServer(t, { maxMessageBytes: 64 * 1024 });
+  const client = grpcJsClient(server.url, 1);
+  t.after(() => client.close());
   const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
-    client.SayHello({ name: "deflated" }, (e) =>
+    client.SayHello({ name: "z".repeat(1 << 20) }, (e) =>
       e ? resolve(e) : reject(new Error("the call succeeded")),
     ),
   );
-  assert.equal(err.code, grpc.status.UNIMPLEMENTED);
-  assert.match(err.details, /unknown compression "deflate"/);
+  assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(
+    err.details,
+    "message is larger than configured readMaxBytes 65536 after decompression",
+  );
 });
 
 test("gRPC: a reply under compressMinBytes goes uncompressed and a larger one gzipped; a gzipped request is read", {
@@ -130,8 +170,8 @@ test("gRPC: a reply under compressMinBytes goes uncompressed and a larger one gz
     });
     stream.end(
       compressRequest
-        ? grpcFrame(zlib.gzipSync(payload), 1)
-        : grpcFrame(payload, 0),
+        ? envelope(zlib.gzipSync(payload), 1)
+        : envelope(payload, 0),
     );
     const [headers] = (await once(stream, "response")) as [
       http2.IncomingHttpHeaders,
@@ -209,7 +249,7 @@ test("gRPC: an unsupported grpc-encoding gets UNIMPLEMENTED with the supported o
     te: "trailers",
     "grpc-encoding": "snappy",
   });
-  stream.end(grpcFrame(helloRequest("x"), 1));
+  stream.end(envelope(helloRequest("x"), 1));
   stream.resume();
   const [headers] = (await once(stream, "response")) as [
     http2.IncomingHttpHeaders,
@@ -220,27 +260,103 @@ test("gRPC: an unsupported grpc-encoding gets UNIMPLEMENTED with the supported o
   assert.equal(trailers["grpc-status"], String(Code.Unimplemented));
   assert.equal(
     headers["grpc-accept-encoding"] ?? trailers["grpc-accept-encoding"],
-    "gzip,br",
+    "gzip,br,zstd,deflate",
   );
 });
 
-test("a small gzipped message that inflates past maxMessageBytes fails with RESOURCE_EXHAUSTED", {
+/** A stream compressing in `encoding`, as tightly as it does quickly. */
+function compressing(encoding: string): zlib.Gzip | zlib.ZstdCompress {
+  switch (encoding) {
+    case "gzip":
+      return zlib.createGzip({ level: 9 });
+    case "br":
+      return zlib.createBrotliCompress({
+        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 },
+      });
+    case "zstd":
+      return zlib.createZstdCompress();
+    case "deflate":
+      return zlib.createDeflate({ level: 9 });
+  }
+  throw new Error(`no encoding ${encoding}`);
+}
+
+/** `size` zero bytes compressed in `encoding`, made a MiB at a time so the test never holds them. */
+async function zeroes(encoding: string, size: number): Promise<Buffer> {
+  const z = compressing(encoding);
+  const out: Buffer[] = [];
+  z.on("data", (c: Buffer) => out.push(c));
+  const mib = Buffer.alloc(1 << 20);
+  for (let n = 0; n < size; n += mib.length) {
+    if (!z.write(mib)) await once(z, "drain");
+  }
+  await new Promise((resolve) => z.end(resolve));
+  return Buffer.concat(out);
+}
+
+test("a bomb is refused once it has inflated past maxMessageBytes, not inflated whole: the server process's peak memory does not grow by the bomb, in every encoding", {
+  timeout: 120_000,
+}, async (t) => {
+  // Bombs of 128 MiB, a few hundred KiB compressed at most: within the limit
+  // as they come, so it is decompression that must stop them.
+  const whole = 128 << 20;
+  const maxMessageBytes = 1 << 20;
+  const server = await startTestServer(t, { maxMessageBytes });
+  for (const encoding of compressions.map((c) => c.name)) {
+    const compressed = await zeroes(encoding, whole);
+    assert.ok(compressed.length < maxMessageBytes, `${compressed.length}`);
+    // The peak resident memory of this process, which runs the server: a
+    // bomb inflated whole would raise it by at least its 128 MiB.
+    const before = process.resourceUsage().maxRSS * 1024;
+    const res = await rawH2(
+      server.url,
+      compressedSayHello(encoding, compressed),
+    );
+    const grew = process.resourceUsage().maxRSS * 1024 - before;
+    assert.ok(
+      grew < 16 << 20,
+      `${encoding}: peak memory grew by ${(grew / 2 ** 20).toFixed(1)} MiB`,
+    );
+    assert.deepEqual(
+      [res.trailers["grpc-status"], res.trailers["grpc-message"]],
+      [
+        String(Code.ResourceExhausted),
+        `message is larger than configured readMaxBytes ${maxMessageBytes} after decompression`,
+      ],
+      encoding,
+    );
+  }
+});
+
+test("a zstd message that asks for a window over 8 MiB is refused with RESOURCE_EXHAUSTED however little it holds (RFC 9659's limit for HTTP)", {
   timeout: 30_000,
 }, async (t) => {
-  const server = await startTestServer(t, { maxMessageBytes: 64 * 1024 });
-  const client = createClient(
-    Greeter,
-    createGrpcTransport({
-      baseUrl: server.url,
-      sendCompression: compressionGzip,
-      compressMinBytes: 0,
-    }),
-  );
-  // 1 MiB of one letter gzips to about 1 KiB.
-  await assert.rejects(client.sayHello({ name: "z".repeat(1 << 20) }), (e) => {
-    assert.equal(ConnectError.from(e).code, Code.ResourceExhausted);
-    return true;
+  const server = await startTestServer(t);
+  // A streaming encoder does not know the size, so it writes the window it
+  // was given into the frame: 2^27 bytes, for a message of a few bytes.
+  const z = zlib.createZstdCompress({
+    params: { [zlib.constants.ZSTD_c_windowLog]: 27 },
   });
+  const out: Buffer[] = [];
+  z.on("data", (c: Buffer) => out.push(c));
+  z.end(helloRequest("wide"));
+  await once(z, "end");
+  const frame = Buffer.concat(out);
+  assert.equal(zlib.zstdDecompressSync(frame).length, 6, "the frame is whole");
+  const res = await rawH2(server.url, compressedSayHello("zstd", frame));
+  assert.deepEqual(
+    [res.trailers["grpc-status"], res.trailers["grpc-message"]],
+    [
+      String(Code.ResourceExhausted),
+      "message needs a zstd window larger than 8388608 bytes",
+    ],
+  );
+  // The same message with a window the limit allows is read.
+  const fits = await rawH2(
+    server.url,
+    compressedSayHello("zstd", zlib.zstdCompressSync(helloRequest("wide"))),
+  );
+  assert.equal(fits.trailers["grpc-status"], "0");
 });
 
 interface GreeterJs extends grpc.Client {
@@ -258,21 +374,4 @@ function grpcJsClient(url: string, algorithm: number): GreeterJs {
   return new Ctor(new URL(url).host, grpc.credentials.createInsecure(), {
     "grpc.default_compression_algorithm": algorithm,
   }) as unknown as GreeterJs;
-}
-
-/** A HelloRequest in protobuf binary: field 1, varint length, the name. */
-function helloRequest(name: string): Buffer {
-  const bytes = Buffer.from(name);
-  const length: number[] = [];
-  for (let n = bytes.length; n >= 0x80; n >>>= 7)
-    length.push((n & 0x7f) | 0x80);
-  length.push(bytes.length >>> (7 * length.length));
-  return Buffer.concat([Buffer.from([0x0a, ...length]), bytes]);
-}
-
-function grpcFrame(payload: Buffer, flag: number): Buffer {
-  const head = Buffer.alloc(5);
-  head[0] = flag;
-  head.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([head, payload]);
 }

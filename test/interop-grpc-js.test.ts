@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import type { RunningServer } from "../src/server.js";
+import { oddGreeter, oddMessage } from "./support/error-message.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
 
@@ -227,7 +228,18 @@ test("grpc-js SayHello with custom metadata works and gets response headers", as
   assert.match(String(headers?.get("content-type")[0]), /^application\/grpc/);
 });
 
-test("grpc-js calling an unknown method gets UNIMPLEMENTED", async (t) => {
+test("grpc-js reads an error message with ':', ',', '/', '%' and text beyond ASCII as the handler wrote it, from the engine and from connect's handlers", async (t) => {
+  for (const engine of [true, false]) {
+    const server = await startTestServer(t, { routes: oddGreeter, engine });
+    await assert.rejects(sayHello(greeterClient(t, server), { name: "A" }), {
+      code: grpc.status.ABORTED,
+      details: oddMessage,
+    });
+    assert.equal(server.engine.calls, engine ? 1 : 0);
+  }
+});
+
+test("grpc-js reads the path in UNIMPLEMENTED's message for an unknown method as it is", async (t) => {
   const server = await startTestServer(t);
   const client = new grpc.Client(
     `127.0.0.1:${server.port}`,
@@ -245,7 +257,10 @@ test("grpc-js calling an unknown method gets UNIMPLEMENTED", async (t) => {
         (err, res) => (err ? reject(err) : resolve(res)),
       ),
     ),
-    { code: grpc.status.UNIMPLEMENTED },
+    {
+      code: grpc.status.UNIMPLEMENTED,
+      details: "unknown procedure /Greeter/Nope",
+    },
   );
 });
 

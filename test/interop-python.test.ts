@@ -3,9 +3,10 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { oddGreeter, oddMessage } from "./support/error-message.js";
 import { startTestServer } from "./support/server.js";
 
 // The tutorial's own client: Python grpc.aio from Debian's python3-grpcio, with
@@ -25,9 +26,8 @@ function pythonEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-test("the tutorial's Python grpc.aio client calls all four RPCs and prints the tutorial's replies", {
-  timeout: 60_000,
-}, async (t) => {
+/** Python stubs generated from proto/helloworld.proto into a folder removed after the test. */
+async function pythonStubs(t: TestContext): Promise<string> {
   const stubs = await mkdtemp(join(tmpdir(), "greeter-python-"));
   t.after(() => rm(stubs, { recursive: true, force: true }));
   await run(
@@ -47,7 +47,13 @@ test("the tutorial's Python grpc.aio client calls all four RPCs and prints the t
     "helloworld_pb2.py",
     "helloworld_pb2_grpc.py",
   ]);
+  return stubs;
+}
 
+test("the tutorial's Python grpc.aio client calls all four RPCs and prints the tutorial's replies", {
+  timeout: 60_000,
+}, async (t) => {
+  const stubs = await pythonStubs(t);
   const server = await startTestServer(t);
   // Asynchronous on purpose: the server runs in this process and must keep answering.
   const { stdout } = await run(
@@ -74,4 +80,33 @@ test("the tutorial's Python grpc.aio client calls all four RPCs and prints the t
     "SayHello error: INVALID_ARGUMENT name is required",
     "",
   ]);
+});
+
+test("Python grpcio reads an error message with ':', ',', '/', '%' and text beyond ASCII as the handler wrote it, from the engine and from connect's handlers", {
+  timeout: 60_000,
+}, async (t) => {
+  const stubs = await pythonStubs(t);
+  for (const engine of [true, false]) {
+    const server = await startTestServer(t, { routes: oddGreeter, engine });
+    const { stdout } = await run(
+      python,
+      [
+        join(root, "test/interop-python/error_messages.py"),
+        `127.0.0.1:${server.port}`,
+        stubs,
+      ],
+      { env: pythonEnv(), timeout: 50_000 },
+    );
+    assert.deepEqual(
+      stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line)),
+      [
+        ["ABORTED", oddMessage],
+        ["UNIMPLEMENTED", "unknown procedure /Greeter/Nope"],
+      ],
+      engine ? "engine" : "connect's handlers",
+    );
+  }
 });

@@ -250,8 +250,11 @@ test("the server serves the page before its RPC fallback and leaves Connect and 
       "unimplemented",
     );
   }
-  // A GET of a method path is the router's to refuse (not idempotent), not the page's.
-  assert.equal((await request(server.url, "/Greeter/SayHello")).status, 405);
+  // A GET of a method path is the router's to answer, not the page's: a
+  // method with side effects refuses it, and a side-effect-free one needs
+  // the Connect GET's query.
+  assert.equal((await request(server.url, "/Greeter/StreamHello")).status, 405);
+  assert.equal((await request(server.url, "/Greeter/SayHello")).status, 415);
 
   // gRPC over HTTP/2, and the page over HTTP/2 too.
   const client = createClient(

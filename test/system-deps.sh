@@ -12,6 +12,7 @@
 #   haproxy          the other L7 balancer of the balancer tests (its own instances: -f)
 #   iproute2         ip netns and veth pairs: the balancer tests' replicas as separate hosts
 #   prometheus       a real scraper of the metrics, queried over its HTTP API
+#   zstd             the Zstandard CLI of docs/calling.md's compressed Connect GET
 set -euo pipefail
 
 missing=()
@@ -28,6 +29,7 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 [ -x /usr/sbin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -24,9 +24,12 @@
  * (test/engine.test.ts) hold the two to the same bytes.
  *
  * WHAT IT LEAVES TO CONNECT, untouched: unknown paths, services registered
- * with options of their own, Connect GET requests, gRPC-Web's text mode,
- * bidi streams over HTTP/1.1 (connect answers 505), content types that do
- * not fit the method (415), and everything when `enabled` is false.
+ * with options of their own, GETs that are no Connect GET of a method
+ * without side effects (405, 415), bidi streams over HTTP/1.1 (connect
+ * answers 505), content types that do not fit the method (415), and
+ * everything when `enabled` is false. gRPC-Web's text mode,
+ * which connect does not speak (415), the engine serves itself
+ * (src/protocol-grpc-web/text.ts).
  */
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
@@ -50,8 +53,10 @@ import {
   parseRequestType,
   type RequestType,
 } from "../protocol/content-type.js";
+import { type GetQuery, getQuery } from "../protocol-connect/get.js";
 import { serveConnectStream } from "../protocol-connect/stream.js";
 import { serveConnectUnary } from "../protocol-connect/unary.js";
+import { specGrpcMessages } from "../protocol-grpc/grpc-message.js";
 import { GrpcShapes, serveGrpc } from "../protocol-grpc/handler.js";
 import { type CallHost, EngineCall } from "./call.js";
 import type { Exchange } from "./exchange.js";
@@ -88,6 +93,22 @@ export interface EngineOptions
   /** Serve calls here; false leaves every call to connect. @default true */
   enabled?: boolean;
 }
+
+/** What serves a request: its route, its protocol, and a Connect GET's query. */
+interface Match {
+  readonly route: Route;
+  readonly type: RequestType;
+  readonly get?: GetQuery;
+}
+
+/** What a Connect GET is, by its encoding parameter. */
+const getProto: RequestType = {
+  protocol: "connect",
+  binary: true,
+  stream: false,
+  text: false,
+};
+const getJson: RequestType = { ...getProto, binary: false };
 
 /** Serves every call it can, over both HTTP versions, before the HTTP chain and connect see it. */
 export class Engine implements CallHost {
@@ -140,7 +161,12 @@ export class Engine implements CallHost {
     );
   }
 
-  /** Wrap a routes function: the router gets every service as before, and the engine learns the same implementations. */
+  /**
+   * Wrap a routes function: the router gets every service as before, and the
+   * engine learns the same implementations. connect's handlers the router
+   * makes write grpc-message as the engine does (specGrpcMessages), so that
+   * both paths answer alike.
+   */
   record(
     routes: (router: ConnectRouter) => void,
   ): (router: ConnectRouter) => void {
@@ -170,6 +196,7 @@ export class Engine implements CallHost {
         },
       };
       routes(recording);
+      specGrpcMessages(router.handlers, this.opt.acceptCompression);
     };
   }
 
@@ -189,15 +216,21 @@ export class Engine implements CallHost {
     path: string | undefined,
     contentType: string | undefined,
     http1: boolean,
-  ): { route: Route; type: RequestType } | undefined {
-    if (!this.#enabled || method !== "POST" || path === undefined) {
-      return undefined;
-    }
+  ): Match | undefined {
+    if (!this.#enabled || path === undefined) return undefined;
     const q = path.indexOf("?");
     const route = this.#routes.get(q < 0 ? path : path.slice(0, q));
     if (route === undefined) return undefined;
+    if (method === "GET") {
+      // connect answers a missing connect=v1 when it is required
+      if (q < 0 || this.opt.requireConnectProtocolHeader) return undefined;
+      const get = getQuery(route, path.slice(q + 1));
+      if (get === undefined) return undefined;
+      return { route, type: get.binary ? getProto : getJson, get };
+    }
+    if (method !== "POST") return undefined;
     const type = parseRequestType(contentType);
-    if (type === undefined || type.text) return undefined;
+    if (type === undefined) return undefined;
     const kind = route.spec.kind;
     // A full-duplex call cannot work over HTTP/1.1; connect answers it.
     if (http1 && kind === "bidi_streaming") return undefined;
@@ -234,8 +267,7 @@ export class Engine implements CallHost {
     // compatibility layer.
     stream.on("error", this.#streamError);
     this.#serve(
-      match.route,
-      match.type,
+      match,
       new Http2Exchange(
         stream,
         headers,
@@ -269,8 +301,7 @@ export class Engine implements CallHost {
     const h1req = req as import("node:http").IncomingMessage;
     const h1res = res as import("node:http").ServerResponse;
     this.#serve(
-      match.route,
-      match.type,
+      match,
       new Http1Exchange(
         h1req,
         h1res,
@@ -281,8 +312,7 @@ export class Engine implements CallHost {
   };
 
   #serve(
-    route: Route,
-    type: RequestType,
+    { route, type, get }: Match,
     exchange: Exchange,
     drop: () => void,
   ): void {
@@ -292,17 +322,12 @@ export class Engine implements CallHost {
     switch (type.protocol) {
       case "grpc":
       case "grpc-web":
-        served = serveGrpc(
-          call,
-          type.protocol === "grpc-web",
-          type.binary,
-          this.#grpcShapes,
-        );
+        served = serveGrpc(call, type, this.#grpcShapes);
         break;
       case "connect":
         served = type.stream
           ? serveConnectStream(call, type.binary)
-          : serveConnectUnary(call, type.binary);
+          : serveConnectUnary(call, type.binary, get);
         break;
     }
     // Each protocol reports every failure to the client; what lands here is

@@ -1,5 +1,9 @@
 import { Code } from "@connectrpc/connect";
 import { parseRequestType } from "../protocol/content-type.js";
+import {
+  encodeGrpcMessage,
+  grpcMessageHeader,
+} from "../protocol-grpc/grpc-message.js";
 import type { RequestHandler } from "../transport/listener.js";
 
 type Request = Parameters<RequestHandler>[0];
@@ -26,7 +30,7 @@ export function notFound(req: Request, res: Response): void {
     res.statusCode = 200;
     res.setHeader("content-type", contentType);
     res.setHeader("grpc-status", String(Code.Unimplemented));
-    res.setHeader("grpc-message", encodeURIComponent(message));
+    res.setHeader(grpcMessageHeader, encodeGrpcMessage(message));
     res.end();
     return;
   }

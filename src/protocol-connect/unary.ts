@@ -1,7 +1,8 @@
 /**
- * Connect's unary calls: POST, in protobuf or JSON, on either HTTP version,
- * mirroring createUnaryHandler in connect's protocol-connect/handler-factory.js
- * and connect-node's response writing.
+ * Connect's unary calls: POST, or GET for a method without side effects
+ * (src/protocol-connect/get.ts), in protobuf or JSON, on either HTTP
+ * version, mirroring createUnaryHandler in connect's
+ * protocol-connect/handler-factory.js and connect-node's response writing.
  */
 import {
   compressionNegotiate,
@@ -26,6 +27,7 @@ import { CallContext, type ResponseInit } from "../engine/context.js";
 import { invokeUnary } from "../engine/invoke.js";
 import { headerValue, nodeHeaders } from "../protocol/headers.js";
 import { readAll } from "../protocol/request-body.js";
+import { type GetQuery, getCompression, getMessage } from "./get.js";
 
 // Node's header objects have lower-case names; connect's constants are capitalised.
 const timeoutHeader = headerTimeout.toLowerCase();
@@ -43,10 +45,14 @@ const jsonInit: ResponseInit = {
   trailer: noTrailer,
 };
 
-/** One Connect unary call, its messages in protobuf (`binary`) or JSON. */
+/**
+ * One Connect unary call, its messages in protobuf (`binary`) or JSON; a GET
+ * has its message in `get`, the query, instead of the body.
+ */
 export async function serveConnectUnary(
   call: EngineCall,
   binary: boolean,
+  get?: GetQuery,
 ): Promise<void> {
   const { host, route, exchange } = call;
   const { opt } = host;
@@ -62,7 +68,9 @@ export async function serveConnectUnary(
   const ctx = new CallContext(call, "connect", binary ? protoInit : jsonInit);
   const compression = compressionNegotiate(
     opt.acceptCompression,
-    headerValue(headers, encodingHeader),
+    get === undefined
+      ? headerValue(headers, encodingHeader)
+      : getCompression(get),
     headerValue(headers, acceptEncodingHeader),
     headerUnaryAcceptEncoding,
   );
@@ -74,13 +82,18 @@ export async function serveConnectUnary(
     if (opt.requestGate !== undefined) await opt.requestGate(ctx);
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
-    let bytes = await readAll(
-      exchange.body,
-      opt.readMaxBytes,
-      headerValue(headers, contentLengthHeader),
-    );
-    if (compression.request) {
-      bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
+    let bytes: Uint8Array;
+    if (get !== undefined) {
+      bytes = await getMessage(get, compression.request, opt.readMaxBytes);
+    } else {
+      bytes = await readAll(
+        exchange.body,
+        opt.readMaxBytes,
+        headerValue(headers, contentLengthHeader),
+      );
+      if (compression.request) {
+        bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
+      }
     }
     const input = codec.parse(bytes);
     let output = host.pipeline.unary(call, () =>

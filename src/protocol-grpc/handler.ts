@@ -1,6 +1,6 @@
 /**
- * gRPC and gRPC-Web, every kind of call, protobuf or JSON, on either HTTP
- * version: connect's protocol-grpc/handler-factory.js and
+ * gRPC and gRPC-Web (binary or text), every kind of call, protobuf or JSON,
+ * on either HTTP version: connect's protocol-grpc/handler-factory.js and
  * protocol-grpc-web/handler-factory.js, with connect-node's response writing,
  * without their generator pipeline. The two protocols differ only in where
  * the status goes: gRPC's HTTP trailers, or gRPC-Web's last message
@@ -18,7 +18,6 @@ import {
   headerGrpcStatus,
   headerTimeout,
   parseTimeout,
-  setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import {
   contentTypeJson as webContentTypeJson,
@@ -32,12 +31,20 @@ import {
   grpcAcceptEncoding,
   grpcAcceptEncodingHeader,
 } from "../protocol/accept-encoding.js";
+import type { RequestType } from "../protocol/content-type.js";
 import {
   type EnvelopedProtocol,
   envelopedCall,
   type Shape,
 } from "../protocol/enveloped-call.js";
+import {
+  Base64Body,
+  base64Frame,
+  contentTypeTextJson,
+  contentTypeTextProto,
+} from "../protocol-grpc-web/text.js";
 import { webTrailer, webTrailerFlag } from "../protocol-grpc-web/trailer.js";
+import { setTrailerStatus } from "./grpc-message.js";
 
 // Node's header objects have lower-case names; connect's constants are capitalised.
 const grpc: EnvelopedProtocol = {
@@ -54,31 +61,46 @@ const grpcWeb: EnvelopedProtocol = {
   name: "grpc-web",
   skipFlag: webTrailerFlag,
 };
+const grpcWebText: EnvelopedProtocol = {
+  ...grpcWeb,
+  decodeBody: (body) => new Base64Body(body),
+  encodeWrite: base64Frame,
+};
+
+/** Which of gRPC, gRPC-Web and gRPC-Web's text mode a call speaks. */
+type Variant = "grpc" | "web" | "text";
+const variants: readonly Variant[] = ["grpc", "web", "text"];
+const contentTypes: Record<Variant, readonly [json: string, proto: string]> = {
+  grpc: [contentTypeJson, contentTypeProto],
+  web: [webContentTypeJson, webContentTypeProto],
+  text: [contentTypeTextJson, contentTypeTextProto],
+};
+
+function variantOf(type: RequestType): Variant {
+  if (type.protocol === "grpc") return "grpc";
+  return type.text ? "text" : "web";
+}
 
 /**
  * The responses' initial headers and trailers for one server's accepted
- * encodings, made once for every protocol (gRPC, gRPC-Web), format and
- * response encoding, so a call looks its shape up without making a key.
+ * encodings, made once for every protocol (gRPC, gRPC-Web, its text mode),
+ * format and response encoding, so a call looks its shape up without making
+ * a key.
  */
 export class GrpcShapes {
-  /** By web (2) + binary (1), then by response encoding ("" for none). */
+  /** By variant (variantIndex) + binary (1), then by response encoding ("" for none). */
   readonly #table: Map<string, Shape>[] = [];
 
   constructor(acceptCompression: readonly Compression[]) {
     const acceptEncoding = grpcAcceptEncoding("grpc", acceptCompression) ?? "";
     const before = { [grpcAcceptEncodingHeader]: acceptEncoding };
-    for (const web of [false, true]) {
+    for (const variant of variants) {
+      const web = variant !== "grpc";
       for (const binary of [false, true]) {
         const byEncoding = new Map<string, Shape>();
         for (const encoding of ["", ...acceptCompression.map((c) => c.name)]) {
           const header: Record<string, string> = {
-            [headerContentType]: web
-              ? binary
-                ? webContentTypeProto
-                : webContentTypeJson
-              : binary
-                ? contentTypeProto
-                : contentTypeJson,
+            [headerContentType]: contentTypes[variant][binary ? 1 : 0],
           };
           if (encoding !== "") header[headerEncoding] = encoding;
           byEncoding.set(encoding, {
@@ -96,36 +118,43 @@ export class GrpcShapes {
             },
           });
         }
-        this.#table[(web ? 2 : 0) + (binary ? 1 : 0)] = byEncoding;
+        this.#table[index(variant, binary)] = byEncoding;
       }
     }
   }
 
-  /** The shape of a response in `web` or gRPC, `binary` or JSON, with the response `encoding`, if any. */
-  of(web: boolean, binary: boolean, encoding: string | undefined): Shape {
-    const shape = this.#table[(web ? 2 : 0) + (binary ? 1 : 0)]?.get(
-      encoding ?? "",
-    );
+  /** The shape of a response in `variant`, `binary` or JSON, with the response `encoding`, if any. */
+  of(variant: Variant, binary: boolean, encoding: string | undefined): Shape {
+    const shape = this.#table[index(variant, binary)]?.get(encoding ?? "");
     if (shape === undefined) throw new Error(`no shape for ${encoding}`);
     return shape;
   }
 }
 
-/** One gRPC (`web` false) or gRPC-Web call, of any kind. */
+/** Where a variant's shapes start in GrpcShapes' table. */
+const variantIndex: Record<Variant, number> = { grpc: 0, web: 2, text: 4 };
+
+function index(variant: Variant, binary: boolean): number {
+  return variantIndex[variant] + (binary ? 1 : 0);
+}
+
+/** One gRPC or gRPC-Web call (`type`), of any kind. */
 export async function serveGrpc(
   call: EngineCall,
-  web: boolean,
-  binary: boolean,
+  type: RequestType,
   shapes: GrpcShapes,
 ): Promise<void> {
   const { host, route, exchange } = call;
   const { opt } = host;
   const { spec } = route;
+  const variant = variantOf(type);
+  const web = variant !== "grpc";
+  const { binary } = type;
   const { ctx, input, writer } = envelopedCall(
     call,
-    web ? grpcWeb : grpc,
+    variant === "text" ? grpcWebText : web ? grpcWeb : grpc,
     binary,
-    (encoding) => shapes.of(web, binary, encoding),
+    (encoding) => shapes.of(variant, binary, encoding),
   );
   const end = web ? () => webTrailer(ctx) : undefined;
 

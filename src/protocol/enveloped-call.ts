@@ -2,7 +2,7 @@ import type { ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate } from "@connectrpc/connect/protocol";
 import type { EngineCall } from "../engine/call.js";
 import { CallContext, type ResponseInit } from "../engine/context.js";
-import { EnvelopeReader } from "./envelope.js";
+import { type ChunkSource, EnvelopeReader } from "./envelope.js";
 import { headerValue } from "./headers.js";
 import { RequestMessages } from "./request-messages.js";
 import { type ResponseHead, ResponseWriter } from "./response-writer.js";
@@ -24,6 +24,10 @@ export interface EnvelopedProtocol {
   readonly acceptEncodingName: string;
   /** Request envelopes with this flag are skipped (RequestMessages). */
   readonly skipFlag: number;
+  /** How the body is read, when not as it comes (gRPC-Web's text mode: base64). */
+  readonly decodeBody?: (body: ChunkSource) => ChunkSource;
+  /** How each response write goes out, when not as it is (text mode: base64). */
+  readonly encodeWrite?: (bytes: Buffer) => Buffer;
 }
 
 /** A response's start for one format and encoding: the context's initial headers and trailers, and the head the writer sends. */
@@ -63,7 +67,10 @@ export function envelopedCall(
   const ctx = new CallContext(call, protocol.name, shape.init);
   const codec = binary ? route.binary : route.json;
   const input = new RequestMessages(
-    new EnvelopeReader(exchange.body, opt.readMaxBytes),
+    new EnvelopeReader(
+      protocol.decodeBody?.(exchange.body) ?? exchange.body,
+      opt.readMaxBytes,
+    ),
     codec,
     compression.request,
     opt.readMaxBytes,
@@ -77,6 +84,7 @@ export function envelopedCall(
     shape.head,
     compression.response,
     opt.compressMinBytes,
+    protocol.encodeWrite,
   );
   return { ctx, input, writer };
 }

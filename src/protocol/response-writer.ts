@@ -23,7 +23,8 @@ export interface ResponseHead {
  * handlers may still set them), each message enveloped and compressed from
  * compressMinBytes (connect's envelopeCompress), waiting when the client
  * reads slowly, then the end: HTTP trailers, or a last envelope of the
- * protocol's own.
+ * protocol's own. Each write may be `encode`d on its way out (gRPC-Web's
+ * text mode: base64).
  */
 export class ResponseWriter {
   #exchange: Exchange;
@@ -32,6 +33,7 @@ export class ResponseWriter {
   #head: ResponseHead;
   #compression: Compression | null;
   #compressMinBytes: number;
+  #encode: ((bytes: Buffer) => Buffer) | undefined;
   #headersSent = false;
 
   constructor(
@@ -41,6 +43,7 @@ export class ResponseWriter {
     head: ResponseHead,
     compression: Compression | null,
     compressMinBytes: number,
+    encode?: (bytes: Buffer) => Buffer,
   ) {
     this.#exchange = exchange;
     this.#ctx = ctx;
@@ -48,6 +51,7 @@ export class ResponseWriter {
     this.#head = head;
     this.#compression = compression;
     this.#compressMinBytes = compressMinBytes;
+    this.#encode = encode;
   }
 
   #sendHeaders(): void {
@@ -88,7 +92,8 @@ export class ResponseWriter {
   #send(frame: Buffer): boolean | Promise<boolean> {
     if (this.#exchange.gone) return false;
     this.#sendHeaders();
-    return this.#exchange.write(frame);
+    const encode = this.#encode;
+    return this.#exchange.write(encode === undefined ? frame : encode(frame));
   }
 
   /**
@@ -139,7 +144,11 @@ export class ResponseWriter {
   #endWith(frame: Buffer): void {
     if (this.#exchange.ended) return;
     this.#sendHeaders();
-    this.#exchange.end(frame, this.#trailers());
+    const encode = this.#encode;
+    this.#exchange.end(
+      encode === undefined ? frame : encode(frame),
+      this.#trailers(),
+    );
   }
 
   /** One envelope, its data compressed when it is large enough. */

@@ -12,6 +12,14 @@ export interface GreeterOptions {
   streamIntervalMs?: number;
 }
 
+/**
+ * How long a SayHello reply fetched with GET may be reused, by browsers and
+ * caches: a name's greeting never changes, so a day. The Connect protocol
+ * leaves caching to the handler ("Get Requests and Caching" in Connect's
+ * docs); a POST, which nothing caches, gets no such header.
+ */
+export const sayHelloCacheControl = "max-age=86400";
+
 /** How many replies StreamHello sends, as in the tutorial. */
 export const streamHelloCount = 5;
 
@@ -35,8 +43,14 @@ export function createGreeter(
 ): ServiceImpl<typeof Greeter> {
   const interval = options.streamIntervalMs ?? 1000;
   return {
-    sayHello(req) {
-      return { message: greeting(validName(req.name)) };
+    sayHello(req, ctx) {
+      const message = greeting(validName(req.name));
+      // Not when the call has already failed (its deadline passed): an error
+      // must not be cached for a day in place of the greeting.
+      if (ctx.requestMethod === "GET" && !ctx.signal.aborted) {
+        ctx.responseHeader.set("cache-control", sayHelloCacheControl);
+      }
+      return { message };
     },
     async *streamHello(req, ctx) {
       const name = validName(req.name);

@@ -7,8 +7,12 @@
 import {
   brotliCompressSync,
   brotliDecompressSync,
+  deflateSync,
   gunzipSync,
   gzipSync,
+  inflateSync,
+  zstdCompressSync,
+  zstdDecompressSync,
 } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import {
@@ -68,10 +72,11 @@ export type Message =
       /** The HelloRequest's name; absent: bytes that are neither protobuf nor JSON. */
       name?: string;
       /**
-       * Compress it (gzip, br), or only flag it compressed in its envelope
-       * ("flag"; a Connect unary body, which has no flag, goes as it is).
+       * Compress it (gzip, br, zstd, deflate), or only flag it compressed in
+       * its envelope ("flag"; a Connect unary body, which has no flag, goes
+       * as it is).
        */
-      compress?: "gzip" | "br" | "flag";
+      compress?: "gzip" | "br" | "zstd" | "deflate" | "flag";
     };
 
 /** A call, described once for every protocol. */
@@ -121,6 +126,8 @@ function payloadOf(m: Message, json: boolean): Uint8Array {
   }
   if (compress === "gzip") return gzipSync(data);
   if (compress === "br") return brotliCompressSync(data);
+  if (compress === "zstd") return zstdCompressSync(data);
+  if (compress === "deflate") return deflateSync(data);
   return data;
 }
 
@@ -226,6 +233,7 @@ const connectHttpStatus: Partial<Record<Code, number>> = {
   [Code.PermissionDenied]: 403,
   [Code.ResourceExhausted]: 429,
   [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
   [Code.Unimplemented]: 501,
   [Code.Internal]: 500,
   [Code.Unavailable]: 503,
@@ -254,6 +262,8 @@ function connectOutcome(error: ConnectErrorJson): Outcome {
 function decompress(data: Buffer, encoding: unknown): Buffer {
   if (encoding === "gzip") return gunzipSync(data);
   if (encoding === "br") return brotliDecompressSync(data);
+  if (encoding === "zstd") return zstdDecompressSync(data);
+  if (encoding === "deflate") return inflateSync(data);
   throw new Error(`a compressed message in encoding ${String(encoding)}`);
 }
 
@@ -302,23 +312,31 @@ export function outcomeOf(
     ) as { error?: ConnectErrorJson };
     return end.error === undefined ? [ok, ""] : connectOutcome(end.error);
   }
-  let fields: Record<string, string | string[] | undefined>;
-  if (res.headers["grpc-status"] !== undefined) fields = res.headers;
-  else if (c.protocol === "grpc") fields = res.trailers;
-  else {
-    fields = {};
-    const text = lastMessage(res, 0x80, res.headers["grpc-encoding"]);
-    for (const line of text.toString().split("\r\n")) {
-      const colon = line.indexOf(":");
-      if (colon > 0) {
-        fields[line.slice(0, colon).toLowerCase()] = line
-          .slice(colon + 1)
-          .trim();
-      }
-    }
-  }
+  const fields = grpcStatusFields(c, res);
   return [
     Number(fields["grpc-status"]) as Code,
     decodeURIComponent(String(fields["grpc-message"] ?? "")),
   ];
+}
+
+/**
+ * A gRPC or gRPC-Web answer's status fields as sent: gRPC's trailers (or
+ * headers, for a trailers-only answer), gRPC-Web's last message (flag 0x80)
+ * or headers.
+ */
+export function grpcStatusFields(
+  c: Combination,
+  res: RawResponse,
+): Record<string, string | string[] | undefined> {
+  if (res.headers["grpc-status"] !== undefined) return res.headers;
+  if (c.protocol === "grpc") return res.trailers;
+  const fields: Record<string, string> = {};
+  const text = lastMessage(res, 0x80, res.headers["grpc-encoding"]);
+  for (const line of text.toString().split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) {
+      fields[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+    }
+  }
+  return fields;
 }

@@ -196,3 +196,41 @@ export function envelopes(body: Buffer): { flags: number; data: Buffer }[] {
 export function helloReply(data: Uint8Array): HelloReply {
   return fromBinary(HelloReplySchema, data);
 }
+
+/** A gRPC SayHello whose one message is `compressed` in `encoding`. */
+export function compressedSayHello(
+  encoding: string,
+  compressed: Uint8Array,
+): RawRequest {
+  return {
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-encoding": encoding,
+    },
+    body: [envelope(compressed, 1)],
+  };
+}
+
+/** Bytes as gRPC-Web's text mode sends them: base64, padded. */
+export function base64Text(bytes: Uint8Array): Buffer {
+  return Buffer.from(Buffer.from(bytes).toString("base64"), "latin1");
+}
+
+/**
+ * A gRPC-Web text-mode body decoded as PROTOCOL-WEB.md tells a client to:
+ * four characters at a time, padding allowed at the end of any of them (a
+ * server may flush each message with its own padding).
+ */
+export function fromBase64Text(body: Buffer): Buffer {
+  const text = body.toString("latin1");
+  if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/=]*$/.test(text)) {
+    throw new Error(`not base64 in quanta: ${text}`);
+  }
+  const out: Buffer[] = [];
+  for (let i = 0; i < text.length; i += 4) {
+    out.push(Buffer.from(text.slice(i, i + 4), "base64"));
+  }
+  return Buffer.concat(out);
+}
