@@ -170,7 +170,7 @@ const servers: Record<string, ServerSpec> = {
     label: "connect-greeter, engine off",
     args: [...imageFlags, join(dist, "src/main.js")],
     env: { ...connectEnv, ENGINE: "off" },
-    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    scenarios: ["grpc-unary", "connect-unary", "connect-get", "stream"],
     processes: 1,
     idle: false,
   },

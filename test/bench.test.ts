@@ -54,6 +54,8 @@ const everyScenario = [
   "connect-unary-h1",
   "connect-json-unary-h1",
   "grpc-web-unary-h1",
+  "connect-get",
+  "connect-get-h1",
   "stream",
   "connect-stream",
   "connect-json-stream",

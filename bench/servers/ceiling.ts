@@ -45,6 +45,14 @@ const bodies: Record<string, { unary?: Buffer; stream?: Buffer }> = {
   },
 };
 
+/** A Connect GET carries its request in the query and no content type; its answer is unary protobuf. */
+function typeOf(
+  method: string | undefined,
+  contentType: string | undefined,
+): string | undefined {
+  return method === "GET" ? "application/proto" : contentType;
+}
+
 function bodyFor(
   path: string | undefined,
   contentType: string | undefined,
@@ -57,7 +65,7 @@ const grpcTrailers = { "grpc-status": "0" };
 
 const h2 = http2.createServer();
 h2.on("stream", (stream, headers) => {
-  const contentType = headers["content-type"];
+  const contentType = typeOf(headers[":method"], headers["content-type"]);
   const grpc = contentType === "application/grpc";
   if (headers[":path"] === "/Greeter/Chat") {
     const counter = new FrameCounter();
@@ -93,7 +101,7 @@ h2.on("stream", (stream, headers) => {
 const h1 = http.createServer((req, res) => {
   req.resume();
   req.on("end", () => {
-    const contentType = req.headers["content-type"];
+    const contentType = typeOf(req.method, req.headers["content-type"]);
     const body = bodyFor(req.url, contentType);
     if (body === undefined) {
       res.writeHead(415).end();
