@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import type { SpanContext } from "@opentelemetry/api";
 import { type Level, type Logger, pino } from "pino";
+import type { Principal } from "../auth/principal.js";
 import type { Connection } from "./connection.js";
 import {
   type Call,
@@ -23,9 +24,14 @@ import {
  * trace view finds the line. Every call with a span has them, sampled or not:
  * the trace id also links the lines of one request across services.
  *
+ * With authentication on, the line names who called (`principal`: a token's
+ * subject, or a client certificate's SAN or subject; src/auth/principal.ts),
+ * never a credential. A call the access policy refused has its line too,
+ * with its code (unauthenticated, permission_denied) and why.
+ *
  * The call line is the JSON pino would write for
  * `logger[level]({procedure, protocol, httpVersion, code, durationMs, peer,
- * received?, sent?, error?, trace_id?, span_id?, trace_flags?},
+ * principal?, received?, sent?, error?, trace_id?, span_id?, trace_flags?},
  * "finished call")`, key for key, but built from
  * pieces made once per procedure and per connection and handed to pino's own
  * destination: every call pays for it, and pino's general serialiser walks
@@ -42,6 +48,7 @@ export function callLog(
   const debug = logger.isLevelEnabled("debug");
   const procedures = new WeakMap<Procedure, string>();
   const peers = new WeakMap<Connection, string>();
+  const principals = new WeakMap<Principal, string>();
   const json = <K extends object>(
     cache: WeakMap<K, string>,
     key: K,
@@ -66,6 +73,9 @@ export function callLog(
     const level = levelOf(code);
     if (!logger.isLevelEnabled(level)) return undefined;
     let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
+    if (call.principal !== undefined) {
+      line += `,"principal":${json(principals, call.principal, call.principal.id)}`;
+    }
     if (call.procedure.type !== "unary") {
       line += `,"received":${outcome.received},"sent":${outcome.sent}`;
     }
