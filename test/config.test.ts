@@ -36,6 +36,8 @@ test("with nothing set, every setting has its documented default", () => {
     port: 50051,
     host: "",
     tls: undefined,
+    tlsReloadMs: 10000,
+    auth: undefined,
     streamIntervalMs: 1000,
     shutdownGraceMs: 10000,
     logLevel: "info",

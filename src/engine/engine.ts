@@ -221,6 +221,7 @@ export class Engine implements CallHost {
   readonly claimStream = (
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
+    rawHeaders?: string[],
   ): boolean => {
     const match = this.#match(
       headers[":method"],
@@ -240,6 +241,7 @@ export class Engine implements CallHost {
         stream,
         headers,
         this.#cors?.responseHeaders(headers.origin),
+        rawHeaders,
       ),
       () => stream.destroy(),
     );

@@ -27,16 +27,20 @@ export class Http2Exchange implements Exchange {
   readonly headers: IncomingHttpHeaders;
   /** Headers every response of this exchange carries besides the protocol's (CORS). */
   readonly #extra: OutgoingHttpHeaders | undefined;
+  /** The header fields as they came (the "stream" event's rawHeaders), for context values. */
+  readonly #rawHeaders: readonly string[] | undefined;
   #body: RequestBody | undefined = undefined;
 
   constructor(
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     extra: OutgoingHttpHeaders | undefined,
+    rawHeaders?: readonly string[],
   ) {
     this.stream = stream;
     this.headers = headers;
     this.#extra = extra;
+    this.#rawHeaders = rawHeaders;
   }
 
   get method(): string {
@@ -80,6 +84,7 @@ export class Http2Exchange implements Exchange {
       httpVersion: "2.0",
       socket: session?.socket ?? {},
       stream: { session },
+      rawHeaders: this.#rawHeaders,
     });
   }
 
