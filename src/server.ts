@@ -272,12 +272,15 @@ export async function startServer(
   const admin =
     config.adminPort === undefined
       ? undefined
-      : await startAdminServer(metrics.registry, config.adminPort, host).catch(
-          async (e: unknown) => {
-            await new Promise((resolve) => server.close(resolve));
-            throw e;
-          },
-        );
+      : await startAdminServer(
+          metrics.registry,
+          config.adminPort,
+          host,
+          status,
+        ).catch(async (e: unknown) => {
+          await new Promise((resolve) => server.close(resolve));
+          throw e;
+        });
   let shuttingDown: Promise<ShutdownResult> | undefined;
   return {
     config,
