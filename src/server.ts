@@ -35,6 +35,7 @@ import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
 import { createLogger } from "./logger.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
+import { reloadCertificates } from "./transport/certificate-reload.js";
 import { createListener, type Listener } from "./transport/listener.js";
 
 /** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
@@ -281,6 +282,16 @@ export async function startServer(
           await new Promise((resolve) => server.close(resolve));
           throw e;
         });
+  // A renewed certificate serves new connections without a restart.
+  const stopReloading =
+    tls?.files === undefined || config.tlsReloadMs === 0
+      ? undefined
+      : reloadCertificates(
+          listener.http2Server as import("node:tls").Server,
+          tls.files,
+          config.tlsReloadMs,
+          logger,
+        );
   let shuttingDown: Promise<ShutdownResult> | undefined;
   return {
     config,
@@ -297,6 +308,7 @@ export async function startServer(
     engine,
     listener,
     async close() {
+      stopReloading?.();
       await Promise.all([
         new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -307,6 +319,7 @@ export async function startServer(
       ]);
     },
     shutdown(graceMs = config.shutdownGraceMs) {
+      stopReloading?.();
       shuttingDown ??= drain(
         {
           status,
