@@ -20,6 +20,13 @@ export interface AuthFiles {
   readonly jwks?: unknown;
   /** More flags, such as --auth-clock-tolerance-ms 0. */
   readonly flags?: readonly string[];
+  /** TLS on the API port: the server's certificate and key, and for mutual TLS the client CA and mode. */
+  readonly tls?: {
+    readonly cert: Buffer;
+    readonly key: Buffer;
+    readonly clientCa?: Buffer;
+    readonly clientAuth?: "require" | "optional";
+  };
 }
 
 /**
@@ -35,6 +42,22 @@ export async function authSettings(
   const policy = join(dir, "policy.json");
   await writeFile(policy, JSON.stringify({ methods: files.methods }));
   const flags = ["--auth-policy", policy, ...(files.flags ?? [])];
+  if (files.tls !== undefined) {
+    const { cert, key, clientCa, clientAuth } = files.tls;
+    await writeFile(join(dir, "tls.crt"), cert);
+    await writeFile(join(dir, "tls.key"), key);
+    flags.push(
+      "--tls-cert",
+      join(dir, "tls.crt"),
+      "--tls-key",
+      join(dir, "tls.key"),
+    );
+    if (clientCa !== undefined) {
+      await writeFile(join(dir, "ca.crt"), clientCa);
+      flags.push("--tls-client-ca", join(dir, "ca.crt"));
+    }
+    if (clientAuth !== undefined) flags.push("--tls-client-auth", clientAuth);
+  }
   if (files.jwks !== undefined) {
     let jwks: string;
     if (typeof files.jwks === "string") jwks = files.jwks;
