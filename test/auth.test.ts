@@ -35,6 +35,7 @@ import {
   helloRequest,
   type RawH2Options,
   type RawResponse,
+  rawH1,
   rawH2,
 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
@@ -657,4 +658,71 @@ test("a verified token is remembered only until it expires: the same token is re
   );
   assert.equal(error.code, Code.Unauthenticated);
   assert.equal(error.rawMessage, "the bearer token has expired");
+});
+
+test("a refused call gets the same answer, byte for byte, from the engine and from connect's handlers, in every protocol and on both HTTP versions", async (t) => {
+  const forbidden = `Bearer ${await issuer.mint({ scope: "greeter.other" })}`;
+  const cases: [string, Record<string, string>, Buffer, string | undefined][] =
+    [
+      [
+        "gRPC-Web",
+        { "content-type": "application/grpc-web+proto" },
+        envelope(helloRequest("A")),
+        undefined,
+      ],
+      [
+        "Connect unary, protobuf",
+        { "content-type": "application/proto" },
+        Buffer.from(helloRequest("A")),
+        undefined,
+      ],
+      [
+        "Connect unary, JSON",
+        { "content-type": "application/json" },
+        Buffer.from('{"name":"A"}'),
+        forbidden,
+      ],
+      [
+        "Connect stream",
+        { "content-type": "application/connect+json" },
+        envelope(Buffer.from('{"name":"A"}')),
+        undefined,
+      ],
+    ];
+  const fast = await authServer(t, { engine: true });
+  const slow = await authServer(t, { engine: false });
+  for (const [what, headers, body, authorization] of cases) {
+    const path =
+      what === "Connect stream" ? "/Greeter/StreamHello" : "/Greeter/SayHello";
+    const auth = authorization === undefined ? {} : { authorization };
+    const h2 = (url: string) =>
+      rawH2(url, {
+        headers: { ":path": path, ...headers, ...auth },
+        body: [body],
+      });
+    const h1 = (url: string) =>
+      rawH1(url, { path, headers: { ...headers, ...auth }, body });
+    const pick = (r: Omit<RawResponse, "rstCode" | "headersEndStream">) => ({
+      status: r.status,
+      headers: {
+        ...r.headers,
+        date: undefined,
+        connection: undefined,
+        "keep-alive": undefined,
+      },
+      body: r.body.toString("hex"),
+      trailers: r.trailers,
+    });
+    const [a2, b2, a1, b1] = [
+      await h2(fast.server.url),
+      await h2(slow.server.url),
+      await h1(fast.server.url),
+      await h1(slow.server.url),
+    ];
+    assert.deepEqual(pick(a2), pick(b2), `${what} over HTTP/2`);
+    assert.deepEqual(pick(a1), pick(b1), `${what} over HTTP/1.1`);
+    assert.notEqual(a2.status, 0);
+  }
+  assert.equal(fast.server.engine.calls, cases.length * 2);
+  assert.equal(slow.server.engine.calls, 0);
 });
