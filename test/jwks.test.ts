@@ -254,7 +254,7 @@ test("the JWKS endpoint down: calls that need a token fail fast with UNAVAILABLE
     `https://127.0.0.1:${port}/.well-known/jwks.json`,
   );
   assert.match(
-    String((errors[0]?.err as { message: string }).message),
+    String((errors[0]?.err as { message?: string } | undefined)?.message),
     /ECONNREFUSED/,
   );
 
