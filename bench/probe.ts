@@ -18,7 +18,11 @@ const expected: Record<ProbeKind, string[]> = {
  * benchmark never reports the speed of an error (h2load only sees HTTP status
  * 200, not grpc-status).
  */
-export async function probe(url: string, kind: ProbeKind): Promise<void> {
+export async function probe(
+  url: string,
+  kind: ProbeKind,
+  headers: Record<string, string> = {},
+): Promise<void> {
   const session = http2.connect(url);
   try {
     const isGrpc = kind !== "connect-unary";
@@ -33,6 +37,7 @@ export async function probe(url: string, kind: ProbeKind): Promise<void> {
       ":path": path,
       "content-type": isGrpc ? "application/grpc" : "application/proto",
       ...(isGrpc ? { te: "trailers" } : {}),
+      ...headers,
     });
     const body = isGrpc ? grpcFrame(requestBytes()) : requestBytes();
     stream.end(body);

@@ -12,8 +12,9 @@
  * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off), connect-quiet
  * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2, connect-trace100
  * and connect-trace1 (OpenTelemetry tracing, every call or 1 % of them
- * sampled, exported over OTLP/HTTP to a sink that discards it); default ceiling,
- * grpc-js, connect, connect-generic, connect-quiet, connect-w2),
+ * sampled, exported over OTLP/HTTP to a sink that discards it), connect-auth
+ * (bearer tokens verified, every call with the same token); default ceiling,
+ * grpc-js, connect, connect-generic, connect-quiet, connect-auth, connect-w2),
  * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
  * of a duration; default 0, 2000 in quick mode), BENCH_SCENARIOS (comma list of
@@ -32,6 +33,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus as osCpus, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type AuthFixture, authFixture } from "./auth-fixture.js";
 import type { ChatResult } from "./chat-client.js";
 import { runClient } from "./client-process.js";
 import { num } from "./env.js";
@@ -65,7 +67,7 @@ const settings = {
     process.env.BENCH_SERVERS ??
     (quick
       ? "ceiling,grpc-js,connect"
-      : "ceiling,grpc-js,connect,connect-generic,connect-quiet,connect-w2")
+      : "ceiling,grpc-js,connect,connect-generic,connect-quiet,connect-auth,connect-w2")
   )
     .split(",")
     .map((s) => s.trim())
@@ -111,6 +113,8 @@ interface ServerSpec {
   idle: boolean;
   /** Whether it exports spans, to the benchmark's OTLP sink (bench/otlp-sink.ts). */
   otlp?: boolean;
+  /** Whether it verifies bearer tokens: its settings and every call's token from the run's auth fixture (bench/auth-fixture.ts). */
+  auth?: boolean;
 }
 
 const dist = join(root, "dist");
@@ -194,6 +198,15 @@ const servers: Record<string, ServerSpec> = {
     idle: false,
     otlp: true,
   },
+  "connect-auth": {
+    label: "connect-greeter, token auth",
+    args: [join(dist, "src/main.js")],
+    env: connectEnv,
+    scenarios: ["grpc-unary"],
+    processes: 1,
+    idle: false,
+    auth: true,
+  },
   "connect-w2": {
     label: "connect-greeter, 2 workers",
     args: [join(dist, "src/main.js")],
@@ -273,6 +286,9 @@ async function main(): Promise<void> {
       settings.node,
     );
   }
+  if (settings.servers.some((name) => servers[name]?.auth)) {
+    auth = await authFixture();
+  }
   const samples: Sample[] = [];
   for (let round = 1; round <= settings.rounds; round++) {
     for (const name of settings.servers) {
@@ -306,7 +322,13 @@ async function main(): Promise<void> {
     join(out, "results.json"),
     `${JSON.stringify(report, null, 2)}\n`,
   );
-  const text = [formatTable(table), "", formatIdle(idle)].join("\n");
+  const text = [
+    formatTable(table),
+    "",
+    formatIdle(idle),
+    "",
+    formatAuthCost(table),
+  ].join("\n");
   writeFileSync(join(out, "table.md"), `${text}\n`);
   const svg = chartSvg(
     table,
@@ -338,6 +360,18 @@ async function main(): Promise<void> {
   }
 }
 
+/** The token, key set and policy of the servers that verify tokens, made once per run. */
+let auth: AuthFixture | undefined;
+
+/** The settings and call headers of a server: its own, and the auth fixture's if it verifies tokens. */
+function envOf(spec: ServerSpec): NodeJS.ProcessEnv {
+  return spec.auth ? { ...spec.env, ...auth?.env } : spec.env;
+}
+
+function headersOf(spec: ServerSpec): Record<string, string> {
+  return spec.auth ? (auth?.headers ?? {}) : {};
+}
+
 /** The OTLP collector the tracing servers export to, while the benchmark runs. */
 let otlpSink: Awaited<ReturnType<typeof startServerProcess>> | undefined;
 
@@ -356,8 +390,8 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
   const server = await startServerProcess(
     spec.args,
     spec.otlp
-      ? { ...spec.env, OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink?.url }
-      : spec.env,
+      ? { ...envOf(spec), OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink?.url }
+      : envOf(spec),
     cpuPlan.server(spec.processes),
     spec.otlp
       ? (line) => {
@@ -375,7 +409,7 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
         !settings.scenarios.includes(scenario)
       )
         continue;
-      await probe(server.url, scenario);
+      await probe(server.url, scenario, headersOf(spec));
       samples.push(
         await measure(name, scenario, round, server.url, server.pid),
       );
@@ -468,9 +502,12 @@ async function measure(
         url,
         path:
           scenario === "stream" ? "/Greeter/StreamHello" : "/Greeter/SayHello",
-        headers: grpc
-          ? { "content-type": "application/grpc", te: "trailers" }
-          : { "content-type": "application/proto" },
+        headers: {
+          ...(grpc
+            ? { "content-type": "application/grpc", te: "trailers" }
+            : { "content-type": "application/proto" }),
+          ...headersOf(servers[name] as ServerSpec),
+        },
         body: grpc ? grpcFrame(requestBytes()) : requestBytes(),
         connections: settings.connections,
         streams: settings.streams,
@@ -651,6 +688,23 @@ function formatIdle(idle: IdleResult[]): string {
     );
   }
   return lines.join("\n");
+}
+
+/**
+ * What token verification costs, from the same run: gRPC unary with one
+ * (cached) token against the same server without authentication. The goal
+ * is at least 0.9× its rate.
+ */
+function formatAuthCost(rows: Row[]): string {
+  const of = (server: string) =>
+    rows.find((r) => r.server === server && r.scenario === "grpc-unary");
+  const withAuth = of("connect-auth");
+  const without = of("connect");
+  if (withAuth === undefined || without === undefined) return "";
+  const vs = withAuth.rate / without.rate;
+  const perCore = withAuth.perCore / without.perCore;
+  const extraUs = withAuth.serverCpuUsPerCall - without.serverCpuUsPerCall;
+  return `token auth, gRPC unary with one cached token: ${vs.toFixed(2)}× the rate without authentication (per core ${perCore.toFixed(2)}×), ${extraUs.toFixed(1)} µs more server CPU per call; goal at least 0.90×${vs < 0.9 ? ": MISSED" : ""}`;
 }
 
 function ratio(x: number | undefined): string {
