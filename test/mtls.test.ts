@@ -8,8 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -26,6 +25,7 @@ import type { RunningServer } from "../src/server.js";
 import { authSettings, tempDir } from "./support/auth.js";
 import { repoRoot } from "./support/child.js";
 import { LogCapture } from "./support/log-capture.js";
+import { helloworldStubs, python, pythonEnv } from "./support/python.js";
 import { startTestServer } from "./support/server.js";
 import { type CertAndKey, certificateAuthority, issue } from "./support/tls.js";
 import { jwksOf, TestIssuer } from "./support/tokens.js";
@@ -255,8 +255,13 @@ test("grpc-js with call credentials over SSL: a method that needs both gets its 
   assert.equal(line.principal, "svc-reports");
 });
 
-/** The client certificate, key and CA as files, for the command-line clients. */
-async function pemFiles(t: TestContext): Promise<Record<string, string>> {
+/**
+ * The client certificate, key and CA as files, for the command-line
+ * clients, and the flags that name them, which buf curl and curl share.
+ */
+async function pemFiles(
+  t: TestContext,
+): Promise<{ ca: string; cert: string; key: string; flags: string[] }> {
   const dir = await tempDir(t);
   const files = {
     ca: join(dir, "ca.pem"),
@@ -266,7 +271,10 @@ async function pemFiles(t: TestContext): Promise<Record<string, string>> {
   await writeFile(files.ca, ca.cert);
   await writeFile(files.cert, client.cert);
   await writeFile(files.key, client.key);
-  return files;
+  return {
+    ...files,
+    flags: ["--cacert", files.ca, "--cert", files.cert, "--key", files.key],
+  };
 }
 
 test("buf curl with --cert, --key and --cacert, and a bearer token in -H, calls both methods over gRPC and Connect", {
@@ -276,48 +284,30 @@ test("buf curl with --cert, --key and --cacert, and a bearer token in -H, calls 
   const files = await pemFiles(t);
   const token = await issuer.mint({ scope: "greeter.stream" });
   for (const protocol of ["grpc", "connect"]) {
-    const tls = [
-      "--cacert",
-      files.ca as string,
-      "--cert",
-      files.cert as string,
-      "--key",
-      files.key as string,
-    ];
-    const hello = await run(
-      "npx",
-      [
-        "buf",
-        "curl",
-        "--schema",
-        "proto",
-        "--protocol",
-        protocol,
-        ...tls,
-        "-d",
-        '{"name":"Buf"}',
-        `${server.url}/Greeter/SayHello`,
-      ],
-      { cwd: repoRoot },
-    );
+    const bufCurl = (method: string, ...flags: string[]) =>
+      run(
+        "npx",
+        [
+          "buf",
+          "curl",
+          "--schema",
+          "proto",
+          "--protocol",
+          protocol,
+          ...files.flags,
+          ...flags,
+          "-d",
+          '{"name":"Buf"}',
+          `${server.url}/Greeter/${method}`,
+        ],
+        { cwd: repoRoot },
+      );
+    const hello = await bufCurl("SayHello");
     assert.deepEqual(JSON.parse(hello.stdout), { message: "Hello, Buf!" });
-    const stream = await run(
-      "npx",
-      [
-        "buf",
-        "curl",
-        "--schema",
-        "proto",
-        "--protocol",
-        protocol,
-        ...tls,
-        "-H",
-        `Authorization: Bearer ${token}`,
-        "-d",
-        '{"name":"Buf"}',
-        `${server.url}/Greeter/StreamHello`,
-      ],
-      { cwd: repoRoot },
+    const stream = await bufCurl(
+      "StreamHello",
+      "-H",
+      `Authorization: Bearer ${token}`,
     );
     assert.equal(
       stream.stdout.split("\n}\n").filter((s) => s.trim() !== "").length,
@@ -341,12 +331,7 @@ test("curl calls Connect with its client certificate and a token; without the to
       "-sS",
       "-w",
       "\n%{http_code}",
-      "--cacert",
-      files.ca as string,
-      "--cert",
-      files.cert as string,
-      "--key",
-      files.key as string,
+      ...files.flags,
       "-H",
       "content-type: application/json",
       ...headers.flatMap((h) => ["-H", h]),
@@ -375,47 +360,21 @@ test("curl calls Connect with its client certificate and a token; without the to
 test("Python grpcio over TLS with a client certificate is served; without one it cannot connect", {
   timeout: 60_000,
 }, async (t) => {
-  const python = "/usr/bin/python3";
-  const stubs = await mkdtemp(join(tmpdir(), "greeter-python-"));
-  t.after(() => rm(stubs, { recursive: true, force: true }));
-  await run(
-    python,
-    [
-      "-m",
-      "grpc_tools.protoc",
-      "-I",
-      "proto",
-      `--python_out=${stubs}`,
-      `--grpc_python_out=${stubs}`,
-      "proto/helloworld.proto",
-    ],
-    { cwd: repoRoot },
-  );
-  assert.ok((await readdir(stubs)).includes("helloworld_pb2_grpc.py"));
+  const stubs = await helloworldStubs(t);
   const { server } = await mtlsServer(t, "require");
   const files = await pemFiles(t);
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) {
-    if (/^(https?|grpc|all)_proxy$/i.test(k)) delete env[k];
-  }
+  const env = pythonEnv();
   const script = join(repoRoot, "test/mtls/greeter_tls_client.py");
   const target = `127.0.0.1:${server.port}`;
   const ok = await run(
     python,
-    [
-      script,
-      target,
-      stubs,
-      files.ca as string,
-      files.cert as string,
-      files.key as string,
-    ],
+    [script, target, stubs, files.ca, files.cert, files.key],
     { env, timeout: 50_000 },
   );
   assert.equal(ok.stdout, "Hello, Python!\n");
   const refused = await run(
     python,
-    [script, target, stubs, files.ca as string, "-", "-"],
+    [script, target, stubs, files.ca, "-", "-"],
     {
       env,
       timeout: 50_000,
