@@ -230,12 +230,20 @@ test("TLS_CLIENT_AUTH=optional: the policy decides per method; health is public,
   }
 });
 
-test("grpc-js with call credentials over SSL: a method that needs both gets its replies with a token and a certificate, and is refused with either alone", async (t) => {
-  const { server, log } = await mtlsServer(t, "optional");
+test("grpc-js with call credentials over SSL: without a client certificate a token-only method is served; a method that needs both gets its replies with a token and a certificate, and is refused with either alone", async (t) => {
+  const { server, log } = await mtlsServer(t, "optional", true, {
+    "/Greeter/SayHello": { token: { scopes: ["greeter.stream"] } },
+    "/Greeter/StreamHello": methods["/Greeter/StreamHello"],
+  });
   const token = await issuer.mint({
     sub: "svc-reports",
     scope: "greeter.stream",
   });
+  assert.equal(
+    await sayHello(grpcJs(t, server, undefined, token)),
+    "Hello, Billing!",
+    "SSL and a token, no client certificate",
+  );
   assert.deepEqual(
     await streamHello(grpcJs(t, server, client, token)),
     [0, 1, 2, 3, 4].map((i) => `Hello Billing, message ${i}`),
@@ -248,11 +256,14 @@ test("grpc-js with call credentials over SSL: a method that needs both gets its 
     await streamHello(grpcJs(t, server, client)),
     "UNAUTHENTICATED: this method needs a bearer token",
   );
-  const line = await log.waitFor(
-    (l) => l.msg === "finished call" && l.code === "ok",
+  const streamed = await log.waitFor(
+    (l) =>
+      l.msg === "finished call" &&
+      l.code === "ok" &&
+      l.procedure === "/Greeter/StreamHello",
   );
   // The token's subject names the caller; the certificate is the workload it came through.
-  assert.equal(line.principal, "svc-reports");
+  assert.equal(streamed.principal, "svc-reports");
 });
 
 /**
