@@ -39,8 +39,8 @@ import {
 import { num } from "./env.js";
 import { h2load } from "./h2load.js";
 import { cpuSeconds } from "./proc.js";
+import { requestOf } from "./scenarios.js";
 import { median } from "./stats.js";
-import { grpcFrame, requestBytes } from "./wire.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const quick = process.argv.includes("--quick");
@@ -177,9 +177,7 @@ async function measure(target: Target, round: number): Promise<Sample> {
   const started = performance.now();
   const r = await h2load({
     url: target.url,
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/grpc", te: "trailers" },
-    body: grpcFrame(requestBytes()),
+    ...requestOf("grpc-unary"),
     connections: settings.connections,
     streams: settings.streams,
     ...(settings.requests > 0

@@ -2,7 +2,41 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runClient } from "./client-process.js";
+import type { HttpVersion } from "./scenarios.js";
 import { percentile } from "./stats.js";
+
+/**
+ * How many calls the benchmarks keep in flight. Over HTTP/2, `streams` on
+ * each of `connections`. Over HTTP/1.1 a connection carries one request at a
+ * time (clients do not pipeline: browsers never did), so concurrency takes
+ * connections: `h1Connections` keep a one-core server busy without making the
+ * run about juggling sockets.
+ */
+export interface Concurrency {
+  connections: number;
+  streams: number;
+  h1Connections: number;
+}
+
+export const defaultConcurrency: Concurrency = {
+  connections: 8,
+  streams: 32,
+  h1Connections: 32,
+};
+
+/** The h2load options that load a server over `http` with `concurrency`. */
+export function loadShape(
+  http: HttpVersion,
+  concurrency: Concurrency,
+): Pick<H2loadOptions, "http1" | "connections" | "streams"> {
+  return http === "h1"
+    ? { http1: true, connections: concurrency.h1Connections, streams: 1 }
+    : {
+        http1: false,
+        connections: concurrency.connections,
+        streams: concurrency.streams,
+      };
+}
 
 /** One h2load run. */
 export interface H2loadOptions {
@@ -10,9 +44,11 @@ export interface H2loadOptions {
   path: string;
   headers: Record<string, string>;
   body: Uint8Array;
+  /** Speak HTTP/1.1 (--h1) instead of HTTP/2. */
+  http1?: boolean;
   /** Connections (-c). */
   connections: number;
-  /** Streams in flight per connection (-m). */
+  /** Streams in flight per connection (-m); over HTTP/1.1, requests pipelined per connection. */
   streams: number;
   /** Measured seconds (-D); or use `requests`. */
   seconds?: number;
@@ -63,6 +99,7 @@ export async function h2load(options: H2loadOptions): Promise<H2loadResult> {
       "--log-file",
       logFile,
     ];
+    if (options.http1) args.push("--h1");
     if (options.seconds !== undefined) {
       args.push("-D", `${Math.round(options.seconds * 1000)}ms`);
       args.push(

@@ -1,29 +1,36 @@
 /**
- * `npm run bench:profile`: where this server spends its time on unary calls.
+ * `npm run bench:profile`: where a server spends its time per call.
  *
- * For gRPC unary and Connect unary (binary proto) on connect-greeter, and gRPC
- * unary on @grpc/grpc-js for comparison (and connect-greeter with FAST_PATH=off,
- * that is connect's own handlers), starts the server under
+ * For each case below (a server and a scenario of bench/scenarios.ts:
+ * connect-greeter's gRPC, Connect and gRPC-Web calls over HTTP/2 and
+ * HTTP/1.1, @grpc/grpc-js and fastify for comparison), starts the server under
  * `node --cpu-prof --trace-gc --trace-gc-nvp` with bench/profile-hooks preloaded,
- * warms it up, loads it with h2load (-c 8 -m 32, a fixed number of calls), stops
- * it, and reports: top self-time functions, time per package, GC pauses and
- * bytes allocated per call (from V8's per-GC "allocated=" counts after the
- * warm-up), and AbortController.abort() calls and DOMExceptions per call.
+ * warms it up, loads it with h2load (the benchmark's load shape: -c 8 -m 32
+ * over HTTP/2, --h1 -c 32 -m 1 over HTTP/1.1, a fixed number of calls), stops
+ * it, and reports for the measured calls (after start-up and warm-up): the
+ * server's CPU per call (/proc, every thread), the profile's busy main-thread
+ * time per call, top self-time functions, time per package and per file, GC
+ * pauses and bytes allocated per call (from V8's per-GC "allocated=" counts),
+ * and AbortController.abort() calls and DOMExceptions per call (counted over
+ * the process's life).
  *
- * Settings (environment): PROFILE_CASES (indexes of the cases above, e.g. "0"),
- * PROFILE_NODE_FLAGS (extra node flags for the servers), PROFILE_STREAMS (h2load
- * -m, default 32), PROFILE_CALLS (calls measured, default 50000),
- * PROFILE_WARMUP_CALLS (10000), BENCH_OUT (output directory).
+ * Settings (environment): PROFILE_CASES (indexes of the cases below, e.g.
+ * "0,8"; default all), PROFILE_NODE_FLAGS (extra node flags for the servers),
+ * PROFILE_STREAMS (h2load -m over HTTP/2, default 32), PROFILE_H1_CONNECTIONS
+ * (h2load -c over HTTP/1.1, default 32), PROFILE_CALLS (calls measured,
+ * default 50000), PROFILE_WARMUP_CALLS (10000), PROFILE_HEAP=0 (skips the
+ * allocation-sampling run of each case), BENCH_OUT (output directory).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { h2load } from "./h2load.js";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { defaultConcurrency, h2load, loadShape } from "./h2load.js";
 import { probe } from "./probe.js";
+import { cpuSeconds } from "./proc.js";
+import { labelOf, requestOf, type Scenario, scenarios } from "./scenarios.js";
 import { startServerProcess } from "./server-process.js";
-import { grpcFrame, requestBytes } from "./wire.js";
 
 /** Server on core 0, h2load on core 1, when there are two. */
 const pinned = availableParallelism() >= 2;
@@ -34,8 +41,16 @@ const warmUpCalls = Number(process.env.PROFILE_WARMUP_CALLS ?? 10_000);
 const nodeFlags = (process.env.PROFILE_NODE_FLAGS ?? "")
   .split(" ")
   .filter((f) => f !== "");
-/** h2load -m: calls in flight per connection (8 connections). */
-const streamsPerConnection = Number(process.env.PROFILE_STREAMS ?? 32);
+/** Calls in flight: the benchmark's, or PROFILE_STREAMS per HTTP/2 connection and PROFILE_H1_CONNECTIONS over HTTP/1.1. */
+const concurrency = {
+  ...defaultConcurrency,
+  streams: Number(process.env.PROFILE_STREAMS ?? defaultConcurrency.streams),
+  h1Connections: Number(
+    process.env.PROFILE_H1_CONNECTIONS ?? defaultConcurrency.h1Connections,
+  ),
+};
+/** Whether each case gets a second run that samples its allocations. */
+const heapRuns = process.env.PROFILE_HEAP !== "0";
 /** Which cases to run, by index (default all). */
 const only = process.env.PROFILE_CASES?.split(",").map(Number);
 /** Calls made while sampling allocations (a slower, separate run). */
@@ -49,57 +64,70 @@ const out =
   );
 
 interface Case {
-  name: string;
+  /** The server, as the table names it. */
   server: string;
-  grpc: boolean;
-  /** StreamHello (gRPC, five replies per call) instead of SayHello. */
-  stream?: boolean;
+  /** Its script under dist/. */
+  script: string;
+  scenario: Scenario;
   /** Extra environment for the server. */
   env?: Record<string, string>;
 }
+const greeter = "src/main.js";
+const grpcJs = "bench/servers/grpc-js.js";
+const fastify = "bench/servers/fastify.js";
+/** The cases, by index (PROFILE_CASES). New cases go at the end, so that the indexes quoted in bench/PROFILE.md keep their meaning. */
 const cases: Case[] = [
-  { name: "connect-greeter, gRPC unary", server: "src/main.js", grpc: true },
+  { server: "connect-greeter", script: greeter, scenario: "grpc-unary" },
+  { server: "connect-greeter", script: greeter, scenario: "connect-unary" },
+  { server: "@grpc/grpc-js", script: grpcJs, scenario: "grpc-unary" },
   {
-    name: "connect-greeter, Connect unary",
-    server: "src/main.js",
-    grpc: false,
+    server: "connect-greeter, LOG_LEVEL=warn",
+    script: greeter,
+    scenario: "grpc-unary",
+    env: { LOG_LEVEL: "warn" },
+  },
+  { server: "connect-greeter", script: greeter, scenario: "stream" },
+  { server: "@grpc/grpc-js", script: grpcJs, scenario: "stream" },
+  {
+    server: "connect-greeter, engine off",
+    script: greeter,
+    scenario: "grpc-unary",
+    env: { ENGINE: "off" },
   },
   {
-    name: "@grpc/grpc-js, gRPC unary",
-    server: "bench/servers/grpc-js.js",
-    grpc: true,
+    server: "connect-greeter, engine off",
+    script: greeter,
+    scenario: "connect-unary",
+    env: { ENGINE: "off" },
   },
   {
-    name: "connect-greeter, gRPC unary, LOG_LEVEL=warn",
-    server: "src/main.js",
-    grpc: true,
+    server: "connect-greeter",
+    script: greeter,
+    scenario: "connect-json-unary-h1",
+  },
+  {
+    server: "connect-greeter, LOG_LEVEL=warn",
+    script: greeter,
+    scenario: "connect-json-unary-h1",
     env: { LOG_LEVEL: "warn" },
   },
   {
-    name: "connect-greeter, gRPC StreamHello",
-    server: "src/main.js",
-    grpc: true,
-    stream: true,
+    server: "fastify (logs)",
+    script: fastify,
+    scenario: "connect-json-unary-h1",
+    env: { FASTIFY_LOGGER: "true" },
   },
   {
-    name: "@grpc/grpc-js, gRPC StreamHello",
-    server: "bench/servers/grpc-js.js",
-    grpc: true,
-    stream: true,
+    server: "fastify (no logs)",
+    script: fastify,
+    scenario: "connect-json-unary-h1",
+    env: { FASTIFY_LOGGER: "false" },
   },
-  {
-    name: "connect-greeter, gRPC unary, fast path off",
-    server: "src/main.js",
-    grpc: true,
-    env: { FAST_PATH: "off" },
-  },
-  {
-    name: "connect-greeter, Connect unary, fast path off",
-    server: "src/main.js",
-    grpc: false,
-    env: { FAST_PATH: "off" },
-  },
+  { server: "connect-greeter", script: greeter, scenario: "grpc-web-unary" },
+  { server: "connect-greeter", script: greeter, scenario: "connect-stream" },
 ];
+
+const nameOf = (c: Case) => `${c.server}, ${labelOf(c.scenario)}`;
 
 interface GcEvent {
   /** V8's GC name: s (scavenge, young generation), ms (mark-sweep-compact), mc, ... */
@@ -116,6 +144,7 @@ async function profileCase(c: Case, dir: string) {
     Awaited<ReturnType<typeof loadCase>>,
     { allocationSites: unknown }
   >;
+  if (!heapRuns) return { ...cpu, allocationSites: undefined };
   const heap = (await loadCase(c, join(dir, "heap"), true)) as {
     allocationSites: ReturnType<typeof analyzeHeap>;
   };
@@ -144,7 +173,7 @@ async function loadCase(c: Case, dir: string, heap: boolean) {
       ...nodeFlags,
       "--import",
       join(root, "dist/bench/profile-hooks.js"),
-      join(root, "dist", c.server),
+      join(root, "dist", c.script),
     ],
     {
       PORT: "0",
@@ -173,24 +202,21 @@ async function loadCase(c: Case, dir: string, heap: boolean) {
   const load = (requests: number) =>
     h2load({
       url: server.url,
-      path: c.stream ? "/Greeter/StreamHello" : "/Greeter/SayHello",
-      headers: c.grpc
-        ? { "content-type": "application/grpc", te: "trailers" }
-        : { "content-type": "application/proto" },
-      body: c.grpc ? grpcFrame(requestBytes()) : requestBytes(),
-      connections: 8,
-      streams: streamsPerConnection,
+      ...requestOf(c.scenario),
+      ...loadShape(scenarios[c.scenario].http, concurrency),
       requests,
       cpus: pinned ? "1" : undefined,
     });
-  await probe(
-    server.url,
-    c.stream ? "stream" : c.grpc ? "grpc-unary" : "connect-unary",
-  );
+  await probe(server.url, c.scenario);
   const measured = heap ? heapCalls : calls;
   await load(heap ? 1000 : warmUpCalls);
   measuring = true;
+  const cpuBefore = cpuSeconds(server.pid);
+  const window = { from: monotonicUs(), to: 0 };
   const run = await load(measured);
+  window.to = monotonicUs();
+  const cpuUsPerCall =
+    ((cpuSeconds(server.pid) - cpuBefore) / run.succeeded) * 1e6;
   measuring = false;
   await server.stop();
   if (heap) {
@@ -207,17 +233,25 @@ async function loadCase(c: Case, dir: string, heap: boolean) {
     abortsWithoutReason: number;
     abortControllers: number;
   };
-  const profileFile = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+  // Node names profiles CPU.<date>.<time>.<pid>...: the last is this run's
+  // when BENCH_OUT is used again.
+  const profileFile = readdirSync(dir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .sort()
+    .at(-1);
   const profile = analyzeProfile(
     JSON.parse(readFileSync(join(dir, profileFile as string), "utf8")),
+    window,
+    run.succeeded,
   );
   const young = gc.filter((e) => e.kind === "s" || e.kind === "scavenge");
   const sum = (xs: GcEvent[], f: (e: GcEvent) => number) =>
     xs.reduce((n, e) => n + f(e), 0);
   return {
-    name: c.name,
+    name: nameOf(c),
     reqPerSec: run.reqPerSec,
     measuredCalls: run.succeeded,
+    cpuUsPerCall,
     gcPerCall: {
       youngPauseUs: (sum(young, (e) => e.pauseMs) / calls) * 1000,
       allPauseUs: (sum(gc, (e) => e.pauseMs) / calls) * 1000,
@@ -251,38 +285,68 @@ interface ProfileNode {
   children?: number[];
 }
 
-/** Self time per function and per package, as shares of all samples that were not idle. */
-function analyzeProfile(p: {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}) {
+/**
+ * The monotonic clock in µs: CLOCK_MONOTONIC, which V8 stamps its CPU
+ * profiles with too, and which every process on the machine shares.
+ */
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * Self time per function, per file and per package, over the samples taken
+ * within `window` (the measured calls: not start-up, not warm-up) that were
+ * not idle, as shares and in µs per call (the main thread's busy time: what
+ * the garbage collector's helper threads and libuv's pool do is not in it).
+ */
+function analyzeProfile(
+  p: {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+    startTime: number;
+  },
+  window: { from: number; to: number },
+  calls: number,
+) {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
+  let t = p.startTime;
   p.samples.forEach((id, i) => {
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
+    const delta = p.timeDeltas[i] ?? 0;
+    t += delta;
+    if (t < window.from || t > window.to) return;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + delta);
   });
   const functions = new Map<string, number>();
+  const files = new Map<string, number>();
   const packages = new Map<string, number>();
   let busy = 0;
+  const add = (m: Map<string, number>, key: string, us: number) =>
+    m.set(key, (m.get(key) ?? 0) + us);
   for (const [id, us] of selfUs) {
     const frame = (byId.get(id) as ProfileNode).callFrame;
     if (frame.functionName === "(idle)") continue;
     busy += us;
-    const where = packageOf(frame.url, frame.functionName);
-    const file = frame.url
-      .replace(/^.*node_modules\//, "")
-      .replace(/^file:\/\/.*?\/(dist\/)?/, "");
-    const key = `${frame.functionName || "(anonymous)"} ${file}${frame.url ? `:${frame.lineNumber + 1}` : ""}`;
-    functions.set(key, (functions.get(key) ?? 0) + us);
-    packages.set(where, (packages.get(where) ?? 0) + us);
+    add(functions, siteOf(frame), us);
+    add(files, fileOf(frame.url) || frame.functionName || "(native)", us);
+    add(packages, packageOf(frame.url, frame.functionName), us);
   }
   const share = (m: Map<string, number>, n: number) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
-      .map(([name, us]) => ({ name, percent: (100 * us) / busy }));
-  return { topFunctions: share(functions, 25), packages: share(packages, 12) };
+      .map(([name, us]) => ({
+        name,
+        percent: (100 * us) / busy,
+        usPerCall: us / calls,
+      }));
+  return {
+    busyUsPerCall: busy / calls,
+    topFunctions: share(functions, 25),
+    files: share(files, 80),
+    packages: share(packages, 14),
+  };
 }
 
 interface HeapNode {
@@ -296,11 +360,7 @@ function analyzeHeap(p: { head: HeapNode }, served: number) {
   const sites = new Map<string, number>();
   let total = 0;
   const visit = (node: HeapNode) => {
-    const f = node.callFrame;
-    const file = f.url
-      .replace(/^.*node_modules\//, "")
-      .replace(/^file:\/\/.*?\/(dist\/)?/, "");
-    const key = `${f.functionName || "(anonymous)"} ${file}${f.url ? `:${f.lineNumber + 1}` : ""}`;
+    const key = siteOf(node.callFrame);
     sites.set(key, (sites.get(key) ?? 0) + node.selfSize);
     total += node.selfSize;
     for (const child of node.children) visit(child);
@@ -313,6 +373,19 @@ function analyzeHeap(p: { head: HeapNode }, served: number) {
       .slice(0, 20)
       .map(([name, bytes]) => ({ name, bytesPerCall: bytes / served })),
   };
+}
+
+/** A script's path as the reports name it: inside its package, inside this project, or Node's own ("node:..."). */
+function fileOf(url: string): string {
+  return url
+    .replace(/^.*node_modules\//, "")
+    .replace(`${pathToFileURL(root).href}/`, "")
+    .replace(/^dist\//, "");
+}
+
+/** A function and where it is: "name file:line". */
+function siteOf(frame: ProfileNode["callFrame"]): string {
+  return `${frame.functionName || "(anonymous)"} ${fileOf(frame.url)}${frame.url ? `:${frame.lineNumber + 1}` : ""}`;
 }
 
 function packageOf(url: string, fn: string): string {
@@ -332,7 +405,9 @@ async function main(): Promise<void> {
   const results = [];
   for (const [i, c] of cases.entries()) {
     if (only && !only.includes(i)) continue;
-    console.log(`profiling ${c.name}: ${warmUpCalls} warm-up + ${calls} calls`);
+    console.log(
+      `profiling ${i}, ${nameOf(c)}: ${warmUpCalls} warm-up + ${calls} calls`,
+    );
     results.push(await profileCase(c, join(out, String(i))));
   }
   writeFileSync(
@@ -341,7 +416,7 @@ async function main(): Promise<void> {
   );
   for (const r of results) {
     console.log(
-      `\n## ${r.name}: ${Math.round(r.reqPerSec)} req/s under the profiler`,
+      `\n## ${r.name}: ${Math.round(r.reqPerSec)} calls/s under the profiler; server CPU ${r.cpuUsPerCall.toFixed(0)} µs per measured call (all threads), main thread busy ${r.profile.busyUsPerCall.toFixed(0)} µs per call (profile)`,
     );
     console.log(
       `GC pauses per call: ${r.gcPerCall.youngPauseUs.toFixed(1)} µs young generation, ${r.gcPerCall.allPauseUs.toFixed(1)} µs all (${r.gcPerCall.youngCollections} scavenges, ${r.gcPerCall.allCollections} collections in ${calls} calls); allocated ${(r.allocatedBytesPerCall / 1024).toFixed(1)} KiB per call, ${r.youngSurvivalPercent.toFixed(0)}% of it surviving a scavenge`,
@@ -349,20 +424,29 @@ async function main(): Promise<void> {
     console.log(
       `per call: ${r.perCall.abortControllers.toFixed(2)} AbortControllers, ${r.perCall.aborts.toFixed(2)} abort() calls, ${r.perCall.domExceptions.toFixed(2)} DOMExceptions (abort() without a reason)`,
     );
-    console.log("self time by package:");
-    for (const p of r.profile.packages)
-      console.log(`  ${p.percent.toFixed(1).padStart(5)}%  ${p.name}`);
-    console.log(
-      `allocation sites (sampled, ${(r.allocationSites.bytesPerCall / 1024).toFixed(1)} KiB per call in all):`,
-    );
-    for (const a of r.allocationSites.top.slice(0, 12)) {
+    const shares = (
+      title: string,
+      list: { name: string; percent: number; usPerCall: number }[],
+    ) => {
+      console.log(title);
+      for (const x of list)
+        console.log(
+          `  ${x.percent.toFixed(1).padStart(5)}%  ${x.usPerCall.toFixed(1).padStart(6)} µs  ${x.name}`,
+        );
+    };
+    shares("self time by package:", r.profile.packages);
+    shares("self time by file:", r.profile.files.slice(0, 20));
+    if (r.allocationSites !== undefined) {
       console.log(
-        `  ${(a.bytesPerCall / 1024).toFixed(2).padStart(6)} KiB  ${a.name}`,
+        `allocation sites (sampled, ${(r.allocationSites.bytesPerCall / 1024).toFixed(1)} KiB per call in all):`,
       );
+      for (const a of r.allocationSites.top.slice(0, 12)) {
+        console.log(
+          `  ${(a.bytesPerCall / 1024).toFixed(2).padStart(6)} KiB  ${a.name}`,
+        );
+      }
     }
-    console.log("top self-time functions:");
-    for (const f of r.profile.topFunctions.slice(0, 15))
-      console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}`);
+    shares("top self-time functions:", r.profile.topFunctions.slice(0, 15));
   }
   console.log(`\nraw profiles and results: ${out}`);
 }

@@ -1,92 +1,116 @@
 /**
- * `npm run bench`: the Greeter on this project's server against @grpc/grpc-js
- * and a bare node:http2 ceiling, on loopback, with h2load and a small Chat client.
+ * `npm run bench`: the Greeter on this project's server against @grpc/grpc-js,
+ * fastify (Connect JSON unary over HTTP/1.1 only) and a bare Node ceiling, on
+ * loopback, with h2load and a small Chat client: every protocol the server
+ * speaks (gRPC, gRPC-Web, Connect proto and JSON) over every HTTP version it
+ * allows (gRPC HTTP/2 only), unary and server streaming (bench/scenarios.ts).
  *
  * Each round starts every server in turn (A B C A B C ...), so slow drift of a
  * shared machine spreads over all of them; the table shows each server's
  * median over the rounds. Servers and load generators are pinned to separate
  * cores with taskset when there are two or more.
  *
- * Settings (environment): BENCH_SECONDS (measured seconds per run, default 4),
+ * Settings (environment): BENCH_SECONDS (measured seconds per run, default 2),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
- * ceiling, grpc-js, connect, connect-generic (FAST_PATH=off), connect-quiet
+ * ceiling, grpc-js, connect, connect-generic (ENGINE=off), connect-quiet
  * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2, connect-trace100
  * and connect-trace1 (OpenTelemetry tracing, every call or 1 % of them
  * sampled, exported over OTLP/HTTP to a sink that discards it), connect-auth
- * (bearer tokens verified, every call with the same token); default ceiling,
- * grpc-js, connect, connect-generic, connect-quiet, connect-auth, connect-w2),
- * BENCH_CONNECTIONS (8), BENCH_STREAMS (32 per connection), BENCH_IDLE_STREAMS
+ * (bearer tokens verified, every call with the same token: gRPC unary only),
+ * fastify (with its request log) and fastify-quiet (without); default
+ * ceiling, grpc-js, connect, connect-generic, connect-quiet, connect-auth,
+ * connect-w2, fastify, fastify-quiet),
+ * BENCH_CONNECTIONS (8 HTTP/2 connections), BENCH_STREAMS (32 per HTTP/2
+ * connection), BENCH_H1_CONNECTIONS (32 HTTP/1.1 connections, one request at
+ * a time each), BENCH_IDLE_STREAMS
  * (10000), BENCH_IDLE_INTERVAL_MS (1000), BENCH_REQUESTS (calls per run instead
  * of a duration; default 0, 2000 in quick mode), BENCH_SCENARIOS (comma list of
- * grpc-unary, connect-unary, stream, chat; default all), BENCH_NODE (the Node
+ * the names in bench/scenarios.ts; default all), BENCH_NODE (the Node
  * every server and client runs on: 22, 24, or a path to a node binary; default
  * the Node running the bench; a ratio between servers means something only on
  * one Node), BENCH_OUT (results directory). BENCH_IDLE_STREAMS=0 skips the
  * idle-stream test; BENCH_BALANCER=0 skips the run through nginx with one to
  * three replicas (bench/balancer.ts) that follows the table.
- * `--quick`: one round of ceiling, grpc-js and connect with 2000 calls each, a
- * small idle test, no chart: a smoke test that the benchmark works on however
- * loaded a machine, not a measurement.
+ * `--quick`: one round of ceiling, grpc-js, connect, connect-quiet and both
+ * fastifys with 2000 calls each, a small idle test, no chart: a smoke test
+ * that the benchmark works on however loaded a machine, not a measurement.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus as osCpus, totalmem } from "node:os";
+import {
+  availableParallelism,
+  loadavg,
+  cpus as osCpus,
+  totalmem,
+} from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type AuthFixture, authFixture } from "./auth-fixture.js";
 import type { ChatResult } from "./chat-client.js";
 import { runClient } from "./client-process.js";
 import { num } from "./env.js";
-import { h2load } from "./h2load.js";
-import { type ProbeKind, probe } from "./probe.js";
+import { evaluateGoals, formatGoals } from "./goals.js";
+import { defaultConcurrency, h2load, loadShape } from "./h2load.js";
+import { probe } from "./probe.js";
 import { cpuSeconds, memoryBytes } from "./proc.js";
+import {
+  allScenarios,
+  labelOf,
+  repliesPerCall,
+  requestOf,
+  type Scenario,
+  scenarioList,
+  scenarios,
+  unitOf,
+} from "./scenarios.js";
 import { startServerProcess } from "./server-process.js";
-import { median } from "./stats.js";
 import { chartSvg } from "./svg.js";
-import { grpcFrame, requestBytes } from "./wire.js";
+import {
+  fmt,
+  formatIdle,
+  formatTable,
+  type IdleResult,
+  type Sample,
+  summarize,
+} from "./table.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const quick = process.argv.includes("--quick");
 
 const settings = {
-  seconds: num("BENCH_SECONDS", quick ? 1 : 4),
+  // 44 server-and-scenario pairs by default, three times: 2 s each keeps a
+  // full run near ten minutes on two cores.
+  seconds: num("BENCH_SECONDS", quick ? 1 : 2),
   warmUpSeconds: num("BENCH_WARMUP_SECONDS", quick ? 0.5 : 1),
   rounds: num("BENCH_ROUNDS", quick ? 1 : 3, 0),
   /** Calls (or Chat messages) per run instead of a duration; quick mode's way to get a result on any machine. */
   requests: num("BENCH_REQUESTS", quick ? 2000 : 0, 0),
-  connections: num("BENCH_CONNECTIONS", 8),
-  streams: num("BENCH_STREAMS", 32),
+  connections: num("BENCH_CONNECTIONS", defaultConcurrency.connections),
+  streams: num("BENCH_STREAMS", defaultConcurrency.streams),
+  h1Connections: num("BENCH_H1_CONNECTIONS", defaultConcurrency.h1Connections),
   idleStreams: num("BENCH_IDLE_STREAMS", quick ? 200 : 10_000, 0),
   idleIntervalMs: num("BENCH_IDLE_INTERVAL_MS", quick ? 100 : 1000),
   node: nodeBinary(process.env.BENCH_NODE),
-  scenarios: (process.env.BENCH_SCENARIOS ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== ""),
+  scenarios: scenarioList(process.env.BENCH_SCENARIOS ?? ""),
   servers: (
     process.env.BENCH_SERVERS ??
     (quick
-      ? "ceiling,grpc-js,connect"
-      : "ceiling,grpc-js,connect,connect-generic,connect-quiet,connect-auth,connect-w2")
+      ? "ceiling,grpc-js,connect,connect-quiet,fastify,fastify-quiet"
+      : "ceiling,grpc-js,connect,connect-generic,connect-quiet,connect-auth,connect-w2,fastify,fastify-quiet")
   )
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== ""),
 };
 
-/** The scenarios, in the order each server runs them (gRPC unary first, so VmHWM after it is the unary peak). */
-const scenarios = {
-  "grpc-unary": { label: "gRPC unary", unit: "req/s", perCall: 1 },
-  "connect-unary": {
-    label: "Connect unary (proto)",
-    unit: "req/s",
-    perCall: 1,
-  },
-  stream: { label: "StreamHello", unit: "msg/s", perCall: 5 },
-  chat: { label: "Chat (bidi)", unit: "msg/s", perCall: 1 },
-} as const satisfies Record<ProbeKind, unknown>;
-type Scenario = keyof typeof scenarios;
-const allScenarios = Object.keys(scenarios) as Scenario[];
+/** The scenarios the chart shows: the main ones, and the one fastify anchors. */
+const chartScenarios: Scenario[] = [
+  "grpc-unary",
+  "connect-unary",
+  "stream",
+  "chat",
+  "connect-json-unary-h1",
+];
 
 /** The node binary for BENCH_NODE: a supported line (22, 24) found or fetched by scripts/supported-node.sh, or a path. */
 function nodeBinary(setting: string | undefined): string {
@@ -121,7 +145,7 @@ const dist = join(root, "dist");
 const connectEnv = { PORT: "0", HOST: "127.0.0.1", STREAM_INTERVAL_MS: "0" };
 const servers: Record<string, ServerSpec> = {
   ceiling: {
-    label: "ceiling (node:http2)",
+    label: "ceiling (bare Node)",
     args: [join(dist, "bench/servers/ceiling.js")],
     env: {},
     scenarios: allScenarios,
@@ -145,9 +169,9 @@ const servers: Record<string, ServerSpec> = {
     idle: true,
   },
   "connect-generic": {
-    label: "connect-greeter, fast path off",
+    label: "connect-greeter, engine off",
     args: [join(dist, "src/main.js")],
-    env: { ...connectEnv, FAST_PATH: "off" },
+    env: { ...connectEnv, ENGINE: "off" },
     scenarios: ["grpc-unary", "connect-unary", "stream"],
     processes: 1,
     idle: false,
@@ -156,7 +180,12 @@ const servers: Record<string, ServerSpec> = {
     label: "connect-greeter, LOG_LEVEL=warn",
     args: [join(dist, "src/main.js")],
     env: { ...connectEnv, LOG_LEVEL: "warn" },
-    scenarios: ["grpc-unary", "connect-unary", "stream"],
+    scenarios: [
+      "grpc-unary",
+      "connect-unary",
+      "stream",
+      "connect-json-unary-h1",
+    ],
     processes: 1,
     idle: false,
   },
@@ -215,46 +244,25 @@ const servers: Record<string, ServerSpec> = {
     processes: 2,
     idle: false,
   },
+  // fastify's log goes to stdout like connect-greeter's: both into a pipe
+  // that bench/server-process.ts drains.
+  fastify: {
+    label: "fastify (logs)",
+    args: [join(dist, "bench/servers/fastify.js")],
+    env: { FASTIFY_LOGGER: "true" },
+    scenarios: ["connect-json-unary-h1"],
+    processes: 1,
+    idle: false,
+  },
+  "fastify-quiet": {
+    label: "fastify (no logs)",
+    args: [join(dist, "bench/servers/fastify.js")],
+    env: { FASTIFY_LOGGER: "false" },
+    scenarios: ["connect-json-unary-h1"],
+    processes: 1,
+    idle: false,
+  },
 };
-
-/** One measurement of one scenario on one server. */
-interface Sample {
-  server: string;
-  scenario: Scenario;
-  round: number;
-  /** Calls per second (h2load requests, or Chat messages). */
-  callsPerSec: number;
-  /** Messages per second for streams (5 per StreamHello call), else calls per second. */
-  rate: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** Server CPU microseconds per call, over the measured window. */
-  serverCpuUsPerCall: number;
-  /** Server CPU use over the measured window, in cores (1 = one core busy). */
-  serverCores: number;
-  /** Load generator CPU use, in cores: near 1 means it, not the server, is the limit. */
-  clientCores: number;
-  /** Server VmHWM (peak RSS) after this scenario, in MB. */
-  peakRssMb: number;
-  failed: number;
-}
-
-interface IdleResult {
-  server: string;
-  streams: number;
-  intervalMs: number;
-  connections: number;
-  succeeded: number;
-  /** Wall-clock seconds until the last stream finished. */
-  seconds: number;
-  /** Median call duration, in ms (the calls take 4 intervals). */
-  p50Ms: number;
-  /** Whether every call ran at once (the whole run took about one call's length). */
-  held: boolean;
-  baselineRssMb: number;
-  /** Highest VmRSS sampled while the streams were open, in MB. */
-  peakRssMb: number;
-}
 
 const cpuPlan = planCpus();
 
@@ -274,7 +282,11 @@ async function main(): Promise<void> {
   const started = new Date();
   const machine = describeMachine();
   console.log(
-    `${machine}; ${settings.rounds} round(s) of ${settings.seconds} s (+${settings.warmUpSeconds} s warm-up), h2load -c ${settings.connections} -m ${settings.streams}; ${cpuPlan.note}`,
+    `${machine}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(
+        " ",
+      )}; ${settings.rounds} round(s) of ${settings.seconds} s (+${settings.warmUpSeconds} s warm-up), h2load -c ${settings.connections} -m ${settings.streams} over HTTP/2, --h1 -c ${settings.h1Connections} -m 1 over HTTP/1.1; ${cpuPlan.note}`,
   );
   if (settings.servers.some((name) => servers[name]?.otlp)) {
     // On the load generators' core: what a collector costs is not the server's.
@@ -301,7 +313,15 @@ async function main(): Promise<void> {
       idle.push(await idleStreams(name));
   }
   await otlpSink?.stop();
-  const table = summarize(samples);
+  const table = summarize(
+    samples,
+    settings.servers.map((name) => ({
+      name,
+      label: servers[name]?.label ?? name,
+      scenarios: servers[name]?.scenarios ?? [],
+    })),
+  );
+  const goals = evaluateGoals(table, idle);
   const out =
     process.env.BENCH_OUT ??
     join(root, "bench/results", started.toISOString().replace(/[:.]/g, "-"));
@@ -315,6 +335,7 @@ async function main(): Promise<void> {
     settings,
     cpuPlan,
     table,
+    goals,
     idle,
     samples,
   };
@@ -325,23 +346,31 @@ async function main(): Promise<void> {
   const text = [
     formatTable(table),
     "",
-    formatIdle(idle),
+    formatIdle(idle, (name) => servers[name]?.label ?? name),
     "",
-    formatAuthCost(table),
+    formatGoals(goals),
   ].join("\n");
   writeFileSync(join(out, "table.md"), `${text}\n`);
   const svg = chartSvg(
-    table,
+    table
+      .filter((r) => chartScenarios.includes(r.scenario))
+      .map((r) => ({ ...r, scenario: labelOf(r.scenario) })),
     `${started.toISOString().slice(0, 10)}, ${machine}`,
   );
   writeFileSync(join(out, "bench.svg"), svg);
-  // The chart docs/performance.md shows is a full run's: not a smoke test's, nor an idle-stream-only run's.
-  if (!quick && table.length > 0) {
+  // The chart docs/performance.md shows is a full run's: not a smoke test's,
+  // an idle-stream-only run's, nor one of chosen servers or scenarios.
+  const fullRun =
+    !quick &&
+    table.length > 0 &&
+    process.env.BENCH_SERVERS === undefined &&
+    settings.scenarios.length === 0;
+  if (fullRun) {
     mkdirSync(join(root, "docs"), { recursive: true });
     writeFileSync(join(root, "docs/bench.svg"), svg);
   }
   console.log(
-    `\n${text}\n\nraw results: ${out}${quick ? "" : "; chart: docs/bench.svg"}`,
+    `\n${text}\n\nraw results: ${out}${fullRun ? "; chart: docs/bench.svg" : ""}`,
   );
   // Scale-out: one to three replicas behind nginx (bench/balancer.ts, which
   // needs root for its network namespaces), after the single-server table.
@@ -360,18 +389,6 @@ async function main(): Promise<void> {
   }
 }
 
-/** The token, key set and policy of the servers that verify tokens, made once per run. */
-let auth: AuthFixture | undefined;
-
-/** The settings and call headers of a server: its own, and the auth fixture's if it verifies tokens. */
-function envOf(spec: ServerSpec): NodeJS.ProcessEnv {
-  return spec.auth ? { ...spec.env, ...auth?.env } : spec.env;
-}
-
-function headersOf(spec: ServerSpec): Record<string, string> {
-  return spec.auth ? (auth?.headers ?? {}) : {};
-}
-
 /** The OTLP collector the tracing servers export to, while the benchmark runs. */
 let otlpSink: Awaited<ReturnType<typeof startServerProcess>> | undefined;
 
@@ -379,6 +396,19 @@ let otlpSink: Awaited<ReturnType<typeof startServerProcess>> | undefined;
 async function sinkStats(): Promise<{ requests: number; bytes: number }> {
   const res = await fetch(`${otlpSink?.url}/stats`);
   return (await res.json()) as { requests: number; bytes: number };
+}
+
+/** The token, key set and policy of the servers that verify tokens, made once per run. */
+let auth: AuthFixture | undefined;
+
+/** A server's settings: its own, and the auth fixture's if it verifies tokens. */
+function envOf(spec: ServerSpec): NodeJS.ProcessEnv {
+  return spec.auth ? { ...spec.env, ...auth?.env } : spec.env;
+}
+
+/** The headers a server's calls carry beyond their scenario's: its token, if it verifies tokens. */
+function headersOf(spec: ServerSpec): Record<string, string> {
+  return spec.auth ? (auth?.headers ?? {}) : {};
 }
 
 async function measureServer(name: string, round: number): Promise<Sample[]> {
@@ -415,7 +445,7 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
       );
       const s = samples[samples.length - 1] as Sample;
       console.log(
-        `round ${round} ${spec.label.padEnd(28)} ${scenarios[scenario].label.padEnd(22)} ${fmt(s.rate)} ${scenarios[scenario].unit}, p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms, ${s.serverCpuUsPerCall.toFixed(0)} µs CPU/call, client ${s.clientCores.toFixed(2)} cores`,
+        `round ${round} ${spec.label.padEnd(28)} ${labelOf(scenario).padEnd(30)} ${fmt(s.rate)} ${unitOf(scenario)}, p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms, ${s.serverCpuUsPerCall.toFixed(0)} µs CPU/call, client ${s.clientCores.toFixed(2)} cores`,
       );
     }
   } finally {
@@ -497,20 +527,15 @@ async function measure(
         failed: chat.errors,
       };
     } else {
-      const grpc = scenario !== "connect-unary";
+      const request = requestOf(scenario);
       const run = await h2load({
         url,
-        path:
-          scenario === "stream" ? "/Greeter/StreamHello" : "/Greeter/SayHello",
+        ...request,
         headers: {
-          ...(grpc
-            ? { "content-type": "application/grpc", te: "trailers" }
-            : { "content-type": "application/proto" }),
+          ...request.headers,
           ...headersOf(servers[name] as ServerSpec),
         },
-        body: grpc ? grpcFrame(requestBytes()) : requestBytes(),
-        connections: settings.connections,
-        streams: settings.streams,
+        ...loadShape(scenarios[scenario].http, settings),
         ...(counted
           ? { requests: settings.requests }
           : {
@@ -534,7 +559,7 @@ async function measure(
     scenario,
     round,
     callsPerSec: calls,
-    rate: calls * (scenario === "stream" ? scenarios.stream.perCall : 1),
+    rate: calls * repliesPerCall(scenario),
     p50Ms: result.p50Ms,
     p99Ms: result.p99Ms,
     serverCpuUsPerCall: (serverCpu / (calls * seconds)) * 1e6,
@@ -570,9 +595,7 @@ async function idleStreams(name: string): Promise<IdleResult> {
     const started = performance.now();
     const run = await h2load({
       url: server.url,
-      path: "/Greeter/StreamHello",
-      headers: { "content-type": "application/grpc", te: "trailers" },
-      body: grpcFrame(requestBytes()),
+      ...requestOf("stream"),
       connections,
       streams: perConnection,
       requests: settings.idleStreams,
@@ -601,118 +624,6 @@ async function idleStreams(name: string): Promise<IdleResult> {
   } finally {
     await server.stop();
   }
-}
-
-/** One server and scenario, summarized over rounds: the medians of its samples, and ratios. */
-interface Row extends Omit<Sample, "round" | "callsPerSec"> {
-  label: string;
-  /** Rate over server cores used: what one fully busy core would do, robust to a shared machine. */
-  perCore: number;
-  vsGrpcJs: number | undefined;
-  vsCeiling: number | undefined;
-  perCoreVsGrpcJs: number | undefined;
-  perCoreVsCeiling: number | undefined;
-}
-
-/** Median over rounds per server and scenario, with ratios to grpc-js and the ceiling of the same run. */
-function summarize(samples: Sample[]): Row[] {
-  const rows: Row[] = [];
-  for (const name of settings.servers) {
-    for (const scenario of servers[name]?.scenarios ?? []) {
-      const mine = samples.filter(
-        (s) => s.server === name && s.scenario === scenario,
-      );
-      if (mine.length === 0) continue;
-      const pick = (f: (s: Sample) => number) => median(mine.map(f));
-      const of = (server: string, f: (s: Sample) => number) => {
-        const theirs = samples.filter(
-          (s) => s.server === server && s.scenario === scenario,
-        );
-        return theirs.length === 0 ? undefined : median(theirs.map(f));
-      };
-      const perCoreOf = (s: Sample) => s.rate / s.serverCores;
-      const rate = pick((s) => s.rate);
-      const perCore = pick(perCoreOf);
-      const grpcJs = of("grpc-js", (s) => s.rate);
-      const ceiling = of("ceiling", (s) => s.rate);
-      const grpcJsPerCore = of("grpc-js", perCoreOf);
-      const ceilingPerCore = of("ceiling", perCoreOf);
-      rows.push({
-        server: name,
-        label: servers[name]?.label ?? name,
-        scenario,
-        rate,
-        p50Ms: pick((s) => s.p50Ms),
-        p99Ms: pick((s) => s.p99Ms),
-        serverCpuUsPerCall: pick((s) => s.serverCpuUsPerCall),
-        serverCores: pick((s) => s.serverCores),
-        clientCores: pick((s) => s.clientCores),
-        peakRssMb: Math.max(...mine.map((s) => s.peakRssMb)),
-        failed: mine.reduce((n, s) => n + s.failed, 0),
-        perCore,
-        vsGrpcJs: grpcJs ? rate / grpcJs : undefined,
-        vsCeiling: ceiling ? rate / ceiling : undefined,
-        perCoreVsGrpcJs: grpcJsPerCore ? perCore / grpcJsPerCore : undefined,
-        perCoreVsCeiling: ceilingPerCore ? perCore / ceilingPerCore : undefined,
-      });
-    }
-  }
-  return rows;
-}
-
-function formatTable(rows: Row[]): string {
-  const head =
-    "| server | scenario | rate | p50 ms | p99 ms | server CPU µs/call | server cores | client cores | peak RSS MB | × grpc-js | × ceiling | per core | per core × grpc-js | per core × ceiling |";
-  const lines = [
-    head,
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-  ];
-  for (const r of rows) {
-    const s = scenarios[r.scenario];
-    lines.push(
-      `| ${r.label} | ${s.label} | ${fmt(r.rate)} ${s.unit} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.serverCpuUsPerCall.toFixed(0)} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${ratio(r.vsGrpcJs)} | ${ratio(r.vsCeiling)} | ${fmt(r.perCore).trim()} | ${ratio(r.perCoreVsGrpcJs)} | ${ratio(r.perCoreVsCeiling)} |${r.failed > 0 ? ` ${r.failed} failed` : ""}`,
-    );
-  }
-  return lines.join("\n");
-}
-
-function formatIdle(idle: IdleResult[]): string {
-  if (idle.length === 0) return "";
-  const lines = [
-    "| idle StreamHello | calls | interval | connections | completed | all open at once | RSS before MB | RSS peak MB |",
-    "|---|--:|--:|--:|--:|---|--:|--:|",
-  ];
-  for (const r of idle) {
-    lines.push(
-      `| ${servers[r.server]?.label} | ${r.streams} | ${r.intervalMs} ms | ${r.connections} | ${r.succeeded} | ${r.held ? "yes" : "no"} (${r.seconds.toFixed(1)} s, p50 ${(r.p50Ms / 1000).toFixed(1)} s) | ${r.baselineRssMb.toFixed(0)} | ${r.peakRssMb.toFixed(0)} |`,
-    );
-  }
-  return lines.join("\n");
-}
-
-/**
- * What token verification costs, from the same run: gRPC unary with one
- * (cached) token against the same server without authentication. The goal
- * is at least 0.9× its rate.
- */
-function formatAuthCost(rows: Row[]): string {
-  const of = (server: string) =>
-    rows.find((r) => r.server === server && r.scenario === "grpc-unary");
-  const withAuth = of("connect-auth");
-  const without = of("connect");
-  if (withAuth === undefined || without === undefined) return "";
-  const vs = withAuth.rate / without.rate;
-  const perCore = withAuth.perCore / without.perCore;
-  const extraUs = withAuth.serverCpuUsPerCall - without.serverCpuUsPerCall;
-  return `token auth, gRPC unary with one cached token: ${vs.toFixed(2)}× the rate without authentication (per core ${perCore.toFixed(2)}×), ${extraUs.toFixed(1)} µs more server CPU per call; goal at least 0.90×${vs < 0.9 ? ": MISSED" : ""}`;
-}
-
-function ratio(x: number | undefined): string {
-  return x === undefined ? "" : `${x.toFixed(2)}×`;
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString("en-US").padStart(7);
 }
 
 /** Which cores servers and load generators get: separate ones when there are two or more. */

@@ -14,7 +14,7 @@ export interface ServerProcess {
 /**
  * Start `node <args>` pinned to `cpus` (when given) and wait for the line
  * matching /listening on (\S+)/. Later output goes to `onLine`, or is drained
- * and dropped so that a chatty server cannot block on a full pipe.
+ * unread so that a chatty server cannot block on a full pipe.
  */
 export async function startServerProcess(
   args: readonly string[],
@@ -51,6 +51,14 @@ export async function startServerProcess(
       if (m) {
         clearTimeout(bound);
         resolve(m[1] as string);
+        if (onLine === undefined) {
+          // A server's log under load is thousands of lines a second (two
+          // per request for fastify's, one for connect-greeter's), and this
+          // process shares the machine with the server and the load
+          // generator: drain the rest unread rather than split it into lines.
+          lines.close();
+          child.stdout?.resume();
+        }
       }
     });
     child.once("exit", (code) => {

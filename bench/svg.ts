@@ -1,6 +1,7 @@
 /** A row of the benchmark table, as far as the chart needs it. */
 export interface ChartRow {
   label: string;
+  /** The scenario's name as the chart shows it. */
   scenario: string;
   /** Rate ÷ the ceiling's rate in the same run. */
   vsCeiling: number | undefined;
@@ -8,20 +9,22 @@ export interface ChartRow {
   perCoreVsCeiling: number | undefined;
 }
 
-const scenarioLabels: Record<string, string> = {
-  "grpc-unary": "gRPC unary",
-  "connect-unary": "Connect unary",
-  stream: "StreamHello msg/s",
-  chat: "Chat msg/s",
-};
-
-const palette = ["#6b7280", "#2563eb", "#16a34a", "#d97706", "#9333ea"];
+const palette = [
+  "#6b7280",
+  "#2563eb",
+  "#16a34a",
+  "#d97706",
+  "#9333ea",
+  "#dc2626",
+  "#0891b2",
+  "#a16207",
+];
 
 /**
  * Two grouped bar charts in hand-written SVG, one group per scenario and one
  * bar per server: the measured rate, and the rate per server core (which a
  * machine shared with other work disturbs less), each as a fraction of the
- * bare node:http2 ceiling measured in the same run.
+ * bare Node ceiling (node:http2, node:http) measured in the same run.
  */
 export function chartSvg(rows: readonly ChartRow[], subtitle: string): string {
   const servers = [
@@ -47,7 +50,7 @@ export function chartSvg(rows: readonly ChartRow[], subtitle: string): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="${layout.left}" y="20" font-size="15" font-weight="bold">Throughput as a fraction of bare node:http2 (1.0)</text>`,
+    `<text x="${layout.left}" y="20" font-size="15" font-weight="bold">Throughput as a fraction of bare Node (1.0)</text>`,
     `<text x="${layout.left}" y="38" fill="#555">${escapeXml(subtitle)}</text>`,
   ];
   const panels = [
@@ -88,7 +91,7 @@ export function chartSvg(rows: readonly ChartRow[], subtitle: string): string {
         );
       });
       parts.push(
-        `<text x="${x0 + (servers.length * layout.barW) / 2}" y="${top + layout.plotH + 16}" text-anchor="middle">${escapeXml(scenarioLabels[scenario] ?? scenario)}</text>`,
+        `<text x="${x0 + (servers.length * layout.barW) / 2}" y="${top + layout.plotH + 16}" text-anchor="middle">${escapeXml(scenario)}</text>`,
       );
     });
   });

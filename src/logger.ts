@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { type DestinationStream, type Logger, pino } from "pino";
 import type { LogLevel } from "./config.js";
 
@@ -17,8 +18,11 @@ export interface LoggerOptions {
  * `logFlushMs`), not with a write system call per line. Each write is a round
  * trip to a thread-pool thread, which on a server pinned to one core (a
  * container's CPU limit) costs more than the line itself; batches make it
- * rare. Start and stop lines are written at once (`lifecycleLogger`), and pino
- * flushes what is left synchronously when the process exits.
+ * rare. Lines gather in a list joined once per batch (`LineBatch`), since
+ * sonic-boom appends each line to its pending string and measures that
+ * string's byte length, a copy of the batch so far for every line. Start and
+ * stop lines are written at once (`lifecycleLogger`), and what is left is
+ * written synchronously when the process exits.
  *
  * If stdout stops taking lines (a stalled log collector), lines wait in memory
  * up to `maxQueuedLogBytes`, then are dropped, with one note on stderr: the
@@ -41,23 +45,92 @@ const logBatchBytes = 4096;
 const logFlushMs = 100;
 
 function stdoutDestination(): DestinationStream {
-  const destination = pino.destination({
+  // Lines come in batches (LineBatch): each is written as it comes, or
+  // appended to what waits while a write is in progress.
+  const out = pino.destination({
     dest: 1,
     sync: false,
-    minLength: logBatchBytes,
-    // sonic-boom appends each line to its last pending chunk and measures that
-    // chunk's byte length, which flattens (copies) it: chunks barely longer
-    // than a batch keep that copy small.
-    maxWrite: logBatchBytes + 512,
-    periodicFlush: logFlushMs,
     maxLength: maxQueuedLogBytes,
   });
-  destination.once("drop", () =>
+  out.once("drop", () =>
     process.stderr.write(
       `connect-greeter: stdout is not keeping up with the log; dropping lines beyond ${maxQueuedLogBytes} queued bytes\n`,
     ),
   );
-  return destination;
+  return new LineBatch(out);
+}
+
+/** What LineBatch needs of sonic-boom. */
+type SonicBoom = ReturnType<typeof pino.destination>;
+
+/**
+ * Lines gathered in a list and handed to `out` joined, one string per
+ * `logBatchBytes` (or per `logFlushMs`, whichever comes first): every line in
+ * order, pino's and the call log's alike. At exit, what is left goes to `out`
+ * before sonic-boom writes out its own rest synchronously (pino's exit hook).
+ */
+export class LineBatch extends EventEmitter implements DestinationStream {
+  readonly #out: SonicBoom;
+  readonly #lines: string[] = [];
+  #length = 0;
+  #timer: NodeJS.Timeout | undefined = undefined;
+  /** At exit: what has gathered, written synchronously (sonic-boom's own exit hook may have run already). */
+  readonly #flushOnExit = () => {
+    this.#hand();
+    try {
+      this.#out.flushSync();
+    } catch {
+      // Ended or destroyed: nothing more can be written.
+    }
+  };
+
+  constructor(out: SonicBoom) {
+    super();
+    this.#out = out;
+    process.on("exit", this.#flushOnExit);
+  }
+
+  write(line: string): boolean {
+    this.#lines.push(line);
+    this.#length += line.length;
+    if (this.#length >= logBatchBytes) this.#hand();
+    else this.#timer ??= setTimeout(() => this.#hand(), logFlushMs).unref();
+    return true;
+  }
+
+  /** Hand what has gathered to sonic-boom, which writes it. */
+  #hand(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#lines.length === 0) return;
+    const batch =
+      this.#lines.length === 1
+        ? (this.#lines[0] as string)
+        : this.#lines.join("");
+    this.#lines.length = 0;
+    this.#length = 0;
+    this.#out.write(batch);
+  }
+
+  /** pino's flush(): everything gathered goes out now. */
+  flush(cb?: (err?: Error) => void): void {
+    this.#hand();
+    this.#out.flush(cb);
+  }
+
+  /** pino's flushSync, at exit. */
+  flushSync(): void {
+    this.#hand();
+    this.#out.flushSync();
+  }
+
+  /** The end of the log: what has gathered, then sonic-boom's end; "close" once every line is written. */
+  end(): void {
+    this.#hand();
+    process.off("exit", this.#flushOnExit);
+    this.#out.once("close", () => this.emit("close"));
+    this.#out.end();
+  }
 }
 
 /**

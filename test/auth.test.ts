@@ -695,14 +695,13 @@ test("a refused call gets the same answer, byte for byte, from the engine and fr
     const path =
       what === "Connect stream" ? "/Greeter/StreamHello" : "/Greeter/SayHello";
     const auth = authorization === undefined ? {} : { authorization };
-    const h2 = (url: string) =>
-      rawH2(url, {
-        headers: { ":path": path, ...headers, ...auth },
-        body: [body],
-      });
-    const h1 = (url: string) =>
-      rawH1(url, { path, headers: { ...headers, ...auth }, body });
-    const pick = (r: Omit<RawResponse, "rstCode" | "headersEndStream">) => ({
+    const request = {
+      headers: { ":path": path, ...headers, ...auth },
+      body: [body],
+    };
+    const h2 = (url: string) => rawH2(url, request);
+    const h1 = (url: string) => rawH1(url, request);
+    const pick = (r: RawResponse) => ({
       status: r.status,
       headers: {
         ...r.headers,

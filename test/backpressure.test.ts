@@ -2,12 +2,62 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { Greeter } from "../gen/helloworld_pb.js";
+import type { RunningServer } from "../src/server.js";
 import { LogCapture } from "./support/log-capture.js";
-import { envelope, helloRequest } from "./support/raw.js";
+import { wireRequest } from "./support/parity.js";
 import { startTestServer, writesBackedUp } from "./support/server.js";
+import { protocols } from "./support/transports.js";
 import { until, within } from "./support/wait.js";
+
+/**
+ * A server whose CollectGreetings reads nothing until `release()`, then
+ * counts the messages (calling `each` after each) and answers "read N": the
+ * Greeter reads eagerly, so the stalled handler is the test's own, on the
+ * server's listener, adapter and (or not) engine.
+ */
+async function stalledCollector(
+  t: TestContext,
+  engine: boolean,
+  each?: () => void,
+): Promise<{ server: RunningServer; release: () => void }> {
+  const { promise: released, resolve: release } = Promise.withResolvers<void>();
+  const server = await startTestServer(t, {
+    engine,
+    maxMessageBytes: 4 * 1024 * 1024,
+    routes(router) {
+      router.service(Greeter, {
+        async collectGreetings(reqs) {
+          await released;
+          let count = 0;
+          for await (const _ of reqs) {
+            count++;
+            each?.();
+          }
+          return { message: `read ${count}` };
+        },
+      });
+    },
+  });
+  return { server, release };
+}
+
+/** An HTTP/1.1 POST's head, for a raw socket: `headers` as they are, and the body's length. */
+function http1Head(
+  path: unknown,
+  headers: Record<string, unknown>,
+  contentLength: number,
+): string {
+  return [
+    `POST ${String(path)} HTTP/1.1`,
+    "Host: localhost",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${String(v)}`),
+    `Content-Length: ${contentLength}`,
+    "",
+    "",
+  ].join("\r\n");
+}
 
 /** HTTP/2's default initial stream window (RFC 9113, 6.9.2), which Node's server keeps. */
 const streamWindow = 65_535;
@@ -19,27 +69,11 @@ for (const engine of [false, true]) {
   }, async (t) => {
     // The Greeter reads eagerly, so the stalled handler is the test's own, on
     // the server's listener, adapter and (or not) fast path.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
     let serverStream: http2.ServerHttp2Stream | undefined;
     let maxBuffered = 0;
     const buffered = () => serverStream?.readableLength ?? 0;
-    const server = await startTestServer(t, {
-      engine,
-      maxMessageBytes: 4 * 1024 * 1024,
-      routes(router) {
-        router.service(Greeter, {
-          async collectGreetings(reqs) {
-            await released;
-            let count = 0;
-            for await (const _ of reqs) {
-              count++;
-              maxBuffered = Math.max(maxBuffered, buffered());
-            }
-            return { message: `read ${count}` };
-          },
-        });
-      },
+    const { server, release } = await stalledCollector(t, engine, () => {
+      maxBuffered = Math.max(maxBuffered, buffered());
     });
     server.listener.http2Server.on("session", (session) =>
       session.on("stream", (stream) => {
@@ -121,6 +155,98 @@ for (const engine of [false, true]) {
     // Pulling one message at a time never let the buffer grow past that bound.
     assert.ok(maxBuffered <= bound, `buffered at most ${maxBuffered}`);
   });
+}
+
+/**
+ * What an HTTP/1.1 server takes off a connection whose request it does not
+ * read: the request's own buffer (its highWaterMark), past which Node's HTTP
+ * parser stops the socket, and what one read of the socket had brought in
+ * beyond it (libuv reads up to 64 KiB at a time), with the request's head.
+ */
+const socketRead = 64 * 1024;
+
+for (const protocol of protocols) {
+  for (const engine of [false, true]) {
+    const who = engine ? "the engine" : "connect's handler";
+    test(`through ${who}, a ${protocol} client streaming far more over HTTP/1.1 than a stalled CollectGreetings reads is held back by TCP flow control: the server takes no more than the request's buffer and one socket read, and the writes resume when the handler pulls`, {
+      timeout: 60_000,
+    }, async (t) => {
+      const { server, release } = await stalledCollector(t, engine);
+      let serverReq: import("node:http").IncomingMessage | undefined;
+      server.listener.http1Server?.on("request", (req) => {
+        serverReq = req;
+      });
+      const request = wireRequest(
+        { method: "CollectGreetings" },
+        { protocol, json: false, http: "1.1" },
+      );
+      assert.ok(request);
+      const { ":path": path, ...headers } = request.headers;
+      // 4096 messages of 16 KiB: 64 MiB, more than the kernel's socket
+      // buffers on both sides hold (tcp_rmem's and tcp_wmem's maximum here:
+      // 32 and 4 MiB).
+      const messages = 4096;
+      const frame = helloFrame("x".repeat(16 * 1024));
+      const { port } = new URL(server.url);
+      const socket = net.connect(Number(port), "127.0.0.1");
+      t.after(() => socket.destroy());
+      await once(socket, "connect");
+      let answer = "";
+      socket.setEncoding("latin1").on("data", (d: string) => {
+        answer += d;
+      });
+      socket.write(http1Head(path, headers, messages * frame.length));
+      let accepted = 0;
+      let waiting = false;
+      let done = false;
+      const writer = (async () => {
+        for (let i = 0; i < messages; i++) {
+          accepted += frame.length;
+          if (!socket.write(frame)) {
+            waiting = true;
+            await once(socket, "drain");
+            waiting = false;
+          }
+        }
+        done = true;
+      })();
+      // Until the server has stopped reading (the request's buffer is full)
+      // and the client waits to write; or the server has taken far more
+      // than the bound below, or the client got everything out: a server
+      // that reads ahead fails at once, not by the test's timeout.
+      await until("the client to be held back", () => {
+        const req = serverReq;
+        if (req === undefined) return false;
+        const full = req.readableLength >= req.readableHighWaterMark;
+        return (
+          (full && (waiting || done)) || req.socket.bytesRead > 1024 * 1024
+        );
+      });
+      const req = serverReq as import("node:http").IncomingMessage;
+      const bound = req.readableHighWaterMark + socketRead + 1024;
+      const taken = req.socket.bytesRead;
+      t.diagnostic(
+        `stalled: the server took ${taken} B, the client had ${accepted} B of ${messages * frame.length} accepted`,
+      );
+      assert.ok(
+        taken <= bound,
+        `the server took ${taken} bytes (bound ${bound})`,
+      );
+      assert.equal(
+        done,
+        false,
+        "the client was held back before it sent everything",
+      );
+      release();
+      await writer;
+      await until(
+        "the answer",
+        () => /\r\n0\r\n/.test(answer) || /read \d+/.test(answer),
+      );
+      assert.match(answer, new RegExp(`read ${messages}`));
+      assert.equal(server.engine.calls, engine ? 1 : 0);
+    });
+  }
 }
 
 /** A gRPC-framed HelloRequest with a name of any length (protobuf field 1, varint length). */
@@ -214,86 +340,83 @@ for (const engine of [false, true]) {
   });
 }
 
-for (const [http, engine] of [
-  ["HTTP/1.1", true],
-  ["HTTP/2", true],
-  ["HTTP/1.1", false],
-  ["HTTP/2", false],
-] as const) {
-  test(`a Connect server stream over ${http} whose client stops reading and then leaves ends its call, through ${engine ? "the engine" : "connect's handler"}: the handler is stopped, nothing is left in flight, and the call is logged canceled`, {
-    timeout: 60_000,
-  }, async (t) => {
-    let stopped!: () => void;
-    const handlerStopped = new Promise<void>((resolve) => {
-      stopped = resolve;
-    });
-    const log = new LogCapture();
-    const server = await startTestServer(t, {
-      engine,
-      logDestination: log.destination,
-      logLevel: "info",
-      routes(router) {
-        router.service(Greeter, {
-          async *streamHello() {
-            try {
-              for (;;) yield { message: "x".repeat(16 * 1024) };
-            } finally {
-              stopped();
-            }
+for (const protocol of protocols) {
+  for (const http of ["HTTP/1.1", "HTTP/2"] as const) {
+    for (const engine of [true, false]) {
+      test(`a ${protocol} server stream over ${http} whose client stops reading and then leaves ends its call, through ${engine ? "the engine" : "connect's handler"}: the handler is stopped, nothing is left in flight, and the call is logged canceled`, {
+        timeout: 60_000,
+      }, async (t) => {
+        let stopped!: () => void;
+        const handlerStopped = new Promise<void>((resolve) => {
+          stopped = resolve;
+        });
+        const log = new LogCapture();
+        const server = await startTestServer(t, {
+          engine,
+          logDestination: log.destination,
+          logLevel: "info",
+          routes(router) {
+            router.service(Greeter, {
+              async *streamHello() {
+                try {
+                  for (;;) yield { message: "x".repeat(16 * 1024) };
+                } finally {
+                  stopped();
+                }
+              },
+            });
           },
         });
-      },
-    });
-    // Connect frames stream messages as gRPC does: a flags byte, a length.
-    const body = envelope(helloRequest("a"));
-    const headers = {
-      "content-type": "application/connect+proto",
-      "connect-protocol-version": "1",
-    };
-    let leave: () => void;
-    if (http === "HTTP/1.1") {
-      const { port } = new URL(server.url);
-      const socket = net.connect(Number(port), "127.0.0.1");
-      t.after(() => socket.destroy());
-      await once(socket, "connect");
-      socket.write(
-        [
-          "POST /Greeter/StreamHello HTTP/1.1",
-          "Host: localhost",
-          ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-          `Content-Length: ${body.length}`,
-          "",
-          "",
-        ].join("\r\n"),
-      );
-      socket.write(body);
-      socket.pause();
-      leave = () => socket.destroy();
-    } else {
-      const session = http2.connect(server.url);
-      t.after(() => session.destroy());
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/Greeter/StreamHello",
-        ...headers,
+        const request = wireRequest(
+          { method: "StreamHello", messages: ["a"] },
+          { protocol, json: false, http: http === "HTTP/2" ? "2" : "1.1" },
+        );
+        assert.ok(request);
+        const { ":path": path, ...headers } = request.headers;
+        const body = Buffer.concat(request.body ?? []);
+        let leave: () => void;
+        if (http === "HTTP/1.1") {
+          const { port } = new URL(server.url);
+          const socket = net.connect(Number(port), "127.0.0.1");
+          t.after(() => socket.destroy());
+          await once(socket, "connect");
+          socket.write(http1Head(path, headers, body.length));
+          socket.write(body);
+          socket.pause();
+          leave = () => socket.destroy();
+        } else {
+          const session = http2.connect(server.url);
+          t.after(() => session.destroy());
+          const stream = session.request({
+            ":method": "POST",
+            ...request.headers,
+          });
+          stream.on("error", () => {});
+          stream.end(body);
+          stream.pause();
+          leave = () => stream.close(http2.constants.NGHTTP2_CANCEL);
+        }
+        // The client reads nothing: the server's writes back up, and the
+        // handler waits to be asked for its next message.
+        await until("the server's writes to back up", () =>
+          writesBackedUp(server),
+        );
+        assert.equal(server.inflight.count, 1);
+        leave();
+        await within(handlerStopped, 5_000, "the handler's stop");
+        await until(
+          "no call in flight",
+          () => server.inflight.count === 0,
+          5_000,
+        );
+        const line = await log.waitFor(
+          (l) =>
+            l.msg === "finished call" && l.procedure === "/Greeter/StreamHello",
+        );
+        assert.equal(line.code, "canceled");
+        assert.equal(line.protocol, protocol);
+        assert.equal(server.engine.calls, engine ? 1 : 0, "who served it");
       });
-      stream.on("error", () => {});
-      stream.end(body);
-      stream.pause();
-      leave = () => stream.close(http2.constants.NGHTTP2_CANCEL);
     }
-    // The client reads nothing: the server's writes back up, and the
-    // handler waits to be asked for its next message.
-    await until("the server's writes to back up", () => writesBackedUp(server));
-    assert.equal(server.inflight.count, 1);
-    leave();
-    await within(handlerStopped, 5_000, "the handler's stop");
-    await until("no call in flight", () => server.inflight.count === 0, 5_000);
-    const line = await log.waitFor(
-      (l) =>
-        l.msg === "finished call" && l.procedure === "/Greeter/StreamHello",
-    );
-    assert.equal(line.code, "canceled");
-    assert.equal(server.engine.calls, engine ? 1 : 0, "who served it");
-  });
+  }
 }

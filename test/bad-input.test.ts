@@ -43,9 +43,11 @@ async function assertStillServes(server: RunningServer): Promise<void> {
     ["Hello, again!"],
   );
   const connect = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/json" },
-    body: Buffer.from(JSON.stringify({ name: "again" })),
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/json",
+    },
+    body: [Buffer.from(JSON.stringify({ name: "again" }))],
   });
   assert.equal(connect.status, 200);
   assert.deepEqual(JSON.parse(connect.body.toString()), {
@@ -225,9 +227,11 @@ test("gRPC: a streamed message larger than maxMessageBytes fails CollectGreeting
 test("Connect: a binary body that is not protobuf fails with HTTP 500 internal", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/proto" },
-    body: notProtobuf,
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/proto",
+    },
+    body: [notProtobuf],
   });
   // Like gRPC's "Error parsing request proto": internal, which Connect maps to 500.
   assert.equal(res.status, 500);
@@ -239,9 +243,11 @@ test("Connect: a binary body that is not protobuf fails with HTTP 500 internal",
 test("Connect: a JSON body that does not parse fails with HTTP 400 invalid_argument", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/json" },
-    body: Buffer.from('{"name": "Alice"'),
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/json",
+    },
+    body: [Buffer.from('{"name": "Alice"')],
   });
   assert.equal(res.status, 400);
   assert.equal(connectError(res.body).code, "invalid_argument");
@@ -251,9 +257,11 @@ test("Connect: a JSON body that does not parse fails with HTTP 400 invalid_argum
 test("Connect: JSON of the wrong type for a field fails with HTTP 400 invalid_argument", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/json" },
-    body: Buffer.from('{"name": 42}'),
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/json",
+    },
+    body: [Buffer.from('{"name": 42}')],
   });
   assert.equal(res.status, 400);
   assert.equal(connectError(res.body).code, "invalid_argument");
@@ -263,9 +271,8 @@ test("Connect: JSON of the wrong type for a field fails with HTTP 400 invalid_ar
 test("Connect: a content type no protocol speaks fails with HTTP 415", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "text/plain" },
-    body: Buffer.from("Alice"),
+    headers: { ":path": "/Greeter/SayHello", "content-type": "text/plain" },
+    body: [Buffer.from("Alice")],
   });
   assert.equal(res.status, 415);
   await assertStillServes(server);
@@ -274,10 +281,12 @@ test("Connect: a content type no protocol speaks fails with HTTP 415", async (t)
 test("Connect: a method other than POST (or GET) fails with HTTP 405", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: Buffer.from('{"name": "Alice"}'),
+    headers: {
+      ":path": "/Greeter/SayHello",
+      ":method": "PUT",
+      "content-type": "application/json",
+    },
+    body: [Buffer.from('{"name": "Alice"}')],
   });
   assert.equal(res.status, 405);
   await assertStillServes(server);
@@ -287,9 +296,8 @@ for (const path of ["/Greeter/Nope", "/NoSuchService/SayHello"]) {
   test(`Connect: ${path} gets HTTP 404 with code unimplemented`, async (t) => {
     const server = await startTestServer(t);
     const res = await rawH1(server.url, {
-      path,
-      headers: { "content-type": "application/json" },
-      body: Buffer.from('{"name": "Alice"}'),
+      headers: { ":path": path, "content-type": "application/json" },
+      body: [Buffer.from('{"name": "Alice"}')],
     });
     // A route that does not exist is a 404, as Connect's own servers answer
     // it; Connect clients map 404 to unimplemented, which the body also says.
@@ -305,9 +313,11 @@ for (const path of ["/Greeter/Nope", "/NoSuchService/SayHello"]) {
 test("Connect: a unary message larger than maxMessageBytes fails with HTTP 429 resource_exhausted", async (t) => {
   const server = await startTestServer(t, { maxMessageBytes: 64 });
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/json" },
-    body: Buffer.from(JSON.stringify({ name: "x".repeat(100) })),
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/json",
+    },
+    body: [Buffer.from(JSON.stringify({ name: "x".repeat(100) }))],
   });
   assert.equal(res.status, 429);
   assert.equal(connectError(res.body).code, "resource_exhausted");
@@ -317,9 +327,11 @@ test("Connect: a unary message larger than maxMessageBytes fails with HTTP 429 r
 test("Connect: a streamed message larger than maxMessageBytes ends the stream with resource_exhausted", async (t) => {
   const server = await startTestServer(t, { maxMessageBytes: 64 });
   const res = await rawH1(server.url, {
-    path: "/Greeter/StreamHello",
-    headers: { "content-type": "application/connect+proto" },
-    body: envelope(helloRequest("x".repeat(100))),
+    headers: {
+      ":path": "/Greeter/StreamHello",
+      "content-type": "application/connect+proto",
+    },
+    body: [envelope(helloRequest("x".repeat(100)))],
   });
   // Streaming errors are HTTP 200 with the error in the end-of-stream message (flag 0x02).
   assert.equal(res.status, 200);
@@ -333,12 +345,12 @@ test("Connect: a streamed message larger than maxMessageBytes ends the stream wi
 test("Connect: an unsupported content-encoding fails with HTTP 501 unimplemented", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
     headers: {
+      ":path": "/Greeter/SayHello",
       "content-type": "application/proto",
       "content-encoding": "snappy",
     },
-    body: helloRequest("Alice"),
+    body: [helloRequest("Alice")],
   });
   assert.equal(res.status, 501);
   assert.equal(connectError(res.body).code, "unimplemented");
@@ -350,9 +362,11 @@ test("Connect: an unsupported content-encoding fails with HTTP 501 unimplemented
 test("gRPC-Web: a body of garbage fails with a status in the trailers frame, and the server keeps serving", async (t) => {
   const server = await startTestServer(t, { maxMessageBytes: 64 });
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/grpc-web+proto" },
-    body: Buffer.from("hello, this is not gRPC-Web"),
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc-web+proto",
+    },
+    body: [Buffer.from("hello, this is not gRPC-Web")],
   });
   assert.equal(res.status, 200);
   // The first five bytes read as a frame header announcing a message of
@@ -368,9 +382,11 @@ test("gRPC-Web: a body of garbage fails with a status in the trailers frame, and
 test("gRPC-Web: a frame that is not protobuf fails with INTERNAL (13)", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/grpc-web+proto" },
-    body: envelope(notProtobuf),
+    headers: {
+      ":path": "/Greeter/SayHello",
+      "content-type": "application/grpc-web+proto",
+    },
+    body: [envelope(notProtobuf)],
   });
   assert.equal(res.status, 200);
   assert.equal(grpcWebTrailers(res.body)["grpc-status"], String(Code.Internal));
@@ -380,9 +396,11 @@ test("gRPC-Web: a frame that is not protobuf fails with INTERNAL (13)", async (t
 test("gRPC-Web: an unknown method gets grpc-status 12 in the response headers", async (t) => {
   const server = await startTestServer(t);
   const res = await rawH1(server.url, {
-    path: "/Greeter/Nope",
-    headers: { "content-type": "application/grpc-web+proto" },
-    body: envelope(helloRequest("Alice")),
+    headers: {
+      ":path": "/Greeter/Nope",
+      "content-type": "application/grpc-web+proto",
+    },
+    body: [envelope(helloRequest("Alice"))],
   });
   assert.equal(res.status, 200);
   assert.equal(res.headers["grpc-status"], String(Code.Unimplemented));

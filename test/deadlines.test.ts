@@ -3,12 +3,19 @@ import { type TestContext, test } from "node:test";
 import { Code, createClient } from "@connectrpc/connect";
 import { Greeter } from "../gen/helloworld_pb.js";
 import { connectErrorOf } from "./support/errors.js";
+import {
+  combinations,
+  labelOf,
+  outcomeOf,
+  wireRequest,
+} from "./support/parity.js";
 import { pushable } from "./support/pushable.js";
 import {
   envelope,
   envelopes,
   helloReply,
   helloRequest,
+  rawH1,
   rawH2,
 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
@@ -19,7 +26,7 @@ import {
   protocols,
   testTransport,
 } from "./support/transports.js";
-import { assertTook } from "./support/wait.js";
+import { assertTook, until, within } from "./support/wait.js";
 
 /**
  * Ten minutes between StreamHello replies: a handler that ignored its signal
@@ -302,6 +309,35 @@ test(
     await server.inflight.whenIdle();
   },
 );
+
+for (const c of combinations.filter((c) => !c.json)) {
+  test(
+    `the server ends a ${labelOf(c)} CollectGreetings whose client never sends a message, nor ends, at its timeout, with DEADLINE_EXCEEDED, and the call is over`,
+    bound,
+    async (t) => {
+      const server = await startTestServer(t);
+      const request = wireRequest(
+        { method: "CollectGreetings", timeout: 200, end: false },
+        c,
+      );
+      assert.ok(request);
+      const started = performance.now();
+      // A server that ignores the deadline fails at the bound, not by the test's timeout.
+      const res = await within(
+        (c.http === "2" ? rawH2 : rawH1)(server.url, request),
+        2_200,
+        "the answer",
+      );
+      assertTook(performance.now() - started, 200, 2_200, "the call");
+      assert.deepEqual(outcomeOf(c, "CollectGreetings", res), [
+        Code.DeadlineExceeded,
+        "the operation timed out",
+      ]);
+      await until("no call in flight", () => server.inflight.count === 0);
+      assert.equal(server.engine.calls, 1);
+    },
+  );
+}
 
 test(
   "a gRPC timeout the server cannot parse fails with INVALID_ARGUMENT",

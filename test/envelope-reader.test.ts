@@ -148,6 +148,44 @@ test("a message of exactly readMaxBytes is read; one byte more fails with RESOUR
   assert.equal(body.reads, 1);
 });
 
+test("a length over readMaxBytes fails the messages that came with it, read in the same chunk, as connect's EnvelopeDecoder splits a whole chunk before it hands any message on; those that came before are handed out", async () => {
+  const limit = 8;
+  const over = envelope("x".repeat(limit + 1)).subarray(0, 5);
+  const two = Buffer.concat([envelope("a"), envelope("b")]);
+  const outcomes = async (chunks: Buffer[]) => {
+    const reader = new EnvelopeReader(source(chunks), limit);
+    const got: string[] = [];
+    for (;;) {
+      try {
+        const env = await reader.next();
+        if (env === undefined) return got;
+        got.push(Buffer.from(env.data).toString());
+      } catch (e) {
+        got.push(Code[ConnectError.from(e).code]);
+        return got;
+      }
+    }
+  };
+  // In one chunk: nothing before the long one comes out.
+  assert.deepEqual(await outcomes([Buffer.concat([two, over])]), [
+    "ResourceExhausted",
+  ]);
+  // In a chunk of its own: what came before does.
+  assert.deepEqual(await outcomes([two, over]), [
+    "a",
+    "b",
+    "ResourceExhausted",
+  ]);
+  // "b" completes in the chunk with the long one: it fails with it.
+  assert.deepEqual(
+    await outcomes([
+      two.subarray(0, 8),
+      Buffer.concat([two.subarray(8), over]),
+    ]),
+    ["a", "ResourceExhausted"],
+  );
+});
+
 test('a body that ends inside an envelope fails with INVALID_ARGUMENT "incomplete envelope", after the whole messages before it', async () => {
   for (const cut of [1, 4, 5, 7]) {
     const reader = new EnvelopeReader(

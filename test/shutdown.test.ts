@@ -27,7 +27,10 @@ import {
   startChild,
   startServerProcess,
 } from "./support/child.js";
+import { outcomeOf, wireRequest } from "./support/parity.js";
+import { rawH1 } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
+import { protocols } from "./support/transports.js";
 import { assertTook, within } from "./support/wait.js";
 
 /** One transport per protocol and HTTP version the server drains differently. */
@@ -413,6 +416,29 @@ test("a CollectGreetings waiting for its client's next message when the grace pe
   assert.equal((await outcome)?.code, Code.Unavailable);
   assert.equal(result.callsEnded, 1);
 });
+
+for (const protocol of protocols) {
+  test(`a ${protocol} CollectGreetings over HTTP/1.1 served by the engine, waiting for its client's next message when the grace period ends, gets UNAVAILABLE in its protocol`, {
+    timeout: 60_000,
+  }, async (t) => {
+    const server = await startTestServer(t);
+    const c = { protocol, json: false, http: "1.1" } as const;
+    const request = wireRequest(
+      { method: "CollectGreetings", messages: ["first"], end: false },
+      c,
+    );
+    assert.ok(request);
+    const answer = rawH1(server.url, request);
+    await waitForCalls(server.inflight, 1);
+    const result = await server.shutdown(50);
+    assert.deepEqual(outcomeOf(c, "CollectGreetings", await answer), [
+      Code.Unavailable,
+      "the server is shutting down",
+    ]);
+    assert.equal(result.callsEnded, 1);
+    assert.equal(server.engine.calls, 1);
+  });
+}
 
 /** Requests that send `name` and then nothing more, never ending. */
 async function* stalledAfter(name: string) {

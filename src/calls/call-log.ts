@@ -30,7 +30,7 @@ import {
  * with its code (unauthenticated, permission_denied) and why.
  *
  * The call line is the JSON pino would write for
- * `logger[level]({procedure, protocol, httpVersion, code, durationMs, peer,
+ * `logger[level]({procedure, protocol, httpVersion, peer, code, durationMs,
  * principal?, received?, sent?, error?, trace_id?, span_id?, trace_flags?},
  * "finished call")`, key for key, but built from
  * pieces made once per procedure and per connection and handed to pino's own
@@ -46,18 +46,33 @@ export function callLog(
   /** The base fields, such as ,"pid":1,"hostname":"h" (pino's chindings). */
   const base = out[pino.symbols.chindingsSym] as string;
   const debug = logger.isLevelEnabled("debug");
+  /** `,"procedure":"/Greeter/SayHello"`, once per procedure. */
   const procedures = new WeakMap<Procedure, string>();
-  const peers = new WeakMap<Connection, string>();
+  /** `,"httpVersion":"2.0","peer":"127.0.0.1:5555"`, once per connection. */
+  const connections = new WeakMap<Connection, string>();
+  /** `,"principal":"alice"`, once per principal (a verified token's is shared by its calls). */
   const principals = new WeakMap<Principal, string>();
-  const json = <K extends object>(
-    cache: WeakMap<K, string>,
-    key: K,
-    value: string,
-  ) => {
-    let text = cache.get(key);
+  const procedureField = (procedure: Procedure) => {
+    let text = procedures.get(procedure);
     if (text === undefined) {
-      text = JSON.stringify(value);
-      cache.set(key, text);
+      text = `,"procedure":${JSON.stringify(procedure.path)}`;
+      procedures.set(procedure, text);
+    }
+    return text;
+  };
+  const principalField = (principal: Principal) => {
+    let text = principals.get(principal);
+    if (text === undefined) {
+      text = `,"principal":${JSON.stringify(principal.id)}`;
+      principals.set(principal, text);
+    }
+    return text;
+  };
+  const connectionFields = (connection: Connection) => {
+    let text = connections.get(connection);
+    if (text === undefined) {
+      text = `,"httpVersion":${JSON.stringify(connection.httpVersion)},"peer":${JSON.stringify(connection.peer)}`;
+      connections.set(connection, text);
     }
     return text;
   };
@@ -72,10 +87,8 @@ export function callLog(
     const code = outcome.error?.code;
     const level = levelOf(code);
     if (!logger.isLevelEnabled(level)) return undefined;
-    let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
-    if (call.principal !== undefined) {
-      line += `,"principal":${json(principals, call.principal, call.principal.id)}`;
-    }
+    let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base}${procedureField(call.procedure)},"protocol":"${call.protocol}"${connectionFields(call.connection)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000}`;
+    if (call.principal !== undefined) line += principalField(call.principal);
     if (call.procedure.type !== "unary") {
       line += `,"received":${outcome.received},"sent":${outcome.sent}`;
     }

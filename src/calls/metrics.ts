@@ -35,48 +35,6 @@ export class Metrics implements CallObserver {
   /** Calls refused by the access policy, by procedure and reason (src/auth/failure.ts: a fixed set). */
   readonly #authFailures = new Map<Procedure, Map<AuthFailureReason, number>>();
 
-  readonly #started: Counter<string> = new Counter({
-    name: "grpc_server_started_total",
-    help: "Total number of RPCs started on the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#started, this.#series, (s) => [[{}, s.started]]),
-  });
-  readonly #handled: Counter<string> = new Counter({
-    name: "grpc_server_handled_total",
-    help: "Total number of RPCs completed on the server, regardless of success or failure.",
-    labelNames: [...callLabels, "grpc_code"],
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#handled, this.#series, (s) =>
-        [...s.handled].map(([code, n]) => [{ grpc_code: code }, n]),
-      ),
-  });
-  readonly #inFlight: Gauge<string> = new Gauge({
-    name: "grpc_server_streams_in_flight",
-    help: "Calls (HTTP/2 streams, or HTTP/1.1 requests) being handled now, unary and streaming.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#inFlight, this.#series, (s) => [[{}, s.inFlight]]),
-  });
-  readonly #received: Counter<string> = new Counter({
-    name: "grpc_server_msg_received_total",
-    help: "Total number of RPC stream messages received on the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () =>
-      publish(this.#received, this.#series, (s) => [[{}, s.received]]),
-  });
-  readonly #sent: Counter<string> = new Counter({
-    name: "grpc_server_msg_sent_total",
-    help: "Total number of gRPC stream messages sent by the server.",
-    labelNames: callLabels,
-    registers: [this.registry],
-    collect: () => publish(this.#sent, this.#series, (s) => [[{}, s.sent]]),
-  });
-
   readonly #authFailed: Counter<string> = new Counter({
     name: "connect_greeter_auth_failures_total",
     help: "Calls refused by the access policy: UNAUTHENTICATED, PERMISSION_DENIED or UNAVAILABLE, by reason.",
@@ -100,6 +58,52 @@ export class Metrics implements CallObserver {
   });
 
   constructor() {
+    const counts = (
+      type: typeof Counter | typeof Gauge,
+      name: string,
+      help: string,
+      pick: (s: Series) => [Record<string, string>, number][],
+      extraLabels: readonly string[] = [],
+    ) => {
+      const metric: Counter<string> | Gauge<string> = new type({
+        name,
+        help,
+        labelNames: [...callLabels, ...extraLabels],
+        registers: [this.registry],
+        collect: () => publish(metric, this.#series, pick),
+      });
+    };
+    counts(
+      Counter,
+      "grpc_server_started_total",
+      "Total number of RPCs started on the server.",
+      (s) => [[{}, s.started]],
+    );
+    counts(
+      Counter,
+      "grpc_server_handled_total",
+      "Total number of RPCs completed on the server, regardless of success or failure.",
+      (s) => [...s.handled].map(([code, n]) => [{ grpc_code: code }, n]),
+      ["grpc_code"],
+    );
+    counts(
+      Gauge,
+      "grpc_server_streams_in_flight",
+      "Calls (HTTP/2 streams, or HTTP/1.1 requests) being handled now, unary and streaming.",
+      (s) => [[{}, s.inFlight]],
+    );
+    counts(
+      Counter,
+      "grpc_server_msg_received_total",
+      "Total number of RPC stream messages received on the server.",
+      (s) => [[{}, s.received]],
+    );
+    counts(
+      Counter,
+      "grpc_server_msg_sent_total",
+      "Total number of gRPC stream messages sent by the server.",
+      (s) => [[{}, s.sent]],
+    );
     new LatencyHistogram(
       "grpc_server_handling_seconds",
       "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",

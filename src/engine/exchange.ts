@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import type { ConnectError, ContextValues } from "@connectrpc/connect";
 import type { Connection, ConnectionSource } from "../calls/connection.js";
-import type { RequestBody } from "../protocol/request-body.js";
+import { RequestBody } from "../protocol/request-body.js";
 
 /**
  * One request and its response, whichever HTTP version carries them: the
@@ -79,4 +79,41 @@ export function writeWithRoom(
     out.on("drain", done);
     out.on("close", done);
   });
+}
+
+/**
+ * What both exchanges keep alike: the request body, made on first read from
+ * the stream Node gives, and headers every response carries besides the
+ * protocol's (CORS).
+ */
+export abstract class NodeExchange {
+  readonly #source: Readable;
+  readonly #extra: OutgoingHttpHeaders | undefined;
+  #body: RequestBody | undefined = undefined;
+
+  constructor(source: Readable, extra: OutgoingHttpHeaders | undefined) {
+    this.#source = source;
+    this.#extra = extra;
+  }
+
+  get body(): RequestBody {
+    this.#body ??= new RequestBody(this.#source);
+    return this.#body;
+  }
+
+  /** The exchange is over: a read still waiting for the body fails. */
+  protected bodyClosed(): void {
+    this.#body?.closed();
+  }
+
+  /**
+   * `headers` with the headers every response carries, those first, as on
+   * connect's path: the HTTP chain's cors step sets them before connect-node's
+   * universalResponseToNodeResponse calls writeHead, whose headers come after
+   * them and win a clash.
+   */
+  protected withExtra(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+    const extra = this.#extra;
+    return extra === undefined ? headers : { ...extra, ...headers };
+  }
 }

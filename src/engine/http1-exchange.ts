@@ -11,26 +11,19 @@ import {
   type ConnectionSource,
   connectionOf,
 } from "../calls/connection.js";
-import { RequestBody } from "../protocol/request-body.js";
-import { type Exchange, writeWithRoom } from "./exchange.js";
+import { type Exchange, NodeExchange, writeWithRoom } from "./exchange.js";
 
 /** An HTTP/1.1 request and its response as an exchange. */
-export class Http1Exchange implements Exchange {
+export class Http1Exchange extends NodeExchange implements Exchange {
   readonly httpVersion = "1.1";
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  /** Headers every response of this exchange carries besides the protocol's (CORS). */
-  readonly #extra: OutgoingHttpHeaders | undefined;
-  #body: RequestBody | undefined = undefined;
 
+  /** `extra`: headers every response carries besides the protocol's (CORS). */
   constructor(
-    req: IncomingMessage,
-    res: ServerResponse,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
     extra: OutgoingHttpHeaders | undefined,
   ) {
-    this.req = req;
-    this.res = res;
-    this.#extra = extra;
+    super(req, extra);
   }
 
   get headers(): IncomingHttpHeaders {
@@ -54,11 +47,6 @@ export class Http1Exchange implements Exchange {
     return connectionOf(this.req);
   }
 
-  get body(): RequestBody {
-    this.#body ??= new RequestBody(this.req);
-    return this.#body;
-  }
-
   get gone(): boolean {
     return this.res.destroyed;
   }
@@ -78,7 +66,7 @@ export class Http1Exchange implements Exchange {
     // as soon as its body is read, so the response's close ends the call; a
     // response closed before it finished lost its client.
     this.res.on("close", () => {
-      this.#body?.closed();
+      this.bodyClosed();
       listener(
         this.res.writableFinished ? undefined : clientGone(this.req.errored),
       );
@@ -90,13 +78,9 @@ export class Http1Exchange implements Exchange {
     headers: OutgoingHttpHeaders,
     _trailers: boolean,
   ): void {
-    const extra = this.#extra;
     // Trailers need no word in advance: without a content-length, Node
     // sends the body chunked, and the trailers after the last chunk.
-    this.res.writeHead(
-      status,
-      extra === undefined ? headers : { ...headers, ...extra },
-    );
+    this.res.writeHead(status, this.withExtra(headers));
   }
 
   write(chunk: Uint8Array): boolean | Promise<boolean> {

@@ -10,9 +10,8 @@ import {
   sessionConnection,
   unknownConnection,
 } from "../calls/connection.js";
-import { RequestBody } from "../protocol/request-body.js";
 import { resetError } from "../protocol/reset-error.js";
-import { type Exchange, writeWithRoom } from "./exchange.js";
+import { type Exchange, NodeExchange, writeWithRoom } from "./exchange.js";
 
 const withTrailers = { waitForTrailers: true } as const;
 
@@ -21,25 +20,19 @@ const withTrailers = { waitForTrailers: true } as const;
  * compatibility layer makes request and response objects of it
  * (src/transport/listener.ts, claimStream).
  */
-export class Http2Exchange implements Exchange {
+export class Http2Exchange extends NodeExchange implements Exchange {
   readonly httpVersion = "2.0";
-  readonly stream: ServerHttp2Stream;
-  readonly headers: IncomingHttpHeaders;
-  /** Headers every response of this exchange carries besides the protocol's (CORS). */
-  readonly #extra: OutgoingHttpHeaders | undefined;
   /** The header fields as they came (the "stream" event's rawHeaders), for context values. */
   readonly #rawHeaders: readonly string[] | undefined;
-  #body: RequestBody | undefined = undefined;
 
+  /** `extra`: headers every response carries besides the protocol's (CORS). */
   constructor(
-    stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
+    readonly stream: ServerHttp2Stream,
+    readonly headers: IncomingHttpHeaders,
     extra: OutgoingHttpHeaders | undefined,
     rawHeaders?: readonly string[],
   ) {
-    this.stream = stream;
-    this.headers = headers;
-    this.#extra = extra;
+    super(stream, extra);
     this.#rawHeaders = rawHeaders;
   }
 
@@ -61,11 +54,6 @@ export class Http2Exchange implements Exchange {
     return session === undefined
       ? unknownConnection
       : sessionConnection(session);
-  }
-
-  get body(): RequestBody {
-    this.#body ??= new RequestBody(this.stream);
-    return this.#body;
   }
 
   get gone(): boolean {
@@ -94,7 +82,7 @@ export class Http2Exchange implements Exchange {
     // once() allocates a wrapper per listener.
     const stream = this.stream;
     stream.on("close", () => {
-      this.#body?.closed();
+      this.bodyClosed();
       listener(resetError(stream.rstCode));
     });
   }
@@ -104,8 +92,7 @@ export class Http2Exchange implements Exchange {
     headers: OutgoingHttpHeaders,
     trailers: boolean,
   ): void {
-    const extra = this.#extra;
-    let head = extra === undefined ? headers : { ...headers, ...extra };
+    let head = this.withExtra(headers);
     // Node answers 200 when no :status is given.
     if (status !== 200) head = { ...head, ":status": status };
     this.stream.respond(head, trailers ? withTrailers : undefined);

@@ -58,7 +58,8 @@ async function invokeUnaryIntercepted(
       req.message as never,
       contextFor(context, req),
     );
-    return responseOf(
+    return seen(
+      "response",
       spec,
       context,
       false,
@@ -68,7 +69,7 @@ async function invokeUnaryIntercepted(
   const res = await intercepted(
     interceptors,
     anyFn,
-    requestOf(spec, context, false, input),
+    seen("request", spec, context, false, input),
   );
   copyHeaders(res.header, context.responseHeader);
   copyHeaders(res.trailer, context.responseTrailer);
@@ -108,14 +109,14 @@ export async function invokeStream(
       spec.method.output,
       await start(spec, contextFor(context, req), req.message),
     );
-    return responseOf(spec, context, true, {
+    return seen("response", spec, context, true, {
       [Symbol.asyncIterator]: () => messages,
     });
   };
   const res = await intercepted(
     interceptors,
     anyFn,
-    requestOf(spec, context, true, input),
+    seen("request", spec, context, true, input),
   );
   return {
     messages: res.message[Symbol.asyncIterator](),
@@ -157,41 +158,41 @@ function intercepted<Req, Res>(
   return next(req);
 }
 
-/** The request interceptors see, as connect's handler factories make it from the context. */
-function requestOf<S extends boolean>(
+/**
+ * What interceptors see of the request, or of the response: made from the
+ * context as connect's handler factories make them.
+ */
+function seen<S extends boolean>(
+  side: "request" | "response",
   spec: MethodImplSpec,
   context: HandlerContext,
   stream: S,
   message: unknown,
-): S extends true ? StreamRequest : UnaryRequest {
-  return {
-    stream,
-    message,
-    method: spec.method,
-    requestMethod: context.requestMethod,
-    url: context.url,
-    signal: context.signal,
-    header: context.requestHeader,
-    service: spec.method.parent,
-    contextValues: context.values,
-  } as never;
-}
-
-/** The response interceptors see, with the context's headers and trailers. */
-function responseOf<S extends boolean>(
-  spec: MethodImplSpec,
-  context: HandlerContext,
-  stream: S,
-  message: unknown,
-): S extends true ? StreamResponse : UnaryResponse {
-  return {
+): S extends true
+  ? StreamRequest & StreamResponse
+  : UnaryRequest & UnaryResponse {
+  const about = {
     stream,
     message,
     method: spec.method,
     service: spec.method.parent,
-    header: context.responseHeader,
-    trailer: context.responseTrailer,
-  } as never;
+  };
+  return (
+    side === "request"
+      ? {
+          ...about,
+          requestMethod: context.requestMethod,
+          url: context.url,
+          signal: context.signal,
+          header: context.requestHeader,
+          contextValues: context.values,
+        }
+      : {
+          ...about,
+          header: context.responseHeader,
+          trailer: context.responseTrailer,
+        }
+  ) as never;
 }
 
 /** As connect's mergeRequest: what the interceptors changed of the request, the handler sees. */

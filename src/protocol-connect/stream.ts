@@ -47,11 +47,14 @@ function shapeOf(binary: boolean, encoding: string | undefined): Shape {
     const header: Record<string, string> = {
       [headerContentType]: contentType,
     };
-    const plain: Record<string, string> = { "content-type": contentType };
+    // In the order connect-node's webHeaderToNodeHeaders gives them (fetch
+    // Headers sort their names).
+    const plain: Record<string, string> = {};
     if (encoding !== undefined) {
       header[headerStreamEncoding] = encoding;
       plain[connectStream.encodingHeader] = encoding;
     }
+    plain["content-type"] = contentType;
     shape = {
       init: { header, trailer: {} },
       head: { plain, before: undefined, trailers: false },

@@ -113,13 +113,21 @@ export async function serveConnectUnary(
     CallContext.headerSet(ctx) === undefined &&
     CallContext.trailerSet(ctx) === undefined
   ) {
-    // Nothing set by the handler: the protocol's own headers, as they are.
-    const head: Record<string, string | number> = {
-      "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson,
-      "content-length": body.byteLength,
-    };
-    if (encoding !== undefined) head["content-encoding"] = encoding;
-    exchange.respond(status, head, false);
+    // Nothing set by the handler: the protocol's own headers, in the order
+    // connect-node's webHeaderToNodeHeaders gives them (fetch Headers sort
+    // their names).
+    const contentType = binary ? contentTypeUnaryProto : contentTypeUnaryJson;
+    exchange.respond(
+      status,
+      encoding === undefined
+        ? { "content-length": body.byteLength, "content-type": contentType }
+        : {
+            "content-encoding": encoding,
+            "content-length": body.byteLength,
+            "content-type": contentType,
+          },
+      false,
+    );
   } else {
     if (encoding !== undefined)
       ctx.responseHeader.set(headerUnaryEncoding, encoding);

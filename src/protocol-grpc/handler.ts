@@ -82,7 +82,13 @@ export class GrpcShapes {
           };
           if (encoding !== "") header[headerEncoding] = encoding;
           byEncoding.set(encoding, {
-            init: { header, trailer: { [headerGrpcStatus]: grpcStatusOk } },
+            // Lower case, as connect-node's webHeaderToNodeHeaders writes
+            // the trailers: Node sends these as they are when no handler set
+            // one, and HTTP/1.1 keeps a name's case on the wire.
+            init: {
+              header,
+              trailer: { [headerGrpcStatus.toLowerCase()]: grpcStatusOk },
+            },
             head: {
               plain: { ...before, ...lowerCase(header) },
               before,

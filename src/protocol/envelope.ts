@@ -52,6 +52,8 @@ export class EnvelopeReader {
   #need = prefixBytes;
   /** The length the pending envelope's prefix announced; -1 until it is in. */
   #length = -1;
+  /** Where, in the pending bytes, the first envelope whose prefix is not yet checked against the limit starts. */
+  #checked = 0;
 
   /** The next message, or undefined at the end of the body. */
   next(): NextEnvelope {
@@ -77,23 +79,45 @@ export class EnvelopeReader {
     const buf = this.#join();
     if (this.#length < 0) {
       const length = buf.readUInt32BE(1);
-      if (length > this.#readMaxBytes) {
-        throw new ConnectError(
-          `message size ${length} is larger than configured readMaxBytes ${this.#readMaxBytes}`,
-          Code.ResourceExhausted,
-        );
-      }
+      this.#assertWithinLimit(length);
       this.#length = length;
       this.#need = prefixBytes + length;
       if (this.#have < this.#need) return undefined;
     }
     const end = this.#need;
+    // As connect's EnvelopeDecoder.decode, which splits all it has read
+    // before it hands any envelope on: a length over the limit in the bytes
+    // that came with this envelope fails it too.
+    if (this.#have - end >= prefixBytes && this.#checked < this.#have) {
+      this.#checkAhead(buf, end);
+    }
+    this.#checked = this.#checked > end ? this.#checked - end : 0;
     this.#have -= end;
     if (this.#have === 0) this.#chunks.length = 0;
     else this.#chunks[0] = buf.subarray(end);
     this.#need = prefixBytes;
     this.#length = -1;
     return { flags: buf[0] as number, data: buf.subarray(prefixBytes, end) };
+  }
+
+  /** Check the prefix of every envelope after the pending one, from `end`, that the pending bytes hold. */
+  #checkAhead(buf: Buffer, end: number): void {
+    let at = Math.max(end, this.#checked);
+    while (at + prefixBytes <= this.#have) {
+      const length = buf.readUInt32BE(at + 1);
+      this.#assertWithinLimit(length);
+      at += prefixBytes + length;
+    }
+    this.#checked = at;
+  }
+
+  #assertWithinLimit(length: number): void {
+    if (length > this.#readMaxBytes) {
+      throw new ConnectError(
+        `message size ${length} is larger than configured readMaxBytes ${this.#readMaxBytes}`,
+        Code.ResourceExhausted,
+      );
+    }
   }
 
   #add(chunk: Buffer): void {

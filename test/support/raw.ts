@@ -12,22 +12,30 @@ export interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
-  /** HTTP/2 trailers (empty for a trailers-only response, which has only headers). */
+  /** The trailers (empty for a trailers-only response, which has only headers, and for a response with none). */
   trailers: Record<string, string | string[] | undefined>;
-  /** HTTP/2 RST_STREAM code the stream closed with (0: a clean end). */
+  /** HTTP/2 RST_STREAM code the stream closed with (0: a clean end, and always over HTTP/1.1). */
   rstCode: number;
-  /** Whether the response HEADERS frame ended the stream (a gRPC trailers-only response). */
+  /** Whether the response HEADERS frame ended the stream (a gRPC trailers-only response); false over HTTP/1.1. */
   headersEndStream: boolean;
+  /** HTTP/1.1: the header lines as received, names in their case, in order (name, value, name, ...). */
+  rawHeaders?: string[];
+  /** HTTP/1.1: the trailer lines alike. */
+  rawTrailers?: string[];
 }
 
-/** Options of a raw HTTP/2 request. */
-export interface RawH2Options {
+/** A raw request, for either HTTP version. */
+export interface RawRequest {
   /** Request headers, :path included; :method defaults to POST. */
   headers: http2.OutgoingHttpHeaders;
   /** Body chunks, written in order. */
   body?: Uint8Array[];
-  /** End the request stream after the body. @default true */
+  /** End the request body after the chunks. @default true */
   end?: boolean;
+}
+
+/** Options of a raw HTTP/2 request. */
+export interface RawH2Options extends RawRequest {
   /** Called with the stream once the response headers arrived (for example to cancel it). */
   onResponse?: (stream: http2.ClientHttp2Stream) => void;
 }
@@ -90,44 +98,70 @@ export async function rawH2(
   }
 }
 
-/** Send one HTTP/1.1 request with node:http and collect the response. */
-export function rawH1(
+/**
+ * Send one request over a fresh HTTP/1.1 keep-alive connection with
+ * node:http, the HTTP/1.1 counterpart of `rawH2`: the same request (its
+ * pseudo-headers give the method and target), each body chunk written as it
+ * is (chunked, unless a content-length header says otherwise), and the
+ * response collected until its end: status, headers (and their raw lines, in
+ * order and case as sent), the body de-chunked, the trailers after it. A
+ * response that completes while the request is still open (an error, a
+ * deadline) counts; its connection is closed after it.
+ */
+export async function rawH1(
   url: string,
-  options: {
-    path: string;
-    method?: string;
-    headers?: http.OutgoingHttpHeaders;
-    body?: Uint8Array;
-  },
-): Promise<Omit<RawResponse, "rstCode" | "headersEndStream">> {
+  options: RawRequest,
+): Promise<RawResponse> {
   const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: hostname,
-        port,
-        path: options.path,
-        method: options.method ?? "POST",
-        headers: options.headers,
-        agent: false,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks),
-            trailers: res.trailers,
-          }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(options.body ?? Buffer.alloc(0));
-  });
+  const {
+    ":path": path,
+    ":method": method = "POST",
+    ...headers
+  } = options.headers;
+  // Keep-alive, as browsers and connect-node's HTTP/1.1 client ask, so the
+  // server's keep-alive headers show as a client sees them.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    return await new Promise<RawResponse>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: hostname,
+          port,
+          path: String(path ?? "/"),
+          method: String(method),
+          headers: headers as http.OutgoingHttpHeaders,
+          agent,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              rawHeaders: res.rawHeaders,
+              rawTrailers: res.rawTrailers,
+              body: Buffer.concat(chunks),
+              trailers: res.trailers,
+              rstCode: 0,
+              headersEndStream: false,
+            }),
+          );
+          res.on("error", reject);
+        },
+      );
+      // Once the response is complete, a request side the server stopped
+      // reading may fail to write: that is not the answer's failure.
+      req.on("error", reject);
+      for (const chunk of options.body ?? []) req.write(chunk);
+      // Node holds back the head of a request with no body yet; an open one
+      // is sent at once, as rawH2's is.
+      if (options.end ?? true) req.end();
+      else req.flushHeaders();
+    });
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** A HelloRequest in the protobuf binary encoding. */

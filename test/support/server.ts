@@ -1,4 +1,3 @@
-import type { TestContext } from "node:test";
 import {
   type RunningServer,
   type ServerOptions,
@@ -9,9 +8,11 @@ import {
  * Start a real server on a free port for one test, torn down after it.
  * Stream pacing defaults to 0 so tests do not wait on the tutorial's one-second sleep,
  * and logging to silent so test output stays readable (test/logging.test.ts reads logs).
+ * `t` is a test's context, or anything with an `after` hook (node:test's
+ * own, for a server that serves every test of a file).
  */
 export async function startTestServer(
-  t: TestContext,
+  t: { after(fn: () => Promise<void>): void },
   options: ServerOptions = {},
 ): Promise<RunningServer> {
   const server = await startServer({
