@@ -57,6 +57,8 @@ export class TokenVerifier {
     string,
     { token: VerifiedToken; until: number }
   >();
+  /** Verifications in progress, by token: at most one per token. */
+  readonly #verifying = new Map<string, Promise<VerifiedToken>>();
 
   constructor(rules: TokenRules, keys: KeyResolver, logger: Logger) {
     this.#keys = keys;
@@ -83,12 +85,21 @@ export class TokenVerifier {
       if (Date.now() < known.until) return known.token;
       this.#verified.delete(jwt);
     }
-    return jwtVerify(jwt, this.#keys, this.#options).then(
-      ({ payload }) => this.#remember(jwt, payload),
-      (e: unknown) => {
-        throw this.#failure(e);
-      },
-    );
+    // The calls a client starts at once with a new token (a connection's
+    // first burst) share one verification.
+    let pending = this.#verifying.get(jwt);
+    if (pending === undefined) {
+      pending = jwtVerify(jwt, this.#keys, this.#options)
+        .then(
+          ({ payload }) => this.#remember(jwt, payload),
+          (e: unknown) => {
+            throw this.#failure(e);
+          },
+        )
+        .finally(() => this.#verifying.delete(jwt));
+      this.#verifying.set(jwt, pending);
+    }
+    return pending;
   }
 
   #remember(jwt: string, payload: JWTPayload): VerifiedToken {
