@@ -44,8 +44,8 @@ const methods = {
   "/Greeter/SayHello": { token: true },
 };
 
-/** How the endpoint behaves for the next requests. */
-type Mode = "serve" | "hang";
+/** How the endpoint behaves for the next requests: its key set, no answer, or this status and body. */
+type Mode = "serve" | "hang" | { status: number; body: string };
 
 /** The issuer's JWKS endpoint: its key set, its requests counted, down or slow on demand. */
 class JwksEndpoint {
@@ -62,6 +62,11 @@ class JwksEndpoint {
       this.requests.push(performance.now());
       if (this.mode === "hang") {
         this.#hanging.add(res);
+        return;
+      }
+      if (typeof this.mode === "object") {
+        res.writeHead(this.mode.status, { "content-type": "application/json" });
+        res.end(this.mode.body);
         return;
       }
       res.writeHead(200, { "content-type": "application/jwk-set+json" });
@@ -324,4 +329,33 @@ test("a verified token is not verified again while remembered: with the issuer g
   );
   assert.equal(await call(greeter, remembered), "ok");
   assert.equal(await call(greeter, await keyA.mint()), unavailable);
+});
+
+test("a JWKS endpoint that answers 204, 500, a redirect or something that is not a key set: UNAVAILABLE with one error line each, and the server keeps serving", {
+  timeout: 30_000,
+}, async (t) => {
+  const answers: { status: number; body: string }[] = [
+    { status: 204, body: "" },
+    { status: 500, body: "oops" },
+    { status: 302, body: "" },
+    { status: 200, body: "not json" },
+    { status: 200, body: '{"keys":"none"}' },
+  ];
+  for (const answer of answers) {
+    const endpoint = await JwksEndpoint.start(t, [keyA]);
+    endpoint.mode = answer;
+    const { greeter, server, log } = await serverWithJwks(t, endpoint.url, {
+      cooldownMs: 5000,
+    });
+    const what = `${answer.status} ${JSON.stringify(answer.body)}`;
+    assert.equal(await call(greeter, await keyA.mint()), unavailable, what);
+    const errors = log.lines.filter((l) => l.level === 50);
+    assert.equal(errors.length, 1, what);
+    const health = createClient(Health, testTransport("grpc", "2", server.url));
+    assert.equal(
+      (await health.check({ service: "" })).status,
+      HealthCheckResponse_ServingStatus.SERVING,
+      what,
+    );
+  }
 });

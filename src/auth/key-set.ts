@@ -163,13 +163,12 @@ function fetchWithCa(ca: Buffer | undefined): FetchImplementation {
             chunks.push(chunk);
           });
           res.on("error", reject);
-          res.on("end", () =>
-            resolve(
-              new Response(Buffer.concat(chunks), {
-                status: res.statusCode ?? 0,
-              }),
-            ),
-          );
+          res.on("end", () => {
+            // jose wants a 200 with a body; anything else is its "Expected
+            // 200 OK". A Response cannot carry a body with 204 or 304.
+            const status = res.statusCode === 200 ? 200 : 502;
+            resolve(new Response(Buffer.concat(chunks), { status }));
+          });
         },
       );
       req.on("error", (e) =>
