@@ -51,4 +51,9 @@ USER 1000:1000
 EXPOSE 50051 9464
 # Exec form, so that node is PID 1 and gets SIGTERM itself: it drains
 # (health NOT_SERVING, GOAWAY, grace period) and exits 0. No npm, no shell.
-CMD ["node", "dist/src/main.js"]
+# --max-semi-space-size=16 (MiB) caps V8's young generation, which V8 sizes
+# from the machine's memory and grows further under load: peak RSS under
+# load falls by about a third for the same CPU per call
+# (docs/performance.md). npm start and the benchmark run the same
+# flags (test/start.test.ts, bench/image-command.ts).
+CMD ["node", "--max-semi-space-size=16", "dist/src/main.js"]

@@ -27,6 +27,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { defaultConcurrency, h2load, loadShape } from "./h2load.js";
+import { imageNodeFlags } from "./image-command.js";
 import { probe } from "./probe.js";
 import { cpuSeconds } from "./proc.js";
 import { labelOf, requestOf, type Scenario, scenarios } from "./scenarios.js";
@@ -170,6 +171,8 @@ async function loadCase(c: Case, dir: string, heap: boolean) {
             "--trace-gc",
             "--trace-gc-nvp",
           ]),
+      // connect-greeter as the image runs it; the others as they are.
+      ...(c.script === greeter ? imageNodeFlags(root) : []),
       ...nodeFlags,
       "--import",
       join(root, "dist/bench/profile-hooks.js"),

@@ -13,7 +13,7 @@
  * Settings (environment): BENCH_SECONDS (measured seconds per run, default 2),
  * BENCH_WARMUP_SECONDS (1), BENCH_ROUNDS (3; 0 runs only the idle-stream test), BENCH_SERVERS (comma list of
  * ceiling, grpc-js, connect, connect-generic (ENGINE=off), connect-quiet
- * (LOG_LEVEL=warn), connect-tsx, connect-semi32, connect-w2, connect-trace100
+ * (LOG_LEVEL=warn), connect-tsx, connect-v8-defaults, connect-w2, connect-trace100
  * and connect-trace1 (OpenTelemetry tracing, every call or 1 % of them
  * sampled, exported over OTLP/HTTP to a sink that discards it), connect-auth
  * (bearer tokens verified, every call with the same token: gRPC unary only),
@@ -51,6 +51,7 @@ import { runClient } from "./client-process.js";
 import { num } from "./env.js";
 import { evaluateGoals, formatGoals } from "./goals.js";
 import { defaultConcurrency, h2load, loadShape } from "./h2load.js";
+import { imageNodeFlags } from "./image-command.js";
 import { probe } from "./probe.js";
 import { cpuSeconds, memoryBytes } from "./proc.js";
 import {
@@ -142,6 +143,8 @@ interface ServerSpec {
 }
 
 const dist = join(root, "dist");
+/** The server as the container image runs it: the Dockerfile's Node flags. */
+const imageFlags = imageNodeFlags(root);
 const connectEnv = { PORT: "0", HOST: "127.0.0.1", STREAM_INTERVAL_MS: "0" };
 const servers: Record<string, ServerSpec> = {
   ceiling: {
@@ -162,7 +165,7 @@ const servers: Record<string, ServerSpec> = {
   },
   connect: {
     label: "connect-greeter",
-    args: [join(dist, "src/main.js")],
+    args: [...imageFlags, join(dist, "src/main.js")],
     env: connectEnv,
     scenarios: allScenarios,
     processes: 1,
@@ -170,7 +173,7 @@ const servers: Record<string, ServerSpec> = {
   },
   "connect-generic": {
     label: "connect-greeter, engine off",
-    args: [join(dist, "src/main.js")],
+    args: [...imageFlags, join(dist, "src/main.js")],
     env: { ...connectEnv, ENGINE: "off" },
     scenarios: ["grpc-unary", "connect-unary", "stream"],
     processes: 1,
@@ -178,7 +181,7 @@ const servers: Record<string, ServerSpec> = {
   },
   "connect-quiet": {
     label: "connect-greeter, LOG_LEVEL=warn",
-    args: [join(dist, "src/main.js")],
+    args: [...imageFlags, join(dist, "src/main.js")],
     env: { ...connectEnv, LOG_LEVEL: "warn" },
     scenarios: [
       "grpc-unary",
@@ -197,17 +200,17 @@ const servers: Record<string, ServerSpec> = {
     processes: 1,
     idle: false,
   },
-  "connect-semi32": {
-    label: "connect-greeter, --max-semi-space-size=32",
-    args: ["--max-semi-space-size=32", join(dist, "src/main.js")],
+  "connect-v8-defaults": {
+    label: "connect-greeter, V8's default heap",
+    args: [join(dist, "src/main.js")],
     env: connectEnv,
-    scenarios: allScenarios,
+    scenarios: ["grpc-unary", "connect-json-unary-h1", "stream"],
     processes: 1,
     idle: false,
   },
   "connect-trace100": {
     label: "connect-greeter, traced (100 %)",
-    args: [join(dist, "src/main.js")],
+    args: [...imageFlags, join(dist, "src/main.js")],
     env: { ...connectEnv, OTEL_TRACES_SAMPLER: "always_on" },
     scenarios: ["grpc-unary", "connect-unary", "stream"],
     processes: 1,
@@ -216,7 +219,7 @@ const servers: Record<string, ServerSpec> = {
   },
   "connect-trace1": {
     label: "connect-greeter, traced (1 %)",
-    args: [join(dist, "src/main.js")],
+    args: [...imageFlags, join(dist, "src/main.js")],
     env: {
       ...connectEnv,
       OTEL_TRACES_SAMPLER: "traceidratio",
@@ -229,7 +232,7 @@ const servers: Record<string, ServerSpec> = {
   },
   "connect-auth": {
     label: "connect-greeter, token auth",
-    args: [join(dist, "src/main.js")],
+    args: [...imageFlags, join(dist, "src/main.js")],
     env: connectEnv,
     scenarios: ["grpc-unary"],
     processes: 1,
@@ -238,7 +241,7 @@ const servers: Record<string, ServerSpec> = {
   },
   "connect-w2": {
     label: "connect-greeter, 2 workers",
-    args: [join(dist, "src/main.js")],
+    args: [...imageFlags, join(dist, "src/main.js")],
     env: { ...connectEnv, WORKERS: "2" },
     scenarios: ["grpc-unary", "connect-unary"],
     processes: 2,

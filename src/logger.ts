@@ -46,11 +46,15 @@ const logFlushMs = 100;
 
 function stdoutDestination(): DestinationStream {
   // Lines come in batches (LineBatch): each is written as it comes, or
-  // appended to what waits while a write is in progress.
+  // appended to what waits while a write is in progress. In bytes: a pipe
+  // that takes part of a write (a log collector that reads slowly) gets the
+  // rest as a slice, where sonic-boom would encode the rest of a string
+  // again after every partial write.
   const out = pino.destination({
     dest: 1,
     sync: false,
     maxLength: maxQueuedLogBytes,
+    contentMode: "buffer",
   });
   out.once("drop", () =>
     process.stderr.write(
@@ -103,13 +107,14 @@ export class LineBatch extends EventEmitter implements DestinationStream {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#lines.length === 0) return;
-    const batch =
+    const batch = Buffer.from(
       this.#lines.length === 1
         ? (this.#lines[0] as string)
-        : this.#lines.join("");
+        : this.#lines.join(""),
+    );
     this.#lines.length = 0;
     this.#length = 0;
-    this.#out.write(batch);
+    this.#out.write(batch as never);
   }
 
   /** pino's flush(): everything gathered goes out now. */

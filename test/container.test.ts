@@ -11,6 +11,7 @@ import {
   createGrpcTransport,
   Http2SessionManager,
 } from "@connectrpc/connect-node";
+import { imageNodeFlags } from "../bench/image-command.js";
 import { Greeter } from "../gen/helloworld_pb.js";
 import {
   type Child,
@@ -248,7 +249,12 @@ test("in the container the server is PID 1, node itself (no npm, no shell), unde
   const argv = (await readFile(`${proc}/cmdline`, "utf8"))
     .split("\0")
     .filter((a) => a !== "");
-  assert.deepEqual(argv, ["node", "dist/src/main.js"]);
+  assert.deepEqual(argv, [
+    "node",
+    ...imageNodeFlags(repoRoot),
+    "dist/src/main.js",
+  ]);
+  assert.deepEqual(imageNodeFlags(repoRoot), ["--max-semi-space-size=16"]);
   assert.equal(basename(await readlink(`${proc}/exe`)), "node");
   // Real, effective, saved and filesystem UIDs.
   const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number);

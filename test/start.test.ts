@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { imageNodeFlags } from "../bench/image-command.js";
 import { settings } from "../src/config.js";
-import { startChild } from "./support/child.js";
+import { repoRoot, startChild } from "./support/child.js";
 
 const slow = { timeout: 120_000 };
 
@@ -95,11 +97,29 @@ test(
   },
 );
 
-test("PORT=0 npm start listens on a free port and answers", slow, async (t) => {
-  const server = npmStart(t, [], { PORT: "0" });
-  const port = await readyPort(server);
-  assert.deepEqual(await sayHello(port), { message: "Hello, Alice!" });
-});
+test(
+  "PORT=0 npm start listens on a free port and answers, run by node with the container image's flags",
+  slow,
+  async (t) => {
+    const server = npmStart(t, [], { PORT: "0" });
+    const port = await readyPort(server);
+    assert.deepEqual(await sayHello(port), { message: "Hello, Alice!" });
+    // npm runs the start script in a shell that execs node: npm's child.
+    const npmPid = server.process.pid as number;
+    const [child] = readFileSync(
+      `/proc/${npmPid}/task/${npmPid}/children`,
+      "utf8",
+    )
+      .trim()
+      .split(" ");
+    const argv = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0");
+    assert.match(argv[0] ?? "", /node$/);
+    assert.deepEqual(
+      argv.slice(1, 1 + imageNodeFlags(repoRoot).length),
+      imageNodeFlags(repoRoot),
+    );
+  },
+);
 
 const badSettings: {
   what: string;
