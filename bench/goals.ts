@@ -124,6 +124,16 @@ export function evaluateGoals(
       "≥ 1.20× grpc-js",
       showRate,
     ),
+    // Token verification on, one key, every call the same (cached) token.
+    compare(
+      `${grpcH2} with a token`,
+      row("connect-auth", "grpc-unary"),
+      row("connect", "grpc-unary"),
+      rate,
+      { atLeast: 0.9 },
+      "≥ 0.90× without authentication",
+      showRate,
+    ),
     // gRPC unary runs first on every server: the peak after it is the peak under unary load.
     compare(
       "peak RSS under unary load, at info",

@@ -37,10 +37,15 @@ export interface Reading {
   outcome: string;
 }
 
-/** Call `url` with a scenario's request and throw unless the answer is the right one. */
-export async function probe(url: string, key: Scenario): Promise<void> {
+/** Call `url` with a scenario's request (and `headers`, such as a token) and throw unless the answer is the right one. */
+export async function probe(
+  url: string,
+  key: Scenario,
+  headers: Record<string, string> = {},
+): Promise<void> {
   const spec: ScenarioSpec = scenarios[key];
-  const request = requestOf(key);
+  const base = requestOf(key);
+  const request = { ...base, headers: { ...base.headers, ...headers } };
   const answer = await (spec.http === "h2" ? callH2 : callH1)(url, request);
   let reading: Reading;
   try {

@@ -15,9 +15,11 @@
  * ceiling, grpc-js, connect, connect-generic (ENGINE=off), connect-quiet
  * (LOG_LEVEL=warn), connect-tsx, connect-v8-defaults, connect-w2, connect-trace100
  * and connect-trace1 (OpenTelemetry tracing, every call or 1 % of them
- * sampled, exported over OTLP/HTTP to a sink that discards it), fastify (with
- * its request log) and fastify-quiet (without); default ceiling, grpc-js,
- * connect, connect-generic, connect-quiet, connect-w2, fastify, fastify-quiet),
+ * sampled, exported over OTLP/HTTP to a sink that discards it), connect-auth
+ * (bearer tokens verified, every call with the same token: gRPC unary only),
+ * fastify (with its request log) and fastify-quiet (without); default
+ * ceiling, grpc-js, connect, connect-generic, connect-quiet, connect-auth,
+ * connect-w2, fastify, fastify-quiet),
  * BENCH_CONNECTIONS (8 HTTP/2 connections), BENCH_STREAMS (32 per HTTP/2
  * connection), BENCH_H1_CONNECTIONS (32 HTTP/1.1 connections, one request at
  * a time each), BENCH_IDLE_STREAMS
@@ -43,6 +45,7 @@ import {
 } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type AuthFixture, authFixture } from "./auth-fixture.js";
 import type { ChatResult } from "./chat-client.js";
 import { runClient } from "./client-process.js";
 import { num } from "./env.js";
@@ -94,7 +97,7 @@ const settings = {
     process.env.BENCH_SERVERS ??
     (quick
       ? "ceiling,grpc-js,connect,connect-quiet,fastify,fastify-quiet"
-      : "ceiling,grpc-js,connect,connect-generic,connect-quiet,connect-w2,fastify,fastify-quiet")
+      : "ceiling,grpc-js,connect,connect-generic,connect-quiet,connect-auth,connect-w2,fastify,fastify-quiet")
   )
     .split(",")
     .map((s) => s.trim())
@@ -135,6 +138,8 @@ interface ServerSpec {
   idle: boolean;
   /** Whether it exports spans, to the benchmark's OTLP sink (bench/otlp-sink.ts). */
   otlp?: boolean;
+  /** Whether it verifies bearer tokens: its settings and every call's token from the run's auth fixture (bench/auth-fixture.ts). */
+  auth?: boolean;
 }
 
 const dist = join(root, "dist");
@@ -225,6 +230,15 @@ const servers: Record<string, ServerSpec> = {
     idle: false,
     otlp: true,
   },
+  "connect-auth": {
+    label: "connect-greeter, token auth",
+    args: [...imageFlags, join(dist, "src/main.js")],
+    env: connectEnv,
+    scenarios: ["grpc-unary"],
+    processes: 1,
+    idle: false,
+    auth: true,
+  },
   "connect-w2": {
     label: "connect-greeter, 2 workers",
     args: [...imageFlags, join(dist, "src/main.js")],
@@ -286,6 +300,9 @@ async function main(): Promise<void> {
       undefined,
       settings.node,
     );
+  }
+  if (settings.servers.some((name) => servers[name]?.auth)) {
+    auth = await authFixture();
   }
   const samples: Sample[] = [];
   for (let round = 1; round <= settings.rounds; round++) {
@@ -384,6 +401,19 @@ async function sinkStats(): Promise<{ requests: number; bytes: number }> {
   return (await res.json()) as { requests: number; bytes: number };
 }
 
+/** The token, key set and policy of the servers that verify tokens, made once per run. */
+let auth: AuthFixture | undefined;
+
+/** A server's settings: its own, and the auth fixture's if it verifies tokens. */
+function envOf(spec: ServerSpec): NodeJS.ProcessEnv {
+  return spec.auth ? { ...spec.env, ...auth?.env } : spec.env;
+}
+
+/** The headers a server's calls carry beyond their scenario's: its token, if it verifies tokens. */
+function headersOf(spec: ServerSpec): Record<string, string> {
+  return spec.auth ? (auth?.headers ?? {}) : {};
+}
+
 async function measureServer(name: string, round: number): Promise<Sample[]> {
   const spec = servers[name] as ServerSpec;
   // The SDK's own warnings (spans dropped from a full queue, failed exports),
@@ -393,8 +423,8 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
   const server = await startServerProcess(
     spec.args,
     spec.otlp
-      ? { ...spec.env, OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink?.url }
-      : spec.env,
+      ? { ...envOf(spec), OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink?.url }
+      : envOf(spec),
     cpuPlan.server(spec.processes),
     spec.otlp
       ? (line) => {
@@ -412,7 +442,7 @@ async function measureServer(name: string, round: number): Promise<Sample[]> {
         !settings.scenarios.includes(scenario)
       )
         continue;
-      await probe(server.url, scenario);
+      await probe(server.url, scenario, headersOf(spec));
       samples.push(
         await measure(name, scenario, round, server.url, server.pid),
       );
@@ -500,9 +530,14 @@ async function measure(
         failed: chat.errors,
       };
     } else {
+      const request = requestOf(scenario);
       const run = await h2load({
         url,
-        ...requestOf(scenario),
+        ...request,
+        headers: {
+          ...request.headers,
+          ...headersOf(servers[name] as ServerSpec),
+        },
         ...loadShape(scenarios[scenario].http, settings),
         ...(counted
           ? { requests: settings.requests }

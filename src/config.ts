@@ -1,6 +1,10 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
+import type { JSONWebKeySet } from "jose";
+import type { KeySource } from "./auth/key-set.js";
+import { type Policy, PolicyError, parsePolicy } from "./auth/policy.js";
+import type { TokenRules } from "./auth/tokens.js";
 import {
   loadTracingConfig,
   OtelConfigError,
@@ -14,8 +18,20 @@ export interface Config {
   port: number;
   /** Interface to listen on; empty means every interface (IPv6 and IPv4). @default "" */
   host: string;
-  /** PEM certificate and key; when set, the port serves TLS only. @default undefined */
-  tls: { cert: Buffer; key: Buffer } | undefined;
+  /** PEM certificate and key, and client certificates if asked for; when set, the port serves TLS only. @default undefined */
+  tls: TlsConfig | undefined;
+  /**
+   * How often the TLS files are checked for a change, in milliseconds; a
+   * changed certificate and key serve new connections from then on (0: never
+   * checked). @default 10000
+   */
+  tlsReloadMs: number;
+  /**
+   * Who may call which method (src/auth/): the policy, and how tokens are
+   * verified; undefined turns authentication off, and every caller may call
+   * every method. @default undefined
+   */
+  auth: AuthConfig | undefined;
   /** Pause between two StreamHello replies, in milliseconds. @default 1000 */
   streamIntervalMs: number;
   /** How long calls in flight may run on after a shutdown signal, in milliseconds. @default 10000 */
@@ -61,6 +77,52 @@ export interface Config {
    */
   tracing: TracingConfig | undefined;
 }
+
+/** The server's certificate and key, and what it asks of clients. */
+export interface TlsConfig {
+  cert: Buffer;
+  key: Buffer;
+  /** The files they were read from, watched for changes (`tlsReloadMs`); undefined: given in memory, never reloaded. */
+  files?: { cert: string; key: string; clientCa?: string };
+  /**
+   * Client certificates (mutual TLS): the PEM CA bundle they must chain to,
+   * and whether a client must present one (`require`: the handshake fails
+   * without it) or may (`optional`: calls without one reach the policy,
+   * which decides per method). Undefined: none is asked for.
+   */
+  clients?: { ca: Buffer; mode: ClientAuthMode };
+}
+
+/** Whether a client certificate is required or only asked for. */
+export const clientAuthModes = ["require", "optional"] as const;
+export type ClientAuthMode = (typeof clientAuthModes)[number];
+
+/** Authentication: the policy, and the token settings if any rule needs a token. */
+export interface AuthConfig {
+  /** Which methods are public, which need a token or a client certificate (src/auth/policy.ts). */
+  policy: Policy;
+  /** How bearer tokens are verified; undefined when no token is configured. */
+  tokens: { rules: TokenRules; keys: KeySource } | undefined;
+}
+
+/**
+ * The token signing algorithms accepted: asymmetric ones only. `none` signs
+ * nothing, and an HMAC algorithm would take a public key of the key set as
+ * its shared secret, so that anyone could sign (key confusion).
+ */
+export const tokenAlgorithms = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+  "Ed25519",
+] as const;
 
 /** The log levels, most severe first. */
 export const logLevels = [
@@ -117,6 +179,84 @@ export const settings = {
     env: "TLS_KEY",
     default: "",
     doc: "PEM private key file; with --tls-cert, serve TLS only",
+  },
+  tlsClientCa: {
+    flag: "tls-client-ca",
+    env: "TLS_CLIENT_CA",
+    default: "",
+    doc: "PEM CA bundle that client certificates must chain to (mutual TLS)",
+  },
+  tlsClientAuth: {
+    flag: "tls-client-auth",
+    env: "TLS_CLIENT_AUTH",
+    default: "require",
+    doc: "with --tls-client-ca: a client certificate is required, or optional (require, optional)",
+  },
+  tlsReloadMs: {
+    flag: "tls-reload-ms",
+    env: "TLS_RELOAD_MS",
+    default: "10000",
+    doc: "how often the TLS files are checked for a new certificate, in ms (0: never)",
+  },
+  authPolicy: {
+    flag: "auth-policy",
+    env: "AUTH_POLICY",
+    default: "",
+    doc: "JSON file of who may call each method; set, every call is checked",
+  },
+  authJwks: {
+    flag: "auth-jwks",
+    env: "AUTH_JWKS",
+    default: "",
+    doc: "the keys that verify bearer tokens: a JWKS file, or an https:// URL",
+  },
+  authJwksCa: {
+    flag: "auth-jwks-ca",
+    env: "AUTH_JWKS_CA",
+    default: "",
+    doc: "PEM CA bundle for an https:// AUTH_JWKS (empty: Node's CAs)",
+  },
+  authIssuer: {
+    flag: "auth-issuer",
+    env: "AUTH_ISSUER",
+    default: "",
+    doc: "the issuer (iss) a bearer token must name",
+  },
+  authAudience: {
+    flag: "auth-audience",
+    env: "AUTH_AUDIENCE",
+    default: "",
+    doc: "comma-separated audiences (aud), one of which a token must name",
+  },
+  authAlgorithms: {
+    flag: "auth-algorithms",
+    env: "AUTH_ALGORITHMS",
+    default: "RS256,ES256,EdDSA",
+    doc: "comma-separated token signing algorithms accepted (asymmetric only)",
+  },
+  authClockToleranceMs: {
+    flag: "auth-clock-tolerance-ms",
+    env: "AUTH_CLOCK_TOLERANCE_MS",
+    default: "30000",
+    doc: "how far a token's exp and nbf may be off this server's clock, in ms",
+  },
+  authJwksTimeoutMs: {
+    flag: "auth-jwks-timeout-ms",
+    env: "AUTH_JWKS_TIMEOUT_MS",
+    default: "2000",
+    doc: "longest a fetch of an https:// AUTH_JWKS may take, in ms",
+  },
+  authJwksCooldownMs: {
+    flag: "auth-jwks-cooldown-ms",
+    env: "AUTH_JWKS_COOLDOWN_MS",
+    default: "30000",
+    doc: "least time between two fetches of an https:// AUTH_JWKS, in ms",
+  },
+  authJwksMaxAgeMs: {
+    flag: "auth-jwks-max-age-ms",
+    env: "AUTH_JWKS_MAX_AGE_MS",
+    default: "600000",
+    doc: "how long fetched keys are used before they are fetched again, in ms",
   },
   streamIntervalMs: {
     flag: "stream-interval-ms",
@@ -221,23 +361,13 @@ export function loadConfig(
   env: NodeJS.ProcessEnv,
 ): Config {
   const raw = readRaw(argv, env);
-  const tlsCert = raw.tlsCert;
-  const tlsKey = raw.tlsKey;
-  if ((tlsCert === "") !== (tlsKey === "")) {
-    throw new ConfigError(
-      "TLS needs both a certificate and a key: set TLS_CERT and TLS_KEY (or --tls-cert and --tls-key)",
-    );
-  }
+  const tls = tlsConfig(raw);
   return {
     port: integer(raw.port, settings.port, 0, 65535),
     host: raw.host,
-    tls:
-      tlsCert === ""
-        ? undefined
-        : {
-            cert: readPem(tlsCert, settings.tlsCert),
-            key: readPem(tlsKey, settings.tlsKey),
-          },
+    tls,
+    tlsReloadMs: integer(raw.tlsReloadMs, settings.tlsReloadMs, 0, hour),
+    auth: authConfig(raw, tls),
     streamIntervalMs: integer(
       raw.streamIntervalMs,
       settings.streamIntervalMs,
@@ -421,6 +551,226 @@ function integer(text: string, s: Setting, min: number, max: number): number {
     );
   }
   return value;
+}
+
+function tlsConfig(raw: Raw): TlsConfig | undefined {
+  const { tlsCert, tlsKey, tlsClientCa } = raw;
+  if ((tlsCert === "") !== (tlsKey === "")) {
+    throw new ConfigError(
+      "TLS needs both a certificate and a key: set TLS_CERT and TLS_KEY (or --tls-cert and --tls-key)",
+    );
+  }
+  const mode = oneOf(
+    raw.tlsClientAuth,
+    settings.tlsClientAuth,
+    clientAuthModes,
+  );
+  if (tlsCert === "") {
+    if (tlsClientCa !== "") {
+      throw new ConfigError(
+        "TLS_CLIENT_CA (--tls-client-ca) needs TLS: set TLS_CERT and TLS_KEY too",
+      );
+    }
+    return undefined;
+  }
+  return {
+    cert: readPem(tlsCert, settings.tlsCert),
+    key: readPem(tlsKey, settings.tlsKey),
+    files: {
+      cert: tlsCert,
+      key: tlsKey,
+      ...(tlsClientCa === "" ? {} : { clientCa: tlsClientCa }),
+    },
+    ...(tlsClientCa === ""
+      ? {}
+      : { clients: { ca: readPem(tlsClientCa, settings.tlsClientCa), mode } }),
+  };
+}
+
+function authConfig(
+  raw: Raw,
+  tls: TlsConfig | undefined,
+): AuthConfig | undefined {
+  const jwks = raw.authJwks.trim();
+  if (raw.authPolicy === "") {
+    const key = (
+      ["authJwks", "authJwksCa", "authIssuer", "authAudience"] as const
+    ).find((k) => raw[k] !== "");
+    if (key !== undefined) {
+      const set = settings[key];
+      throw new ConfigError(
+        `${set.env} (--${set.flag}) is set, but no AUTH_POLICY (--auth-policy) says which methods need a token`,
+      );
+    }
+    return undefined;
+  }
+  const policy = readPolicy(raw.authPolicy);
+  if (policy.needsCertificates && tls?.clients === undefined) {
+    throw new ConfigError(
+      "AUTH_POLICY needs client certificates for some methods: set TLS_CLIENT_CA (--tls-client-ca), and TLS_CERT and TLS_KEY",
+    );
+  }
+  if (jwks === "") {
+    if (policy.needsTokens) {
+      throw new ConfigError(
+        "AUTH_POLICY needs a bearer token for some methods: set AUTH_JWKS (--auth-jwks), AUTH_ISSUER and AUTH_AUDIENCE",
+      );
+    }
+    return { policy, tokens: undefined };
+  }
+  for (const key of ["authIssuer", "authAudience"] as const) {
+    const s = settings[key];
+    if (raw[key].trim() === "") {
+      throw new ConfigError(
+        `${s.env} (--${s.flag}) must be set with AUTH_JWKS: a token from any issuer, or for any audience, would be accepted`,
+      );
+    }
+  }
+  return {
+    policy,
+    tokens: {
+      rules: {
+        issuer: raw.authIssuer.trim(),
+        audience: list(raw.authAudience),
+        algorithms: algorithms(raw.authAlgorithms),
+        clockToleranceMs: integer(
+          raw.authClockToleranceMs,
+          settings.authClockToleranceMs,
+          0,
+          hour,
+        ),
+      },
+      keys: keySource(raw, jwks),
+    },
+  };
+}
+
+function list(text: string): string[] {
+  return text
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
+}
+
+function readPolicy(path: string): Policy {
+  const s = settings.authPolicy;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new ConfigError(
+      `${s.env} (--${s.flag}): cannot read "${path}" (${reason})`,
+    );
+  }
+  try {
+    return parsePolicy(text);
+  } catch (e) {
+    if (e instanceof PolicyError) {
+      throw new ConfigError(`${s.env} (--${s.flag}) "${path}": ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+function algorithms(text: string): string[] {
+  const s = settings.authAlgorithms;
+  const given = list(text);
+  if (given.length === 0) {
+    throw new ConfigError(`${s.env} (--${s.flag}) must name an algorithm`);
+  }
+  for (const alg of given) {
+    if (!(tokenAlgorithms as readonly string[]).includes(alg)) {
+      throw new ConfigError(
+        `${s.env} (--${s.flag}) must list asymmetric algorithms (${tokenAlgorithms.join(", ")}), got "${alg}"${/^HS/i.test(alg) ? ": an HMAC algorithm would take a public key of the key set as its secret" : ""}`,
+      );
+    }
+  }
+  return given;
+}
+
+function keySource(raw: Raw, jwks: string): KeySource {
+  const s = settings.authJwks;
+  if (/^https:\/\//i.test(jwks)) {
+    let url: URL;
+    try {
+      url = new URL(jwks);
+    } catch {
+      throw new ConfigError(`${s.env} (--${s.flag}) is not a URL: "${jwks}"`);
+    }
+    return {
+      kind: "url",
+      url,
+      ca:
+        raw.authJwksCa === ""
+          ? undefined
+          : readPem(raw.authJwksCa, settings.authJwksCa),
+      timeoutMs: integer(
+        raw.authJwksTimeoutMs,
+        settings.authJwksTimeoutMs,
+        1,
+        hour,
+      ),
+      cooldownMs: integer(
+        raw.authJwksCooldownMs,
+        settings.authJwksCooldownMs,
+        0,
+        hour,
+      ),
+      maxAgeMs: integer(
+        raw.authJwksMaxAgeMs,
+        settings.authJwksMaxAgeMs,
+        1000,
+        24 * hour,
+      ),
+    };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(jwks)) {
+    throw new ConfigError(
+      `${s.env} (--${s.flag}) must be a file or an https:// URL (keys fetched in the clear could be replaced), got "${jwks}"`,
+    );
+  }
+  if (raw.authJwksCa !== "") {
+    throw new ConfigError(
+      `AUTH_JWKS_CA (--auth-jwks-ca) is only for an https:// AUTH_JWKS; "${jwks}" is a file`,
+    );
+  }
+  let keys: JSONWebKeySet;
+  try {
+    keys = JSON.parse(readFileSync(jwks, "utf8")) as JSONWebKeySet;
+  } catch (e) {
+    const reason =
+      (e as NodeJS.ErrnoException).code ?? (e as Error).message ?? String(e);
+    throw new ConfigError(
+      `${s.env} (--${s.flag}): cannot read "${jwks}" (${reason})`,
+    );
+  }
+  const problem = keySetProblem(keys);
+  if (problem !== undefined) {
+    throw new ConfigError(`${s.env} (--${s.flag}) "${jwks}": ${problem}`);
+  }
+  return { kind: "file", path: jwks, keys };
+}
+
+/** What makes a key set unfit to verify tokens, if anything. */
+function keySetProblem(keys: unknown): string | undefined {
+  const list = (keys as { keys?: unknown })?.keys;
+  if (!Array.isArray(list) || list.length === 0) {
+    return 'not a JSON Web Key Set: expected {"keys": [...]} with at least one key';
+  }
+  for (const [i, key] of list.entries()) {
+    const k = key as Record<string, unknown>;
+    if (typeof k !== "object" || k === null || typeof k.kty !== "string") {
+      return `key ${i} is not a JSON Web Key`;
+    }
+    if (k.kty === "oct") {
+      return `key ${i} is a shared secret (kty "oct"): only public keys verify tokens here`;
+    }
+    if ("d" in k) {
+      return `key ${i} is a private key: give the public keys only, the signing keys stay with the issuer`;
+    }
+  }
+  return undefined;
 }
 
 function readPem(path: string, s: Setting): Buffer {

@@ -18,6 +18,7 @@ import {
   lifecycleLogger,
 } from "./logger.js";
 import { startServer, urlOf } from "./server.js";
+import { ServingStatus } from "./services/serving-status.js";
 
 /** Wiring only: read the configuration, start the server, stop on a signal. */
 async function main(argv: string[]): Promise<void> {
@@ -27,7 +28,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = loadConfig(argv, process.env);
   if (config.workers > 1 && cluster.isPrimary) {
-    // The primary serves the metrics of every worker, summed, on the admin port.
+    // The primary serves the metrics of every worker, summed, on the admin
+    // port, and /readyz once every worker serves.
+    const readiness = new ServingStatus();
     const admin =
       config.adminPort === undefined
         ? undefined
@@ -35,6 +38,7 @@ async function main(argv: string[]): Promise<void> {
             new ClusterMetrics(),
             config.adminPort,
             config.host === "" ? undefined : config.host,
+            readiness,
           );
     const metricsUrl =
       admin === undefined
@@ -47,6 +51,7 @@ async function main(argv: string[]): Promise<void> {
       workers: config.workers,
       out: (line) => log.info({ workers: config.workers, metricsUrl }, line),
       err: (line) => log.warn({}, line),
+      readiness,
     });
     await admin?.close();
     return;

@@ -13,6 +13,9 @@ import {
 } from "@connectrpc/connect-node";
 import type { DestinationStream, Logger } from "pino";
 import { startAdminServer } from "./admin/server.js";
+import { authGate, withAuthorization } from "./auth/gate.js";
+import { keySet } from "./auth/key-set.js";
+import { TokenVerifier } from "./auth/tokens.js";
 import { callLog } from "./calls/call-log.js";
 import { connectionValues } from "./calls/connection.js";
 import { InflightCalls } from "./calls/inflight.js";
@@ -33,6 +36,7 @@ import { createLogger } from "./logger.js";
 import { compressionDeflate, compressionZstd } from "./protocol/compression.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
+import { reloadCertificates } from "./transport/certificate-reload.js";
 import { createListener, type Listener } from "./transport/listener.js";
 
 /** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
@@ -140,10 +144,30 @@ export async function startServer(
   // What every call gets, on either path.
   const pipeline = new CallPipeline(report, logger);
   const corsPolicy = new CorsPolicy(config.corsOrigins);
+  // Who may call which method (src/auth/), checked before a request's body
+  // is read; a refused call is reported like any failed one. Off, no call
+  // pays for it: no gate, and no context values made for one.
+  const auth = config.auth;
+  const tokens =
+    auth?.tokens === undefined
+      ? undefined
+      : new TokenVerifier(
+          auth.tokens.rules,
+          keySet(auth.tokens.keys, logger),
+          logger,
+        );
+  const gate =
+    auth === undefined
+      ? undefined
+      : pipeline.gated(authGate(auth.policy, tokens));
   // One set of options for connect's handler and the engine, so the two
   // serve calls alike (src/engine/engine.ts).
   const shared = {
-    contextValues: connectionValues,
+    contextValues:
+      gate === undefined
+        ? connectionValues
+        : withAuthorization(connectionValues),
+    requestGate: gate,
     readMaxBytes: config.maxMessageBytes,
     acceptCompression: compressions,
     compressMinBytes: config.compressMinBytes,
@@ -195,8 +219,25 @@ export async function startServer(
     // anything else: UNIMPLEMENTED in the caller's protocol, or 404
     notFound,
   );
+  const tls = config.tls;
   const listener = createListener(handler, {
-    tls: config.tls,
+    tls:
+      tls === undefined
+        ? undefined
+        : {
+            cert: tls.cert,
+            key: tls.key,
+            // Mutual TLS: client certificates asked for, checked against
+            // the client CA, and required unless optional (then the policy
+            // decides per method, src/auth/gate.ts).
+            ...(tls.clients === undefined
+              ? {}
+              : {
+                  ca: tls.clients.ca,
+                  requestCert: true,
+                  rejectUnauthorized: tls.clients.mode === "require",
+                }),
+          },
     firstBytesTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     claimStream: engine.claimStream,
@@ -240,11 +281,24 @@ export async function startServer(
   const admin =
     config.adminPort === undefined
       ? undefined
-      : await startAdminServer(metrics.registry, config.adminPort, host).catch(
-          async (e: unknown) => {
-            await new Promise((resolve) => server.close(resolve));
-            throw e;
-          },
+      : await startAdminServer(
+          metrics.registry,
+          config.adminPort,
+          host,
+          status,
+        ).catch(async (e: unknown) => {
+          await new Promise((resolve) => server.close(resolve));
+          throw e;
+        });
+  // A renewed certificate serves new connections without a restart.
+  const stopReloading =
+    tls?.files === undefined || config.tlsReloadMs === 0
+      ? undefined
+      : reloadCertificates(
+          listener.http2Server as import("node:tls").Server,
+          tls.files,
+          config.tlsReloadMs,
+          logger,
         );
   let shuttingDown: Promise<ShutdownResult> | undefined;
   return {
@@ -262,6 +316,7 @@ export async function startServer(
     engine,
     listener,
     async close() {
+      stopReloading?.();
       await Promise.all([
         new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -272,6 +327,7 @@ export async function startServer(
       ]);
     },
     shutdown(graceMs = config.shutdownGraceMs) {
+      stopReloading?.();
       shuttingDown ??= drain(
         {
           status,

@@ -76,7 +76,7 @@ test("the benchmark's quick mode measures every scenario and writes its results"
       env: {
         ...process.env,
         BENCH_OUT: out,
-        BENCH_SERVERS: "ceiling,connect,fastify",
+        BENCH_SERVERS: "ceiling,connect,connect-auth,fastify",
         BENCH_IDLE_STREAMS: "100",
       },
       timeout: 300_000,
@@ -89,6 +89,7 @@ test("the benchmark's quick mode measures every scenario and writes its results"
   assert.deepEqual(measured, [
     ...everyScenario.map((s) => `ceiling ${s}`),
     ...everyScenario.map((s) => `connect ${s}`),
+    "connect-auth grpc-unary",
     "fastify connect-json-unary-h1",
   ]);
   for (const row of report.table) {
@@ -106,6 +107,19 @@ test("the benchmark's quick mode measures every scenario and writes its results"
   const rate = (server: string, scenario: string) =>
     report.table.find((r) => r.server === server && r.scenario === scenario)
       ?.rate as number;
+  // The server with tokens on passed its probe, so its calls carried the
+  // token and were served; its goal compares it with the same server without.
+  const tokenGoal = report.goals.find(
+    (g) => g.goal === "gRPC unary (h2) with a token",
+  );
+  const withToken =
+    rate("connect-auth", "grpc-unary") / rate("connect", "grpc-unary");
+  assert.equal(tokenGoal?.target, "≥ 0.90× without authentication");
+  assert.match(
+    tokenGoal?.measured ?? "",
+    new RegExp(`^${withToken.toFixed(2)}× `),
+  );
+  assert.equal(tokenGoal?.met, withToken >= 0.9);
   for (const row of report.table.filter((r) => r.server === "connect")) {
     assert.equal(
       row.vsOwnGrpc,

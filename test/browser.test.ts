@@ -8,9 +8,12 @@ import type { Browser, Page } from "playwright-core";
 import type { RunningServer } from "../src/server.js";
 import { streamHelloCount } from "../src/services/greeter.js";
 import type { Seen as GrpcWebSeen } from "./browser/grpc-web-page.js";
+import { authSettings } from "./support/auth.js";
 import { launchChromium, withBrowserPage } from "./support/browser.js";
 import { oddGreeter, oddMessage } from "./support/error-message.js";
+import { LogCapture } from "./support/log-capture.js";
 import { startTestServer } from "./support/server.js";
+import { jwksOf, TestIssuer } from "./support/tokens.js";
 
 // These tests need the built page (npm test runs `npm run build:web` first).
 
@@ -364,9 +367,9 @@ test("the page fits a 320-pixel screen and works from the keyboard", async (t) =
       await page.locator("#replies .message").allTextContents(),
       ["Hello, Kim!"],
     );
-    // Tab order: name, protocol, SayHello, StreamHello.
+    // Tab order: name, token, protocol, SayHello, StreamHello.
     const order: (string | undefined)[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       await page.keyboard.press("Tab");
       order.push(
         await page.evaluate(
@@ -376,7 +379,7 @@ test("the page fits a 320-pixel screen and works from the keyboard", async (t) =
         ),
       );
     }
-    assert.deepEqual(order, ["connect", "say-hello", "stream-hello"]);
+    assert.deepEqual(order, ["token", "connect", "say-hello", "stream-hello"]);
   });
 });
 
@@ -589,4 +592,61 @@ test("a browser keeps a SayHello fetched by Connect GET, by the reply's Cache-Co
     assert.equal(fetched.transferred[1], 0);
     assert.equal(server.engine.calls, 1);
   });
+});
+
+test("with authentication on, the page sends the token field as a bearer token: without one it shows UNAUTHENTICATED, with one the greeting and the principal in the server's log", async (t) => {
+  const issuer = await TestIssuer.create("key-1");
+  const log = new LogCapture();
+  const server = await startTestServer(t, {
+    ...(await authSettings(t, {
+      methods: {
+        "/Greeter/SayHello": { token: true },
+        "/Greeter/StreamHello": { token: true },
+      },
+      jwks: jwksOf(issuer),
+    })),
+    logLevel: "info",
+    logDestination: log.destination,
+  });
+  const token = await issuer.mint({ sub: "page-user" });
+  await withBrowserPage(t, browser, async (page) => {
+    await open(page, server.url);
+    for (const protocol of ["Connect", "gRPC-Web"]) {
+      await page.getByLabel("Token").fill("");
+      const refused = await call(page, {
+        name: "Ada",
+        protocol,
+        method: "SayHello",
+      });
+      assert.equal(refused.state, "error");
+      assert.equal(
+        (await page.getByRole("alert").textContent()) ?? "",
+        "Error UNAUTHENTICATED (16): this method needs a bearer token",
+        protocol,
+      );
+      await page.getByLabel("Token").fill(token);
+      const sent = page.waitForRequest((r) =>
+        r.url().endsWith("/Greeter/StreamHello"),
+      );
+      const served = await call(page, {
+        name: "Ada",
+        protocol,
+        method: "StreamHello",
+      });
+      assert.equal(
+        (await (await sent).allHeaders()).authorization,
+        `Bearer ${token}`,
+      );
+      assert.equal(served.state, "done", protocol);
+      assert.equal(replies(served.seen).length, streamHelloCount);
+    }
+  });
+  const served = log.calls().filter((l) => l.code === "ok");
+  assert.deepEqual(
+    served.map((l) => [l.procedure, l.principal]),
+    [
+      ["/Greeter/StreamHello", "page-user"],
+      ["/Greeter/StreamHello", "page-user"],
+    ],
+  );
 });

@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { join } from "node:path";
 import { test } from "node:test";
 import { protocols } from "../src/client/args.js";
-import { runClient, startClient } from "./support/child.js";
+import { authSettings, tempDir } from "./support/auth.js";
+import { runClient, startChild, startClient } from "./support/child.js";
 import { startTestServer } from "./support/server.js";
+import { certificateAuthority, issue } from "./support/tls.js";
+import { jwksOf, TestIssuer } from "./support/tokens.js";
 import { assertTook } from "./support/wait.js";
 
 // Each case starts npm → tsx → node; on a busy machine that takes seconds.
@@ -295,6 +300,11 @@ test(
       "--http-version",
       "--timeout-ms",
       "--traceparent",
+      "--token",
+      "GREETER_TOKEN",
+      "--ca",
+      "--cert",
+      "--key",
       "--help",
       "http://localhost:50051",
     ]) {
@@ -333,5 +343,116 @@ test(
     const exit = await child.exited;
     assert.equal(exit.code, 1);
     assert.equal(exit.stderr, "error: INVALID_ARGUMENT: name is required\n");
+  },
+);
+
+test(
+  "with a token (--token or GREETER_TOKEN) and a CA, client certificate and key, the client calls a server that requires both; without the token it exits 1 with UNAUTHENTICATED",
+  slow,
+  async (t) => {
+    const ca = certificateAuthority("cli test CA");
+    const issuer = await TestIssuer.create("key-1");
+    const server = await startTestServer(t, {
+      ...(await authSettings(t, {
+        methods: {
+          "/Greeter/SayHello": { token: true, certificate: true },
+          "/Greeter/StreamHello": { token: true, certificate: true },
+        },
+        jwks: jwksOf(issuer),
+        tls: {
+          ...issue(ca, { cn: "localhost", san: ["IP:127.0.0.1"] }),
+          clientCa: ca.cert,
+        },
+      })),
+    });
+    const dir = await tempDir(t);
+    const files = { ca: "ca.pem", cert: "client.pem", key: "client-key.pem" };
+    const client = issue(ca, { cn: "cli" });
+    await writeFile(join(dir, files.ca), ca.cert);
+    await writeFile(join(dir, files.cert), client.cert);
+    await writeFile(join(dir, files.key), client.key);
+    const tls = [
+      "--url",
+      server.url,
+      "--ca",
+      join(dir, files.ca),
+      "--cert",
+      join(dir, files.cert),
+      "--key",
+      join(dir, files.key),
+    ];
+    const token = await issuer.mint();
+    const [flag, env, none] = await Promise.all([
+      runClient(t, ["say-hello", "Alice", ...tls, "--token", token]),
+      startChild(
+        t,
+        "npm",
+        [
+          "run",
+          "--silent",
+          "client",
+          "--",
+          "stream-hello",
+          "Bob",
+          ...tls,
+          "--protocol",
+          "grpc",
+        ],
+        { input: "", env: { ...process.env, GREETER_TOKEN: token } },
+      ).exited,
+      runClient(t, ["say-hello", "Alice", ...tls]),
+    ]);
+    assert.deepEqual(
+      [flag.code, flag.stdout, flag.stderr],
+      [0, "Hello, Alice!\n", ""],
+    );
+    assert.equal(env.code, 0, env.stderr);
+    assert.equal(
+      env.stdout,
+      [0, 1, 2, 3, 4].map((i) => `Hello Bob, message ${i}\n`).join(""),
+    );
+    assert.deepEqual(
+      [none.code, none.stdout, none.stderr],
+      [1, "", "error: UNAUTHENTICATED: this method needs a bearer token\n"],
+    );
+  },
+);
+
+test(
+  "--cert without --key, a TLS file with an http:// URL, a token with a space, and a file that cannot be read are usage errors (exit 2)",
+  slow,
+  async (t) => {
+    const exits = await Promise.all([
+      runClient(t, [
+        "say-hello",
+        "A",
+        "--url",
+        "https://localhost:1",
+        "--cert",
+        "c.pem",
+      ]),
+      runClient(t, ["say-hello", "A", "--ca", "ca.pem"]),
+      runClient(t, ["say-hello", "A", "--token", "Bearer abc"]),
+      runClient(t, [
+        "say-hello",
+        "A",
+        "--url",
+        "https://localhost:1",
+        "--ca",
+        "/nonexistent/ca.pem",
+      ]),
+    ]);
+    assert.deepEqual(
+      exits.map((e) => [e.code, e.stderr.split("\n")[0]]),
+      [
+        [2, "error: --cert and --key go together"],
+        [2, "error: --ca needs an https:// --url"],
+        [
+          2,
+          "error: --token (or GREETER_TOKEN) must be the token alone: printable characters, no spaces",
+        ],
+        [2, 'error: --ca: cannot read "/nonexistent/ca.pem" (ENOENT)'],
+      ],
+    );
   },
 );

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
+import { subjectAltNames } from "../src/auth/peer-certificate.js";
+import { parsePolicy, sanPattern } from "../src/auth/policy.js";
 import {
   type Config,
   ConfigError,
@@ -13,6 +15,7 @@ import {
 } from "../src/config.js";
 import { repoRoot } from "./support/child.js";
 import { tableCells } from "./support/doc-blocks.js";
+import { selfSignedCert } from "./support/tls.js";
 
 // What loadConfig accepts and refuses, setting by setting, in process: the
 // messages an operator reads (test/start.test.ts checks a few through
@@ -36,6 +39,8 @@ test("with nothing set, every setting has its documented default", () => {
     port: 50051,
     host: "",
     tls: undefined,
+    tlsReloadMs: 10000,
+    auth: undefined,
     streamIntervalMs: 1000,
     shutdownGraceMs: 10000,
     logLevel: "info",
@@ -343,4 +348,312 @@ test("--help shows every setting as docs/configuration.md's table does: flag, va
       `  ${(flag ?? "").padEnd(22)} ${(env ?? "").padEnd(20)} ${meaning}${shown}`,
     );
   }
+});
+
+// Authentication and mutual TLS (src/auth/, docs/security.md).
+
+/** Files of one test's own: a policy, a key set, a certificate and key, a CA; removed after it. */
+async function authFiles(t: TestContext) {
+  const dir = await mkdtemp(join(tmpdir(), "greeter-config-auth-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const write = async (name: string, content: unknown) => {
+    const path = join(dir, name);
+    await writeFile(
+      path,
+      typeof content === "string" ? content : JSON.stringify(content),
+    );
+    return path;
+  };
+  const pair = selfSignedCert();
+  return {
+    write,
+    cert: await write("cert.pem", pair.cert.toString()),
+    key: await write("key.pem", pair.key.toString()),
+    ca: await write("ca.pem", pair.cert.toString()),
+    jwks: await write("jwks.json", {
+      keys: [{ kty: "EC", crv: "P-256", x: "x", y: "y", kid: "k" }],
+    }),
+    tokenPolicy: await write("policy.json", {
+      methods: { "/Greeter/SayHello": { token: true } },
+    }),
+    certPolicy: await write("cert-policy.json", {
+      methods: { "/Greeter/*": { certificate: { san: ["spiffe://x/*"] } } },
+    }),
+  };
+}
+
+test("authentication is off by default, and TLS files are checked every 10 s", () => {
+  const config = loadConfig([], {});
+  assert.equal(config.auth, undefined);
+  assert.equal(config.tls, undefined);
+  assert.equal(config.tlsReloadMs, 10_000);
+});
+
+test("a policy, a key set file, the issuer and audiences: tokens on, with the default algorithms and clock tolerance", async (t) => {
+  const f = await authFiles(t);
+  const env = {
+    AUTH_POLICY: f.tokenPolicy,
+    AUTH_JWKS: f.jwks,
+    AUTH_ISSUER: "https://issuer.test",
+    AUTH_AUDIENCE: " greeter , billing ,",
+  };
+  const { auth } = loadConfig([], env);
+  assert.ok(auth?.tokens);
+  assert.deepEqual(auth.tokens.rules, {
+    issuer: "https://issuer.test",
+    audience: ["greeter", "billing"],
+    algorithms: ["RS256", "ES256", "EdDSA"],
+    clockToleranceMs: 30_000,
+  });
+  assert.equal(auth.tokens.keys.kind, "file");
+  assert.deepEqual(auth.policy.ruleFor("/Greeter/SayHello"), {
+    token: { scopes: [], claims: {} },
+    certificate: undefined,
+  });
+  assert.equal(auth.policy.ruleFor("/Greeter/Chat"), undefined);
+  // The same from flags, which win.
+  const flags = loadConfig(
+    [
+      "--auth-policy",
+      f.tokenPolicy,
+      "--auth-jwks",
+      f.jwks,
+      "--auth-issuer",
+      "https://other.test",
+      "--auth-audience",
+      "a",
+      "--auth-algorithms",
+      "PS256,Ed25519",
+      "--auth-clock-tolerance-ms",
+      "0",
+    ],
+    env,
+  );
+  assert.deepEqual(flags.auth?.tokens?.rules, {
+    issuer: "https://other.test",
+    audience: ["a"],
+    algorithms: ["PS256", "Ed25519"],
+    clockToleranceMs: 0,
+  });
+});
+
+test("an https:// key set is fetched with its own CA bundle and timings; mutual TLS takes a CA and a mode", async (t) => {
+  const f = await authFiles(t);
+  const config = loadConfig([], {
+    TLS_CERT: f.cert,
+    TLS_KEY: f.key,
+    TLS_CLIENT_CA: f.ca,
+    TLS_CLIENT_AUTH: "optional",
+    TLS_RELOAD_MS: "0",
+    AUTH_POLICY: f.tokenPolicy,
+    AUTH_JWKS: "https://issuer.test/.well-known/jwks.json",
+    AUTH_JWKS_CA: f.ca,
+    AUTH_ISSUER: "https://issuer.test",
+    AUTH_AUDIENCE: "greeter",
+    AUTH_JWKS_TIMEOUT_MS: "500",
+    AUTH_JWKS_COOLDOWN_MS: "1000",
+    AUTH_JWKS_MAX_AGE_MS: "60000",
+  });
+  const keys = config.auth?.tokens?.keys;
+  assert.equal(keys?.kind, "url");
+  assert.ok(keys?.kind === "url");
+  assert.equal(keys.url.href, "https://issuer.test/.well-known/jwks.json");
+  assert.ok(keys.ca?.toString().startsWith("-----BEGIN CERTIFICATE-----"));
+  assert.deepEqual(
+    [keys.timeoutMs, keys.cooldownMs, keys.maxAgeMs],
+    [500, 1000, 60_000],
+  );
+  assert.equal(config.tlsReloadMs, 0);
+  assert.equal(config.tls?.clients?.mode, "optional");
+  assert.deepEqual(config.tls?.files, {
+    cert: f.cert,
+    key: f.key,
+    clientCa: f.ca,
+  });
+  assert.equal(
+    loadConfig([], { TLS_CERT: f.cert, TLS_KEY: f.key, TLS_CLIENT_CA: f.ca })
+      .tls?.clients?.mode,
+    "require",
+    "a client certificate is required unless said otherwise",
+  );
+});
+
+test("each unusable security setting is refused at start with one line naming it and why", async (t) => {
+  const f = await authFiles(t);
+  const tokens = {
+    AUTH_POLICY: f.tokenPolicy,
+    AUTH_JWKS: f.jwks,
+    AUTH_ISSUER: "https://issuer.test",
+    AUTH_AUDIENCE: "greeter",
+  };
+  const cases: [string, NodeJS.ProcessEnv, string][] = [
+    [
+      "a client CA without TLS",
+      { TLS_CLIENT_CA: f.ca },
+      "TLS_CLIENT_CA (--tls-client-ca) needs TLS: set TLS_CERT and TLS_KEY too",
+    ],
+    [
+      "a mode that is neither",
+      { TLS_CLIENT_AUTH: "request" },
+      'TLS_CLIENT_AUTH (--tls-client-auth) must be one of require, optional, got "request"',
+    ],
+    [
+      "token settings without a policy",
+      { AUTH_JWKS: f.jwks },
+      "AUTH_JWKS (--auth-jwks) is set, but no AUTH_POLICY (--auth-policy) says which methods need a token",
+    ],
+    [
+      "a policy that needs tokens without a key set",
+      { AUTH_POLICY: f.tokenPolicy },
+      "AUTH_POLICY needs a bearer token for some methods: set AUTH_JWKS (--auth-jwks), AUTH_ISSUER and AUTH_AUDIENCE",
+    ],
+    [
+      "a policy that needs certificates without a client CA",
+      { AUTH_POLICY: f.certPolicy },
+      "AUTH_POLICY needs client certificates for some methods: set TLS_CLIENT_CA (--tls-client-ca), and TLS_CERT and TLS_KEY",
+    ],
+    [
+      "no issuer",
+      { ...tokens, AUTH_ISSUER: "" },
+      "AUTH_ISSUER (--auth-issuer) must be set with AUTH_JWKS: a token from any issuer, or for any audience, would be accepted",
+    ],
+    [
+      "no audience",
+      { ...tokens, AUTH_AUDIENCE: " " },
+      "AUTH_AUDIENCE (--auth-audience) must be set with AUTH_JWKS: a token from any issuer, or for any audience, would be accepted",
+    ],
+    [
+      "an HMAC algorithm",
+      { ...tokens, AUTH_ALGORITHMS: "ES256,HS256" },
+      'AUTH_ALGORITHMS (--auth-algorithms) must list asymmetric algorithms (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519), got "HS256": an HMAC algorithm would take a public key of the key set as its secret',
+    ],
+    [
+      "alg none",
+      { ...tokens, AUTH_ALGORITHMS: "none" },
+      'AUTH_ALGORITHMS (--auth-algorithms) must list asymmetric algorithms (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519), got "none"',
+    ],
+    [
+      "a key set over plain HTTP",
+      { ...tokens, AUTH_JWKS: "http://issuer.test/jwks.json" },
+      'AUTH_JWKS (--auth-jwks) must be a file or an https:// URL (keys fetched in the clear could be replaced), got "http://issuer.test/jwks.json"',
+    ],
+    [
+      "a CA for a key set file",
+      { ...tokens, AUTH_JWKS_CA: f.ca },
+      `AUTH_JWKS_CA (--auth-jwks-ca) is only for an https:// AUTH_JWKS; "${f.jwks}" is a file`,
+    ],
+    [
+      "a policy file that is missing",
+      { AUTH_POLICY: "/nonexistent/policy.json" },
+      'AUTH_POLICY (--auth-policy): cannot read "/nonexistent/policy.json" (ENOENT)',
+    ],
+  ];
+  for (const [what, env, message] of cases) {
+    assert.equal(refusal([], env), message, what);
+  }
+  const keySets: [string, unknown, string][] = [
+    [
+      "no keys",
+      { keys: [] },
+      'not a JSON Web Key Set: expected {"keys": [...]} with at least one key',
+    ],
+    [
+      "a private key",
+      { keys: [{ kty: "EC", crv: "P-256", x: "x", y: "y", d: "d" }] },
+      "key 0 is a private key: give the public keys only, the signing keys stay with the issuer",
+    ],
+    [
+      "a shared secret",
+      { keys: [{ kty: "oct", k: "c2VjcmV0" }] },
+      'key 0 is a shared secret (kty "oct"): only public keys verify tokens here',
+    ],
+  ];
+  for (const [what, keys, reason] of keySets) {
+    const path = await f.write(`${what}.json`, keys);
+    assert.equal(
+      refusal([], { ...tokens, AUTH_JWKS: path }),
+      `AUTH_JWKS (--auth-jwks) "${path}": ${reason}`,
+      what,
+    );
+  }
+  const policies: [string, string, string][] = [
+    ["not JSON", "{", "not JSON: "],
+    ["no methods", "{}", '"methods" must be a JSON object'],
+    [
+      "an unknown key",
+      JSON.stringify({ methods: {}, default: "public" }),
+      'the policy: unknown key "default" (expected "methods")',
+    ],
+    [
+      "a path that names no method",
+      JSON.stringify({ methods: { "Greeter/SayHello": "public" } }),
+      '"Greeter/SayHello": a method is named "/package.Service/Method", or "/package.Service/*" for all of a service\'s',
+    ],
+    [
+      "a rule that needs nothing",
+      JSON.stringify({ methods: { "/Greeter/SayHello": {} } }),
+      '"/Greeter/SayHello": a rule needs "token" or "certificate" (say "public" for a method open to all)',
+    ],
+    [
+      "a misspelt requirement",
+      JSON.stringify({ methods: { "/Greeter/SayHello": { tokens: true } } }),
+      '"/Greeter/SayHello": unknown key "tokens" (expected "token" or "certificate")',
+    ],
+    [
+      "scopes that are not strings",
+      JSON.stringify({
+        methods: { "/Greeter/SayHello": { token: { scopes: "a b" } } },
+      }),
+      '"/Greeter/SayHello".token.scopes must be an array of non-empty strings',
+    ],
+  ];
+  for (const [what, text, reason] of policies) {
+    const path = await f.write(`${what}.policy`, text);
+    const message = refusal([], { AUTH_POLICY: path });
+    assert.ok(
+      message.startsWith(`AUTH_POLICY (--auth-policy) "${path}": ${reason}`),
+      `${what}: ${message}`,
+    );
+  }
+});
+
+test("the policy: an exact method wins over its service's rule, a method not named has none, and a SAN pattern's * stays within one path segment", () => {
+  const policy = parsePolicy(
+    JSON.stringify({
+      methods: {
+        "/Greeter/*": { certificate: true },
+        "/Greeter/SayHello": "public",
+      },
+    }),
+  );
+  assert.equal(policy.ruleFor("/Greeter/SayHello"), "public");
+  assert.deepEqual(policy.ruleFor("/Greeter/Chat"), {
+    token: undefined,
+    certificate: { san: [] },
+  });
+  assert.equal(policy.ruleFor("/Other/SayHello"), undefined);
+  assert.equal(policy.needsCertificates, true);
+  assert.equal(policy.needsTokens, false);
+  const pattern = sanPattern("spiffe://example.org/ns/*/sa/billing");
+  assert.ok(pattern.test("spiffe://example.org/ns/prod/sa/billing"));
+  assert.ok(!pattern.test("spiffe://example.org/ns/a/b/sa/billing"));
+  assert.ok(!pattern.test("spiffe://example.org/ns/prod/sa/billing-admin"));
+  assert.ok(
+    !sanPattern("spiffe://example.org/a.b").test("spiffe://example.org/aXb"),
+  );
+});
+
+test('a certificate\'s SANs are read as Node writes them: a value holding ", " comes quoted as JSON', () => {
+  assert.deepEqual(
+    subjectAltNames(
+      'DNS:a.example, URI:"spiffe://x/y, z", URI:spiffe://x/w, IP Address:127.0.0.1',
+    ),
+    [
+      { type: "DNS", value: "a.example" },
+      { type: "URI", value: "spiffe://x/y, z" },
+      { type: "URI", value: "spiffe://x/w" },
+      { type: "IP Address", value: "127.0.0.1" },
+    ],
+  );
+  assert.deepEqual(subjectAltNames(""), []);
 });

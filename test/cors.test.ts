@@ -56,7 +56,7 @@ test("a preflight for a Connect call from an allowed origin gets the methods, he
   const res = await preflight(
     server.url,
     allowed,
-    "content-type,connect-protocol-version,connect-timeout-ms",
+    "content-type,connect-protocol-version,connect-timeout-ms,authorization",
   );
   assert.equal(res.status, 204);
   assert.equal(res.headers.get("access-control-allow-origin"), allowed);
@@ -69,6 +69,8 @@ test("a preflight for a Connect call from an allowed origin gets the methods, he
     "content-type",
     "connect-protocol-version",
     "connect-timeout-ms",
+    // a bearer token, for a server with authentication on
+    "authorization",
   ]) {
     assert.ok(headers.includes(h), `allows ${h}: ${headers.join(", ")}`);
   }

@@ -255,3 +255,22 @@ interface GrpcJsHealthClient {
   }>;
   close(): void;
 }
+
+test("the admin port answers HTTP probes: /healthz 200 while the process runs, /readyz 200 while serving and 503 once a drain begins", async (t) => {
+  const server = await startTestServer(t);
+  const admin = new URL(server.metricsUrl ?? "").origin;
+  const probe = async (path: string, method = "GET") => {
+    const res = await fetch(`${admin}${path}`, { method });
+    return [res.status, await res.text(), res.headers.get("cache-control")];
+  };
+  assert.deepEqual(await probe("/healthz"), [200, "ok\n", "no-store"]);
+  assert.deepEqual(await probe("/readyz"), [200, "ok\n", "no-store"]);
+  assert.deepEqual(await probe("/readyz", "HEAD"), [200, "", "no-store"]);
+  assert.deepEqual(await probe("/readyz?verbose"), [200, "ok\n", "no-store"]);
+  assert.equal((await probe("/readyz", "POST"))[0], 404);
+  assert.equal((await probe("/livez"))[0], 404);
+  // What a drain does first (src/lifecycle/shutdown.ts).
+  server.status.set(false);
+  assert.deepEqual(await probe("/readyz"), [503, "not serving\n", "no-store"]);
+  assert.deepEqual(await probe("/healthz"), [200, "ok\n", "no-store"]);
+});

@@ -1,59 +1,23 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type TestContext, test } from "node:test";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { oddGreeter, oddMessage } from "./support/error-message.js";
+import { helloworldStubs, python, pythonEnv } from "./support/python.js";
 import { startTestServer } from "./support/server.js";
 
-// The tutorial's own client: Python grpc.aio from Debian's python3-grpcio, with
-// stubs generated from proto/helloworld.proto by Debian's python3-grpc-tools
-// (test/system-deps.sh installs both). Debian's interpreter, not the first
-// python3 on PATH, which may be another one without these packages.
-const python = "/usr/bin/python3";
+// The tutorial's own client: Python grpc.aio from Debian's python3-grpcio,
+// with stubs generated from proto/helloworld.proto (test/support/python.ts).
 const root = fileURLToPath(new URL("..", import.meta.url));
 const run = promisify(execFile);
-
-/** The environment of the Python processes: no proxy for loopback. */
-function pythonEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) {
-    if (/^(https?|grpc|all)_proxy$/i.test(k)) delete env[k];
-  }
-  return env;
-}
-
-/** Python stubs generated from proto/helloworld.proto into a folder removed after the test. */
-async function pythonStubs(t: TestContext): Promise<string> {
-  const stubs = await mkdtemp(join(tmpdir(), "greeter-python-"));
-  t.after(() => rm(stubs, { recursive: true, force: true }));
-  await run(
-    python,
-    [
-      "-m",
-      "grpc_tools.protoc",
-      "-I",
-      "proto",
-      `--python_out=${stubs}`,
-      `--grpc_python_out=${stubs}`,
-      "proto/helloworld.proto",
-    ],
-    { cwd: root, env: pythonEnv() },
-  );
-  assert.deepEqual((await readdir(stubs)).sort(), [
-    "helloworld_pb2.py",
-    "helloworld_pb2_grpc.py",
-  ]);
-  return stubs;
-}
 
 test("the tutorial's Python grpc.aio client calls all four RPCs and prints the tutorial's replies", {
   timeout: 60_000,
 }, async (t) => {
-  const stubs = await pythonStubs(t);
+  const stubs = await helloworldStubs(t);
+
   const server = await startTestServer(t);
   // Asynchronous on purpose: the server runs in this process and must keep answering.
   const { stdout } = await run(
@@ -85,7 +49,7 @@ test("the tutorial's Python grpc.aio client calls all four RPCs and prints the t
 test("Python grpcio reads an error message with ':', ',', '/', '%' and text beyond ASCII as the handler wrote it, from the engine and from connect's handlers", {
   timeout: 60_000,
 }, async (t) => {
-  const stubs = await pythonStubs(t);
+  const stubs = await helloworldStubs(t);
   for (const engine of [true, false]) {
     const server = await startTestServer(t, { routes: oddGreeter, engine });
     const { stdout } = await run(

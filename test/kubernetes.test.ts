@@ -51,6 +51,7 @@ import {
 } from "./kubernetes/manifests.js";
 import { repoRoot } from "./support/child.js";
 import { fences } from "./support/doc-blocks.js";
+import { selfSignedCert } from "./support/tls.js";
 
 const dir = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
 
@@ -1028,4 +1029,175 @@ test("Broken on purpose, an unquoted on in an env value: read as YAML 1.1, as ku
     (await schemaProblems(m)).join("\n"),
     /containers\/0\/env\/\d+\/value must be string/,
   );
+});
+
+// The TLS overlay, deploy/kubernetes-tls: the base with the API port on TLS.
+
+const tlsDir = fileURLToPath(
+  new URL("../deploy/kubernetes-tls/", import.meta.url),
+);
+
+/** The TLS overlay's mount of the Secret, and the Secret it mounts. */
+function tlsMount(m: Manifests): { path: string; secret: string } {
+  const pod = m.deployment.spec?.template.spec;
+  const mount = (m.container.volumeMounts ?? []).find((v) => v.name === "tls");
+  assert.ok(mount, "the container mounts a volume named tls");
+  assert.equal(mount.readOnly, true, "the certificate's volume is read-only");
+  const volume = (pod?.volumes ?? []).find((v) => v.name === mount.name);
+  const secret = volume?.secret?.secretName;
+  assert.ok(secret, `volume ${mount.name} is a Secret`);
+  return { path: mount.mountPath, secret };
+}
+
+/**
+ * A copy of `m` whose environment points at a directory of the test's own
+ * instead of the Secret's mount, holding a certificate and key under the
+ * Secret's key names: what the server reads in the pod, readable here.
+ */
+async function withSecretFiles(
+  t: TestContext,
+  m: Manifests,
+): Promise<Manifests> {
+  const { path } = tlsMount(m);
+  const mount = await mkdtemp(join(tmpdir(), "greeter-secret-"));
+  t.after(() => rm(mount, { recursive: true, force: true }));
+  const pair = selfSignedCert();
+  await writeFile(join(mount, "tls.crt"), pair.cert);
+  await writeFile(join(mount, "tls.key"), pair.key);
+  const copy = m.copy();
+  for (const v of copy.container.env ?? []) {
+    if (v.value?.startsWith(`${path}/`)) {
+      v.value = join(mount, v.value.slice(path.length + 1));
+    }
+  }
+  return copy;
+}
+
+/** The probes of the overlay, each an HTTP GET on the admin port. */
+function httpProbes(
+  m: Manifests,
+): [string, { path: string; port: number | string }][] {
+  const c = m.container;
+  return (
+    [
+      ["startupProbe", c.startupProbe],
+      ["readinessProbe", c.readinessProbe],
+      ["livenessProbe", c.livenessProbe],
+    ] as const
+  ).map(([name, probe]) => {
+    assert.equal(probe?.grpc, undefined, `${name}: no gRPC probe under TLS`);
+    const get = probe?.httpGet;
+    assert.ok(get?.path !== undefined, `${name}: an HTTP GET probe`);
+    assert.equal(get.scheme ?? "HTTP", "HTTP", `${name}: plain HTTP`);
+    return [name, { path: get.path, port: get.port }];
+  });
+}
+
+test("The TLS overlay renders with kustomize into valid objects with no unknown fields; the Secret is mounted where TLS_CERT and TLS_KEY point, the probes are HTTP on the admin port, a BackendTLSPolicy covers the Service's port, and the base's checks still pass", async (t) => {
+  const m = new Manifests(await kustomizeBuild(t, tlsDir));
+  assert.deepEqual(m.list.map((x) => x.object.kind).sort(), [
+    "BackendTLSPolicy",
+    "Deployment",
+    "GRPCRoute",
+    "HTTPRoute",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Service",
+  ]);
+  assert.deepEqual(await schemaProblems(m), []);
+  assert.deepEqual(await unknownFields(t, m.list), []);
+  const mounted = await withSecretFiles(t, m);
+  checkSelectors(m);
+  checkEnv(mounted);
+  checkGrace(mounted);
+  checkScaling(m);
+  checkRoutes(m);
+  checkHardening(m);
+
+  const config = serverConfig(mounted);
+  const { path, secret } = tlsMount(m);
+  assert.equal(secret, "connect-greeter-tls");
+  const env = containerEnv(m.container);
+  // A kubernetes.io/tls Secret's keys (and cert-manager's).
+  assert.equal(env.TLS_CERT, `${path}/tls.crt`);
+  assert.equal(env.TLS_KEY, `${path}/tls.key`);
+  assert.ok(
+    config.tlsReloadMs > 0 && config.tlsReloadMs <= 60_000,
+    `TLS_RELOAD_MS ${config.tlsReloadMs}: a renewed certificate is taken within a minute`,
+  );
+  const pod = m.deployment.spec?.template.spec;
+  assert.equal(
+    pod?.securityContext?.fsGroup,
+    m.container.securityContext?.runAsGroup ?? pod?.securityContext?.runAsGroup,
+    "the Secret's files belong to the server's group",
+  );
+  const admin = (m.container.ports ?? []).find(
+    (p) => p.containerPort === config.adminPort,
+  );
+  for (const [name, probe] of httpProbes(m)) {
+    assert.ok(
+      probe.port === admin?.name || probe.port === config.adminPort,
+      `${name} probes port ${probe.port}, not the admin port ${config.adminPort} (${admin?.name})`,
+    );
+  }
+  const [service] = m.all("Service") as unknown as IService[];
+  const servicePort = service?.spec?.ports?.[0];
+  assert.equal(
+    servicePort?.appProtocol,
+    undefined,
+    "no kubernetes.io/h2c: the pods speak TLS",
+  );
+  const policy = m.one("BackendTLSPolicy") as unknown as {
+    spec: {
+      targetRefs: { kind: string; name: string; sectionName?: string }[];
+    };
+  };
+  assert.deepEqual(policy.spec.targetRefs, [
+    {
+      group: "",
+      kind: "Service",
+      name: service?.metadata?.name,
+      sectionName: servicePort?.name,
+    },
+  ]);
+});
+
+test("Each probe of the TLS overlay, sent as the kubelet sends it, gets 200 from a server running the overlay's settings (certificate files where the Secret is mounted), whose API port speaks TLS only; readiness turns 503 once a drain begins, liveness stays 200", async (t) => {
+  const m = new Manifests(await kustomizeBuild(t, tlsDir));
+  const config = serverConfig(await withSecretFiles(t, m));
+  assert.ok(config.tls, "the overlay's settings turn TLS on");
+  const server = await startServer({
+    ...config,
+    port: 0,
+    host: "127.0.0.1",
+    adminPort: 0,
+    logLevel: "silent",
+  });
+  t.after(() => server.close());
+  assert.match(server.url, /^https:/);
+  const adminUrl = new URL(server.metricsUrl ?? "").origin;
+  // What the base's gRPC probe would do: cleartext HTTP/2 to the API port, refused.
+  const health = createClient(
+    Health,
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` }),
+  );
+  await assert.rejects(health.check({ service: "" }));
+  const status = async (probePath: string) =>
+    (await fetch(`${adminUrl}${probePath}`)).status;
+  for (const [name, probe] of httpProbes(m)) {
+    assert.equal(await status(probe.path), 200, `${name} while serving`);
+  }
+  server.status.set(false);
+  const after = Object.fromEntries(
+    await Promise.all(
+      httpProbes(m).map(
+        async ([name, probe]) => [name, await status(probe.path)] as const,
+      ),
+    ),
+  );
+  assert.deepEqual(after, {
+    startupProbe: 200,
+    readinessProbe: 503,
+    livenessProbe: 200,
+  });
 });

@@ -20,6 +20,7 @@ system=(
   container      # podman
   interop-python # Python's grpcio
   logging        # h2load
+  mtls           # Python's grpcio, buf curl
   prometheus     # Prometheus
 )
 # Those that run the project's commands through npm or npx dozens of times, as
@@ -29,6 +30,7 @@ commands=(
   cli              # npm run client
   docs             # every command in the README and docs/
   mutation         # npm run test:mutation, on an example
+  security-docs    # docs/security.md's commands: npm, npx, buf curl
 )
 for name in "${system[@]}" "${commands[@]}"; do
   if [ ! -f "test/$name.test.ts" ]; then

@@ -4,7 +4,8 @@
 #   chromium         the real browser of the browser page test (driven by playwright-core)
 #   python3-grpcio, python3-grpc-tools   Python gRPC and its protoc: the tutorial's own client (interop test)
 #   nghttp2-client   h2load, which also speaks raw HTTP/2 for the protocol tests
-#   openssl          makes the throwaway self-signed certificate of the TLS tests
+#   openssl          makes the throwaway certificates of the TLS tests
+#   curl             a plain HTTP client of the tests and the docs' commands
 #   podman, runc     build and run the container image without a daemon (rootful; runc because
 #                    crun fails where cgroups are in hybrid mode); iptables for its published ports
 #   debootstrap      makes the local base image when no registry can be reached (deploy/image/base.sh)
@@ -21,6 +22,7 @@ missing=()
 /usr/bin/python3 -c "import grpc_tools" 2>/dev/null || missing+=(python3-grpc-tools)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing+=(runc)
 [ -x /usr/sbin/iptables ] || missing+=(iptables)

@@ -17,9 +17,11 @@ import { parseInvocation, UsageError } from "../src/client/args.js";
 import { ConfigError, helpText, loadConfig } from "../src/config.js";
 import { otelSettings } from "../src/otel-config.js";
 import type { RunningServer, ServerOptions } from "../src/server.js";
+import { authSettings } from "./support/auth.js";
 import { listeningOn, runClient, startChild } from "./support/child.js";
 import { LogCapture, type LogLine } from "./support/log-capture.js";
 import { startTestServer } from "./support/server.js";
+import { jwksOf, TestIssuer } from "./support/tokens.js";
 import {
   type HttpVersion,
   type Protocol,
@@ -790,4 +792,44 @@ test("npm start with OTEL_EXPORTER_OTLP_ENDPOINT exports its spans, and on SIGTE
     exit.stdout,
     /"msg":"tracing on: spans go to http:\/\/127\.0\.0\.1:\d+\/v1\/traces"/,
   );
+});
+
+test("with authentication on, a call's span names who called in user.id (a token's subject), and a refused call's span has its status and no user", async (t) => {
+  const issuer = await TestIssuer.create("key-1");
+  const { server, receiver } = await tracedServer(
+    t,
+    {},
+    await authSettings(t, {
+      methods: { "/Greeter/SayHello": { token: true } },
+      jwks: jwksOf(issuer),
+    }),
+  );
+  const client = greeter(server, "grpc", "2");
+  const caller = parent();
+  const token = await issuer.mint({ sub: "svc-billing" });
+  await client.sayHello(
+    { name: "Ada" },
+    {
+      headers: {
+        traceparent: caller.traceparent,
+        authorization: `Bearer ${token}`,
+      },
+    },
+  );
+  const span = await spanOf(receiver, caller);
+  assert.equal(span.attributes["user.id"], "svc-billing");
+  assert.ok(
+    !Object.values(span.attributes).some((v) => String(v).includes(token)),
+    "the token is in no attribute of the span",
+  );
+  const refusedCaller = parent();
+  await assert.rejects(
+    client.sayHello(
+      { name: "Ada" },
+      { headers: { traceparent: refusedCaller.traceparent } },
+    ),
+  );
+  const refused = await spanOf(receiver, refusedCaller);
+  assert.equal(refused.attributes["rpc.status_code"], "UNAUTHENTICATED");
+  assert.equal(refused.attributes["user.id"], undefined);
 });

@@ -2,6 +2,7 @@ import {
   Code,
   ConnectError,
   createClient,
+  type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
 import {
@@ -13,19 +14,38 @@ import { Greeter } from "../gen/helloworld_pb.js";
 type Protocol = "connect" | "grpc-web";
 type Method = "SayHello" | "StreamHello";
 
+const form = element("call", HTMLFormElement);
+const nameInput = element("name", HTMLInputElement);
+const tokenInput = element("token", HTMLInputElement);
+
+/**
+ * The token field's content as `Authorization: Bearer <token>` on every call
+ * (RFC 6750, section 2.1), read when the call starts; nothing when it is
+ * empty. It stays in the page: never stored, never logged.
+ */
+const bearer: Interceptor = (next) => (req) => {
+  const token = tokenInput.value.trim();
+  if (token !== "") req.header.set("authorization", `Bearer ${token}`);
+  return next(req);
+};
+
 // The page is served by the Greeter's own server, so its origin is the API's
 // base URL: same-origin calls need no CORS.
 const transports: Record<Protocol, Transport> = {
-  connect: createConnectTransport({ baseUrl: location.origin }),
-  "grpc-web": createGrpcWebTransport({ baseUrl: location.origin }),
+  connect: createConnectTransport({
+    baseUrl: location.origin,
+    interceptors: [bearer],
+  }),
+  "grpc-web": createGrpcWebTransport({
+    baseUrl: location.origin,
+    interceptors: [bearer],
+  }),
 };
 const protocolNames: Record<Protocol, string> = {
   connect: "Connect",
   "grpc-web": "gRPC-Web",
 };
 
-const form = element("call", HTMLFormElement);
-const nameInput = element("name", HTMLInputElement);
 const cancelButton = element("cancel", HTMLButtonElement);
 const statusLine = element("status", HTMLElement);
 const replyList = element("replies", HTMLOListElement);

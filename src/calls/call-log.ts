@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import type { SpanContext } from "@opentelemetry/api";
 import { type Level, type Logger, pino } from "pino";
+import type { Principal } from "../auth/principal.js";
 import type { Connection } from "./connection.js";
 import {
   type Call,
@@ -23,9 +24,14 @@ import {
  * trace view finds the line. Every call with a span has them, sampled or not:
  * the trace id also links the lines of one request across services.
  *
+ * With authentication on, the line names who called (`principal`: a token's
+ * subject, or a client certificate's SAN or subject; src/auth/principal.ts),
+ * never a credential. A call the access policy refused has its line too,
+ * with its code (unauthenticated, permission_denied) and why.
+ *
  * The call line is the JSON pino would write for
  * `logger[level]({procedure, protocol, httpVersion, peer, code, durationMs,
- * received?, sent?, error?, trace_id?, span_id?, trace_flags?},
+ * principal?, received?, sent?, error?, trace_id?, span_id?, trace_flags?},
  * "finished call")`, key for key, but built from
  * pieces made once per procedure and per connection and handed to pino's own
  * destination: every call pays for it, and pino's general serialiser walks
@@ -44,11 +50,21 @@ export function callLog(
   const procedures = new WeakMap<Procedure, string>();
   /** `,"httpVersion":"2.0","peer":"127.0.0.1:5555"`, once per connection. */
   const connections = new WeakMap<Connection, string>();
+  /** `,"principal":"alice"`, once per principal (a verified token's is shared by its calls). */
+  const principals = new WeakMap<Principal, string>();
   const procedureField = (procedure: Procedure) => {
     let text = procedures.get(procedure);
     if (text === undefined) {
       text = `,"procedure":${JSON.stringify(procedure.path)}`;
       procedures.set(procedure, text);
+    }
+    return text;
+  };
+  const principalField = (principal: Principal) => {
+    let text = principals.get(principal);
+    if (text === undefined) {
+      text = `,"principal":${JSON.stringify(principal.id)}`;
+      principals.set(principal, text);
     }
     return text;
   };
@@ -72,6 +88,7 @@ export function callLog(
     const level = levelOf(code);
     if (!logger.isLevelEnabled(level)) return undefined;
     let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base}${procedureField(call.procedure)},"protocol":"${call.protocol}"${connectionFields(call.connection)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000}`;
+    if (call.principal !== undefined) line += principalField(call.principal);
     if (call.procedure.type !== "unary") {
       line += `,"received":${outcome.received},"sent":${outcome.sent}`;
     }

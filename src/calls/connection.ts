@@ -3,6 +3,11 @@ import {
   createContextKey,
   createContextValues,
 } from "@connectrpc/connect";
+import {
+  type ClientCertificate,
+  clientCertificateOf,
+  type TlsSocketLike,
+} from "../auth/peer-certificate.js";
 
 /** The connection a call arrived on; interceptors do not see it, so the adapter hands it over. */
 export interface Connection {
@@ -10,6 +15,8 @@ export interface Connection {
   readonly peer: string;
   /** The HTTP version, "1.1" or "2.0". */
   readonly httpVersion: string;
+  /** Under TLS, the client's certificate as the handshake verified it (mutual TLS), read once per connection; undefined without TLS. */
+  readonly clientCertificate?: ClientCertificate | undefined;
 }
 
 /** Where a call finds its connection among its context values. */
@@ -52,7 +59,11 @@ function connectionByKey(
     const host = remoteAddress.includes(":")
       ? `[${remoteAddress}]`
       : remoteAddress;
-    connection = { peer: `${host}:${remotePort ?? ""}`, httpVersion };
+    connection = {
+      peer: `${host}:${remotePort ?? ""}`,
+      httpVersion,
+      clientCertificate: clientCertificateOf(socket),
+    };
     connections.set(key, connection);
   }
   return connection;
@@ -61,11 +72,17 @@ function connectionByKey(
 /** What connectionValues reads of a request: any Node request, or what the fast path knows of its stream's connection. */
 export interface ConnectionSource {
   readonly httpVersion: string;
-  readonly socket: {
+  readonly socket: TlsSocketLike & {
     readonly remoteAddress?: string;
     readonly remotePort?: number;
   };
   readonly stream?: { readonly session?: object | undefined };
+  /**
+   * The request's header fields as they came, names and values in turn:
+   * Node's header objects keep only the first of a field such as
+   * Authorization when it is repeated, and a gate must see both.
+   */
+  readonly rawHeaders?: readonly string[];
 }
 
 const connections = new WeakMap<object, Connection>();

@@ -5,6 +5,7 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
+import { principalKey } from "../auth/principal.js";
 import { parseRequestType } from "../protocol/content-type.js";
 import { CallEnd } from "./call-end.js";
 import { connectionKey, unknownConnection } from "./connection.js";
@@ -49,6 +50,7 @@ class SignalledCall extends CallEnd implements CallControl {
   readonly connection;
   readonly requestHeaders;
   readonly url;
+  readonly principal;
 
   constructor(req: UnaryRequest | StreamRequest) {
     super();
@@ -59,6 +61,7 @@ class SignalledCall extends CallEnd implements CallControl {
     this.connection = req.contextValues.get(connectionKey) ?? unknownConnection;
     this.requestHeaders = req.header;
     this.url = req.url;
+    this.principal = req.contextValues.get(principalKey);
     const signal = req.signal;
     if (signal.aborted) this.end(signal.reason);
     else

@@ -1,5 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { type AuthFailureReason, authFailureReason } from "../auth/failure.js";
 import type { Protocol } from "../protocol/content-type.js";
 import { Latencies, LatencyHistogram } from "./latency-histogram.js";
 import type { Call, CallObserver, Outcome, Procedure } from "./observer.js";
@@ -30,6 +31,31 @@ export class Metrics implements CallObserver {
    * registered procedures are observed, in at most three protocols.
    */
   readonly #series = new Map<Procedure, Partial<Record<Protocol, Series>>>();
+
+  /** Calls refused by the access policy, by procedure and reason (src/auth/failure.ts: a fixed set). */
+  readonly #authFailures = new Map<Procedure, Map<AuthFailureReason, number>>();
+
+  readonly #authFailed: Counter<string> = new Counter({
+    name: "connect_greeter_auth_failures_total",
+    help: "Calls refused by the access policy: UNAUTHENTICATED, PERMISSION_DENIED or UNAVAILABLE, by reason.",
+    labelNames: ["grpc_service", "grpc_method", "reason"],
+    registers: [this.registry],
+    collect: () => {
+      this.#authFailed.reset();
+      for (const [procedure, byReason] of this.#authFailures) {
+        for (const [reason, n] of byReason) {
+          this.#authFailed.inc(
+            {
+              grpc_service: procedure.service,
+              grpc_method: procedure.method,
+              reason,
+            },
+            n,
+          );
+        }
+      }
+    },
+  });
 
   constructor() {
     const counts = (
@@ -128,6 +154,18 @@ export class Metrics implements CallObserver {
     const code = grpcCodeName(outcome.error?.code);
     s.handled.set(code, (s.handled.get(code) ?? 0) + 1);
     s.handling.observe(outcome.durationMs / 1000);
+    if (outcome.error !== undefined) this.#countAuthFailure(call, outcome);
+  }
+
+  #countAuthFailure(call: Call, outcome: Outcome): void {
+    const reason = authFailureReason(outcome.error);
+    if (reason === undefined) return;
+    let byReason = this.#authFailures.get(call.procedure);
+    if (byReason === undefined) {
+      byReason = new Map();
+      this.#authFailures.set(call.procedure, byReason);
+    }
+    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
   }
 
   *#latencies(): Iterable<Latencies> {

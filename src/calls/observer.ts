@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import type { Principal } from "../auth/principal.js";
 import type { Protocol } from "../protocol/content-type.js";
 import { headerValue } from "../protocol/headers.js";
 import type { Connection } from "./connection.js";
@@ -36,6 +37,8 @@ export interface Call {
    * undefined on the fast path, whose headers hold HTTP/2's :authority.
    */
   readonly url: string | undefined;
+  /** Who made the call, as the server verified it (src/auth/); undefined for public methods and with authentication off. */
+  readonly principal: Principal | undefined;
   /** When the handler was invoked (performance.now()). */
   readonly startedAt: number;
   /** Request messages the handler read so far. */

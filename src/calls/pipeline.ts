@@ -11,12 +11,14 @@
  * (src/calls/interceptor.ts). A new behaviour for every call is added here,
  * once, and the parity tests prove it on both paths.
  */
+import type { HandlerContext } from "@connectrpc/connect";
 import { type Logger, pino } from "pino";
+import { principalKey } from "../auth/principal.js";
 import type { Protocol } from "../protocol/content-type.js";
-import type { Connection } from "./connection.js";
+import { connectionKey, unknownConnection } from "./connection.js";
 import { hideInternal } from "./internal-errors.js";
-import type { Call, Procedure } from "./observer.js";
-import { CallReport, closedEarly } from "./report.js";
+import { type Call, procedureOf } from "./observer.js";
+import { CallReport, type CallStart, closedEarly } from "./report.js";
 
 /** Why a call ended early: the reason its signal aborts with. */
 export interface Ended {
@@ -24,17 +26,12 @@ export interface Ended {
 }
 
 /**
- * A call in progress as the pipeline sees it, on either path: what it is,
- * where it came from, and how it ends.
+ * A call in progress as the pipeline sees it, on either path: what it is
+ * (its procedure, protocol, connection, request headers, URL when the path
+ * has one made, and principal: src/calls/report.ts CallStart), and how it
+ * ends.
  */
-export interface CallControl {
-  readonly procedure: Procedure;
-  readonly protocol: Protocol;
-  readonly connection: Connection;
-  /** The request's headers, as the path that serves it has them. */
-  readonly requestHeaders: Call["requestHeaders"];
-  /** The request's URL, when the path has one made (connect's handlers). */
-  readonly url: string | undefined;
+export interface CallControl extends CallStart {
   /** Why the call was cut short, if it was. */
   readonly ended: Ended | undefined;
   /**
@@ -121,14 +118,48 @@ export class CallPipeline {
     };
   }
 
+  /**
+   * A request gate (connect's `requestGate` option, which both paths honour
+   * before the body is read) whose refusals are reported as calls: a call
+   * the gate refuses starts and ends at once with the gate's error, so the
+   * metrics count it by its code and the call log has its line, the same on
+   * either path. A call the gate lets through is reported as any other, by
+   * `unary` and `stream`.
+   */
+  gated(
+    gate: (ctx: HandlerContext) => void | Promise<void>,
+  ): (ctx: HandlerContext) => void | Promise<void> {
+    return (ctx) => {
+      let passed: void | Promise<void>;
+      try {
+        passed = gate(ctx);
+      } catch (e) {
+        this.#refused(ctx, e);
+        throw e;
+      }
+      if (!(passed instanceof Promise)) return;
+      return passed.catch((e: unknown) => {
+        this.#refused(ctx, e);
+        throw e;
+      });
+    };
+  }
+
+  #refused(ctx: HandlerContext, e: unknown): void {
+    const values = ctx.values;
+    const call = this.#report.start({
+      procedure: procedureOf(ctx.method),
+      protocol: ctx.protocolName as Protocol,
+      connection: values.get(connectionKey) ?? unknownConnection,
+      requestHeaders: ctx.requestHeader,
+      url: ctx.url,
+      principal: values.get(principalKey),
+    });
+    this.#report.finish(call, e);
+  }
+
   #start(ctl: CallControl): Call {
-    return this.#report.start(
-      ctl.procedure,
-      ctl.protocol,
-      ctl.connection,
-      ctl.requestHeaders,
-      ctl.url,
-    );
+    return this.#report.start(ctl);
   }
 
   #succeed(ctl: CallControl, call: Call, output: unknown): unknown {

@@ -1,33 +1,37 @@
 import { performance } from "node:perf_hooks";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Protocol } from "../protocol/content-type.js";
-import type { Connection } from "./connection.js";
-import type { Call, CallObserver, Procedure } from "./observer.js";
+import type { Call, CallObserver } from "./observer.js";
+
+/** What a call is when it starts, as the path that serves it knows it. */
+export type CallStart = Pick<
+  Call,
+  | "procedure"
+  | "protocol"
+  | "connection"
+  | "requestHeaders"
+  | "url"
+  | "principal"
+>;
 
 /**
  * What every call reports, defined once: the server's observers (in-flight
  * count, metrics, call log) hear of each call's start, messages and end in
  * the same way whichever path served it. Connect's handlers reach it through
- * the observeCalls interceptor (src/calls/observe.ts), the fast path calls it
- * directly.
+ * the pipeline's interceptor (src/calls/interceptor.ts), the engine calls it
+ * directly (src/calls/pipeline.ts).
  */
 export class CallReport {
   constructor(private readonly observers: readonly CallObserver[]) {}
 
-  /** A call's handler is about to be invoked. */
-  start(
-    procedure: Procedure,
-    protocol: Protocol,
-    connection: Connection,
-    requestHeaders: Call["requestHeaders"],
-    url?: string,
-  ): Call {
+  /** A call's handler is about to be invoked (or the call was refused before, src/calls/pipeline.ts `gated`). */
+  start(from: CallStart): Call {
     const call: Call = {
-      procedure,
-      protocol,
-      connection,
-      requestHeaders,
-      url,
+      procedure: from.procedure,
+      protocol: from.protocol,
+      connection: from.connection,
+      requestHeaders: from.requestHeaders,
+      url: from.url,
+      principal: from.principal,
       startedAt: performance.now(),
       received: 0,
       sent: 0,

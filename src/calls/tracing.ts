@@ -65,6 +65,15 @@ import {
  */
 const RPC_SYSTEM_NAME_VALUE_CONNECTRPC = "connectrpc";
 
+/**
+ * Who made the call (src/auth/principal.ts: a token's subject, or a client
+ * certificate's SAN or subject), in the registry's `user.id`: "Unique
+ * identifier of the user". The conventions moved `enduser.id`, the older
+ * name, to their client-side repository and deprecated it. In development
+ * too, so copied rather than imported, as above.
+ */
+const ATTR_USER_ID = "user.id";
+
 type ExporterOptions = NonNullable<
   ConstructorParameters<typeof OTLPProtoTraceExporter>[0]
 >;
@@ -156,6 +165,9 @@ export class Tracing implements CallObserver {
     span.setAttribute(ATTR_RPC_METHOD, name);
     const server = this.#server(call);
     if (server !== undefined) span.setAttributes(server);
+    if (call.principal !== undefined) {
+      span.setAttribute(ATTR_USER_ID, call.principal.id);
+    }
   }
 
   /** @private Called by the call report: the span ends with the call's outcome. */

@@ -48,7 +48,25 @@ export interface Invocation {
    * child of the given one and its trace can be found. @default undefined
    */
   readonly traceparent: string | undefined;
+  /**
+   * A bearer token sent as `Authorization: Bearer <token>`, from --token or
+   * the GREETER_TOKEN environment variable (which keeps it out of the
+   * process list). @default undefined
+   */
+  readonly token: string | undefined;
+  /** PEM files for TLS: the CA the server's certificate must chain to, and a client certificate and key (mutual TLS). */
+  readonly tls: TlsFiles;
 }
+
+/** The TLS files the command line names; each undefined when not given. */
+export interface TlsFiles {
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+}
+
+/** The environment variable the token is read from when --token is not given. */
+export const tokenEnv = "GREETER_TOKEN";
 
 /** The command line cannot be run as given; the message is one line for the user. */
 export class UsageError extends Error {
@@ -79,15 +97,19 @@ Options:
   --timeout-ms MS              deadline of the call in milliseconds (default none)
   --traceparent VALUE          send this W3C traceparent (00-<trace id>-<span id>-<flags>),
                                so the server's span joins your trace (default none)
+  --token TOKEN                send "Authorization: Bearer TOKEN" (default: $${tokenEnv}, or none)
+  --ca FILE                    PEM CA the server's certificate must chain to (https:// URLs)
+  --cert FILE, --key FILE      PEM client certificate and key, for mutual TLS
   -h, --help                   show this help
 
 Exit status: 0 on success, 1 when the call fails (stderr: "error: CODE: message"),
 2 on bad usage. Use "npm run --silent client -- ..." to get nothing but the replies.`;
 }
 
-/** Parse the command line; undefined means help was asked for. Throws UsageError. */
+/** Parse the command line (and GREETER_TOKEN from `env`); undefined means help was asked for. Throws UsageError. */
 export function parseInvocation(
   argv: readonly string[],
+  env: NodeJS.ProcessEnv = {},
 ): Invocation | undefined {
   let parsed: ReturnType<typeof parse>;
   try {
@@ -119,10 +141,31 @@ export function parseInvocation(
     // Full duplex needs HTTP/2; over HTTP/1.1 the server answers 505.
     throw new UsageError("chat (bidi streaming) needs --http-version 2");
   }
+  const target = url(values.url ?? defaultUrl);
+  const tls: TlsFiles = {
+    ca: values.ca,
+    cert: values.cert,
+    key: values.key,
+  };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new UsageError("--cert and --key go together");
+  }
+  const tlsFlag = (["ca", "cert", "key"] as const).find(
+    (k) => tls[k] !== undefined,
+  );
+  if (tlsFlag !== undefined && !target.startsWith("https:")) {
+    throw new UsageError(`--${tlsFlag} needs an https:// --url`);
+  }
+  const token = values.token ?? env[tokenEnv];
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    throw new UsageError(
+      `--token (or ${tokenEnv}) must be the token alone: printable characters, no spaces`,
+    );
+  }
   return {
     command,
     names: namesOf(command, names),
-    url: url(values.url ?? defaultUrl),
+    url: target,
     protocol,
     httpVersion,
     timeoutMs:
@@ -133,6 +176,8 @@ export function parseInvocation(
       values.traceparent === undefined
         ? undefined
         : traceparent(values.traceparent),
+    token,
+    tls,
   };
 }
 
@@ -145,6 +190,10 @@ function parse(argv: readonly string[]) {
       "http-version": { type: "string" },
       "timeout-ms": { type: "string" },
       traceparent: { type: "string" },
+      token: { type: "string" },
+      ca: { type: "string" },
+      cert: { type: "string" },
+      key: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,

@@ -1,6 +1,12 @@
+import { readFile } from "node:fs/promises";
 import { createClient } from "@connectrpc/connect";
 import { Greeter } from "../../gen/helloworld_pb.js";
-import { helpText, parseInvocation, UsageError } from "./args.js";
+import {
+  helpText,
+  type Invocation,
+  parseInvocation,
+  UsageError,
+} from "./args.js";
 import { runCommand } from "./commands.js";
 import { errorLine } from "./errors.js";
 import { namesFrom } from "./names.js";
@@ -10,7 +16,7 @@ import { createTransport } from "./transport.js";
 async function main(argv: readonly string[]): Promise<number> {
   let invocation: ReturnType<typeof parseInvocation>;
   try {
-    invocation = parseInvocation(argv);
+    invocation = parseInvocation(argv, process.env);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(
@@ -22,7 +28,14 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${helpText()}\n`);
     return 0;
   }
-  const client = createClient(Greeter, createTransport(invocation));
+  let tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  try {
+    tls = await readTls(invocation.tls);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const client = createClient(Greeter, createTransport({ ...invocation, tls }));
   try {
     await runCommand(invocation.command, {
       client,
@@ -45,6 +58,25 @@ async function main(argv: readonly string[]): Promise<number> {
     // the process would wait for a line nobody will send.
     process.stdin.destroy();
   }
+}
+
+/** The PEM files named on the command line, read; a file that cannot be read is a usage error. */
+async function readTls(
+  files: Invocation["tls"],
+): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer }> {
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  for (const k of ["ca", "cert", "key"] as const) {
+    const path = files[k];
+    if (path === undefined) continue;
+    try {
+      out[k] = await readFile(path);
+    } catch (e) {
+      throw new Error(
+        `--${k}: cannot read "${path}" (${(e as NodeJS.ErrnoException).code ?? e})`,
+      );
+    }
+  }
+  return out;
 }
 
 // A reader that went away (`| head -1`) is not an error of the call: stop quietly.

@@ -17,6 +17,7 @@ import {
   createContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
+import { principalKey } from "../auth/principal.js";
 import { CallEnd } from "../calls/call-end.js";
 import type { ConnectionSource } from "../calls/connection.js";
 import type { CallControl, CallPipeline } from "../calls/pipeline.js";
@@ -63,6 +64,7 @@ export class EngineCall extends CallEnd implements CallControl {
   #timer: NodeJS.Timeout | undefined = undefined;
   #deadlineAt: number | undefined = undefined;
   #readsEndWithCall = false;
+  #values: ContextValues | undefined = undefined;
 
   constructor(
     host: CallHost,
@@ -91,6 +93,11 @@ export class EngineCall extends CallEnd implements CallControl {
 
   get requestHeaders() {
     return this.exchange.headers;
+  }
+
+  /** Who made the call, if a request gate said (src/auth/gate.ts); the context values are not made for it. */
+  get principal() {
+    return this.#values?.get(principalKey);
   }
 
   /**
@@ -157,11 +164,23 @@ export class EngineCall extends CallEnd implements CallControl {
     return messages;
   }
 
-  /** The context values for the handler, as connectNodeAdapter's `contextValues` makes them. */
-  contextValues(): ContextValues {
-    const make = this.host.contextValues;
-    return make === undefined
-      ? createContextValues()
-      : this.exchange.contextValues(make);
+  /**
+   * The context values of the call's handler, as connectNodeAdapter's
+   * `contextValues` makes them, made when first read: by the handler, or by
+   * a request gate that sets the principal.
+   */
+  get values(): ContextValues {
+    if (this.#values === undefined) {
+      const make = this.host.contextValues;
+      this.#values =
+        make === undefined
+          ? createContextValues()
+          : this.exchange.contextValues(make);
+    }
+    return this.#values;
+  }
+
+  set values(values: ContextValues) {
+    this.#values = values;
   }
 }

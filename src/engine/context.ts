@@ -18,7 +18,6 @@ export class CallContext implements HandlerContext {
   readonly #init: ResponseInit;
   #responseHeader: Headers | undefined = undefined;
   #responseTrailer: Headers | undefined = undefined;
-  #values: ContextValues | undefined = undefined;
 
   constructor(
     call: EngineCall,
@@ -64,12 +63,11 @@ export class CallContext implements HandlerContext {
   }
 
   get values(): ContextValues {
-    this.#values ??= this.#call.contextValues();
-    return this.#values;
+    return this.#call.values;
   }
 
   set values(values: ContextValues) {
-    this.#values = values;
+    this.#call.values = values;
   }
 
   get url(): string {

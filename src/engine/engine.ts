@@ -254,6 +254,7 @@ export class Engine implements CallHost {
   readonly claimStream = (
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
+    rawHeaders?: string[],
   ): boolean => {
     const match = this.#match(
       headers[":method"],
@@ -272,6 +273,7 @@ export class Engine implements CallHost {
         stream,
         headers,
         this.#cors?.responseHeaders(headers.origin),
+        rawHeaders,
       ),
       () => stream.destroy(),
     );

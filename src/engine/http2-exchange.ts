@@ -22,14 +22,18 @@ const withTrailers = { waitForTrailers: true } as const;
  */
 export class Http2Exchange extends NodeExchange implements Exchange {
   readonly httpVersion = "2.0";
+  /** The header fields as they came (the "stream" event's rawHeaders), for context values. */
+  readonly #rawHeaders: readonly string[] | undefined;
 
   /** `extra`: headers every response carries besides the protocol's (CORS). */
   constructor(
     readonly stream: ServerHttp2Stream,
     readonly headers: IncomingHttpHeaders,
     extra: OutgoingHttpHeaders | undefined,
+    rawHeaders?: readonly string[],
   ) {
     super(stream, extra);
+    this.#rawHeaders = rawHeaders;
   }
 
   get method(): string {
@@ -68,6 +72,7 @@ export class Http2Exchange extends NodeExchange implements Exchange {
       httpVersion: "2.0",
       socket: session?.socket ?? {},
       stream: { session },
+      rawHeaders: this.#rawHeaders,
     });
   }
 

@@ -1,6 +1,15 @@
 import { cors as connectCors } from "@connectrpc/connect";
 import type { Middleware } from "./middleware.js";
 
+/**
+ * The request headers a browser may send cross-origin: Connect's protocols'
+ * own, and Authorization, which carries a bearer token (src/auth/) and which
+ * a browser sends to another origin only when the preflight allows it.
+ */
+const allowedHeaders = [...connectCors.allowedHeaders, "Authorization"].join(
+  ", ",
+);
+
 /** How long a browser may cache a preflight answer, in seconds (as connectrpc.com/cors recommends). */
 export const corsMaxAgeSeconds = 7200;
 
@@ -77,8 +86,7 @@ export class CorsPolicy {
       headers["access-control-allow-origin"] = this.#anyOrigin ? "*" : origin;
       headers["access-control-allow-methods"] =
         connectCors.allowedMethods.join(", ");
-      headers["access-control-allow-headers"] =
-        connectCors.allowedHeaders.join(", ");
+      headers["access-control-allow-headers"] = allowedHeaders;
       headers["access-control-max-age"] = String(corsMaxAgeSeconds);
     }
     return headers;

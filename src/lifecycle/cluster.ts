@@ -14,6 +14,8 @@ export interface ClusterOptions {
   out?: (line: string) => void;
   /** Where notes about workers go (started, died, restarted). @default console.error */
   err?: (line: string) => void;
+  /** Set to serving once every worker serves, and to not serving on a signal: the admin port's /readyz. @default none */
+  readiness?: { set(serving: boolean): void };
 }
 
 /** The message a worker sends its primary once it serves. */
@@ -81,6 +83,7 @@ export function runCluster(options: ClusterOptions): Promise<number> {
           err(`connect-greeter: worker ${worker.process.pid} ready`);
         } else if (ready.size === options.workers) {
           everReady = true;
+          options.readiness?.set(true);
           const pids = [...ready].map((w) => w.process.pid).join(", ");
           out(`${message.line} with ${options.workers} workers (pids ${pids})`);
         }
@@ -123,12 +126,14 @@ export function runCluster(options: ClusterOptions): Promise<number> {
     };
     const onSignal = (signal: NodeJS.Signals) => {
       stopping = true;
+      options.readiness?.set(false);
       for (const timer of pendingRestarts) clearTimeout(timer);
       pendingRestarts.clear();
       // Each worker runs the single-process shutdown path; a second signal is forwarded too.
       for (const worker of startedAt.keys()) worker.process.kill(signal);
       finishIfDone();
     };
+    options.readiness?.set(false);
     cluster.on("exit", onExit);
     for (const signal of signals) process.on(signal, onSignal);
     for (let i = 0; i < options.workers; i++) fork();

@@ -79,8 +79,11 @@ export async function serveConnectStream(
   let error: ConnectError | undefined;
   try {
     // As connect's applyRequestGate: before the body is read and before the
-    // interceptors, so a rejected call is never parsed nor observed.
-    if (opt.requestGate !== undefined) await opt.requestGate(ctx);
+    // interceptors, so a rejected call is never read nor parsed (the call
+    // pipeline reports it: CallPipeline.gated). Awaited only when the gate
+    // is asynchronous, as a cached token's check is not.
+    const gated = opt.requestGate?.(ctx);
+    if (gated instanceof Promise) await gated;
     await streamResponses(call, ctx, input, writer);
   } catch (e) {
     error =

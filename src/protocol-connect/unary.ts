@@ -77,9 +77,12 @@ export async function serveConnectUnary(
   let status = 200;
   let body: Uint8Array;
   try {
-    // As connect: the gate runs before the body is read, so a request it
-    // rejects is never read, decompressed or parsed.
-    if (opt.requestGate !== undefined) await opt.requestGate(ctx);
+    // As connect's applyRequestGate: before the body is read and before the
+    // interceptors, so a rejected call is never read nor parsed (the call
+    // pipeline reports it: CallPipeline.gated). Awaited only when the gate
+    // is asynchronous, as a cached token's check is not.
+    const gated = opt.requestGate?.(ctx);
+    if (gated instanceof Promise) await gated;
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
     let bytes: Uint8Array;

@@ -162,8 +162,11 @@ export async function serveGrpc(
   let answered = false;
   try {
     // As connect's applyRequestGate: before the body is read and before the
-    // interceptors, so a rejected call is never parsed nor observed.
-    if (opt.requestGate !== undefined) await opt.requestGate(ctx);
+    // interceptors, so a rejected call is never read nor parsed (the call
+    // pipeline reports it: CallPipeline.gated). Awaited only when the gate
+    // is asynchronous, as a cached token's check is not.
+    const gated = opt.requestGate?.(ctx);
+    if (gated instanceof Promise) await gated;
     if (spec.kind === "unary") {
       // As connect: the single request is read before the handler runs.
       let message = ensureSingle(() => input.read(), "unary");

@@ -4,6 +4,8 @@ import type * as http2 from "node:http2";
 export type StreamClaim = (
   stream: http2.ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
+  /** The header fields as they came, names and values in turn (the "stream" event's rawHeaders). */
+  rawHeaders: string[],
 ) => boolean;
 
 /**
@@ -30,6 +32,7 @@ export function claimStreams(
       claim(
         args[0] as http2.ServerHttp2Stream,
         args[1] as http2.IncomingHttpHeaders,
+        args[3] as string[],
       )
     ) {
       return true;

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type * as tls from "node:tls";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import { claimStreams, type StreamClaim } from "./claim-streams.js";
 import { type Connections, trackConnections } from "./connections.js";
@@ -15,11 +16,16 @@ export type RequestHandler = ReturnType<typeof connectNodeAdapter>;
 /** Options of the one-port listener. */
 export interface ListenerOptions {
   /**
-   * PEM certificate and key. When set, the port speaks TLS only and ALPN picks
-   * h2 or http/1.1; when unset, the port speaks cleartext HTTP/1.1 and h2c.
+   * PEM certificate and key, and for mutual TLS the client CA and whether a
+   * client certificate is asked for and required. When set, the port speaks
+   * TLS only and ALPN picks h2 or http/1.1; when unset, the port speaks
+   * cleartext HTTP/1.1 and h2c.
    * @default undefined (cleartext)
    */
-  tls?: { cert: Buffer; key: Buffer };
+  tls?: { cert: Buffer; key: Buffer } & Pick<
+    tls.TlsOptions,
+    "ca" | "requestCert" | "rejectUnauthorized"
+  >;
   /** Options for the HTTP/1.1 side. @default {} */
   http1?: http.ServerOptions;
   /** Options for the HTTP/2 side. @default {} */
@@ -98,8 +104,8 @@ export function createListener(
     server.on("session", onSession);
     server.on("request", connections.response);
     if (claim === undefined) return;
-    claimStreams(server, (stream, headers) => {
-      if (!claim(stream, headers)) return false;
+    claimStreams(server, (stream, headers, rawHeaders) => {
+      if (!claim(stream, headers, rawHeaders)) return false;
       connections.stream(stream);
       return true;
     });

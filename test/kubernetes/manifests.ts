@@ -36,6 +36,8 @@ const models: Record<string, string> = {
     "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GRPCRoute",
   "gateway.networking.k8s.io/v1 HTTPRoute":
     "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute",
+  "gateway.networking.k8s.io/v1 BackendTLSPolicy":
+    "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/BackendTLSPolicy",
 };
 
 /** The module of an object's model; fails for a type it does not know. */

@@ -19,6 +19,9 @@ export type HttpVersion = (typeof httpVersions)[number];
 export interface TestTransportOptions {
   /** Trusted CA certificate for https URLs (the test's self-signed one). */
   ca?: Buffer;
+  /** A client certificate and its key, for servers that ask for one (mutual TLS). */
+  cert?: Buffer;
+  key?: Buffer;
   /** Use Connect's JSON encoding instead of binary protobuf. @default false */
   json?: boolean;
 }
@@ -37,7 +40,11 @@ export function testTransport(
   baseUrl: string,
   options: TestTransportOptions = {},
 ): Transport {
-  const nodeOptions = options.ca ? { ca: options.ca } : {};
+  const { ca, cert, key } = options;
+  const nodeOptions = {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert, key }),
+  };
   const useBinaryFormat = !options.json;
   switch (protocol) {
     case "connect":
