@@ -140,7 +140,7 @@ async function sent(responses: ReadonlySet<Response>): Promise<void> {
       [...responses].map(
         (res) =>
           new Promise<void>((resolve) => {
-            // Stryker disable next-line StringLiteral: equivalent, close follows finish and ends the wait too
+            // Stryker disable next-line StringLiteral,CallExpression: equivalent, close follows finish and ends the wait too
             res.once("finish", resolve);
             res.once("close", resolve);
           }),

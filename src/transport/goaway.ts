@@ -112,7 +112,7 @@ function whenSettingsAcknowledged(
   const go = () => {
     // Stryker disable next-line CallExpression: equivalent, go() once more returns on the closed session
     clearTimeout(timer);
-    // Stryker disable next-line StringLiteral: equivalent, once() has removed it, or a repeat notice
+    // Stryker disable next-line StringLiteral,CallExpression: equivalent, once() has removed it, or a repeat notice
     session.off("localSettings", go);
     then();
   };
