@@ -529,6 +529,7 @@ function tracing(env: NodeJS.ProcessEnv): TracingConfig | undefined {
   try {
     return loadTracingConfig(env);
   } catch (e) {
+    // Stryker disable next-line ConditionalExpression: equivalent, loadTracingConfig throws nothing but OtelConfigError
     if (e instanceof OtelConfigError) throw new ConfigError(e.message);
     throw e;
   }

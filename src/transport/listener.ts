@@ -132,6 +132,7 @@ export function createListener(
     // limit from properties of the server, not from its options.
     for (const key of http1FallbackSettings) {
       const value = options.http1?.[key];
+      // Stryker disable next-line ConditionalExpression: equivalent, src/server.ts sets every one of them
       if (value !== undefined) Object.assign(server, { [key]: value });
     }
     server.on("connection", connections.socket);
