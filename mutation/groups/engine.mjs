@@ -19,6 +19,9 @@ export default group("engine", {
     "test/bad-input.test.ts",
     "test/errors.test.ts",
     "test/backpressure.test.ts",
+    "test/grpc-web-text.test.ts",
+    "test/connect-get.test.ts",
+    "test/compression.test.ts",
   ],
   testTimeoutMs: 5_000,
   // Not set yet: the engine has not been run since its rewrite. Set it to
