@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import * as net from "node:net";
-import { Arrivals } from "../support/arrivals.js";
-import { defaultWaitMs } from "../support/wait.js";
+import { Arrivals } from "./arrivals.js";
+import { defaultWaitMs } from "./wait.js";
 
 /** HTTP/2 frame types (RFC 9113, 6). */
 export const frameType = {
