@@ -14,7 +14,7 @@ import {
 import type { DestinationStream, Logger } from "pino";
 import { startAdminServer } from "./admin/server.js";
 import { callLog } from "./calls/call-log.js";
-import { connectionValues } from "./calls/connection.js";
+import { connectionValues, peerName } from "./calls/connection.js";
 import { InflightCalls } from "./calls/inflight.js";
 import { throughPipeline } from "./calls/interceptor.js";
 import { Metrics } from "./calls/metrics.js";
@@ -32,7 +32,12 @@ import { drain, type ShutdownResult } from "./lifecycle/shutdown.js";
 import { createLogger } from "./logger.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
-import { createListener, type Listener } from "./transport/listener.js";
+import type { ClosedBy } from "./transport/connection-policy.js";
+import {
+  type ConnectionEvent,
+  createListener,
+  type Listener,
+} from "./transport/listener.js";
 
 /** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
 export type ServerOptions = Partial<Config> & ServerSeams;
@@ -187,10 +192,35 @@ export async function startServer(
     // anything else: UNIMPLEMENTED in the caller's protocol, or 404
     notFound,
   );
+  const connectionCounts = metrics.countConnections(
+    () => listener.sockets.size,
+  );
+  const onConnectionEvent = (event: ConnectionEvent) => {
+    if ("refused" in event) {
+      // Counted, not logged: a flood of refusals would flood the log too.
+      connectionCounts.refused(event.refused);
+      return;
+    }
+    connectionCounts.closed(event.closed);
+    logger[closeLevels[event.closed]](
+      { peer: peerName(event.peer), reason: event.closed },
+      "closed connection",
+    );
+  };
   const listener = createListener(handler, {
     tls: config.tls,
     firstBytesTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
+    firstCallTimeoutMs: config.firstCallTimeoutMs,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: config.maxConnectionAgeGraceMs,
+    keepaliveTimeMs: config.keepaliveTimeMs,
+    keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+    pingMinIntervalMs: config.pingMinIntervalMs,
+    pingWithoutCalls: config.pingWithoutCalls,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    onConnectionEvent,
     claimStream: engine.claimStream,
     http1: {
       maxHeaderSize: config.maxHeaderBytes,
@@ -286,6 +316,21 @@ export async function startServer(
     },
   };
 }
+
+/**
+ * The level of the line for a connection a policy closed: the routine ones
+ * (idle, never used, old) at debug; a peer that stopped answering PINGs or
+ * held calls past its connection's age at info; one that PINGs too often,
+ * a misbehaving client, at warn.
+ */
+const closeLevels = {
+  idle: "debug",
+  first_call: "debug",
+  max_age: "debug",
+  max_age_grace: "info",
+  keepalive_timeout: "info",
+  too_many_pings: "warn",
+} as const satisfies Record<ClosedBy, "debug" | "info" | "warn">;
 
 /** The URL a client on this machine would use: a wildcard address becomes localhost. */
 export function urlOf(

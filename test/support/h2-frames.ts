@@ -12,11 +12,13 @@ export const frameType = {
   ping: 6,
   goaway: 7,
   windowUpdate: 8,
+  continuation: 9,
 } as const;
 
-const endStream = 0x1;
-const ack = 0x1;
-const endHeaders = 0x4;
+/** Frame flags (RFC 9113, 6). */
+export const endStream = 0x1;
+export const ack = 0x1;
+export const endHeaders = 0x4;
 
 /** One frame as it came off the wire. */
 export interface Frame {
@@ -111,21 +113,42 @@ export class RawH2Client {
     headers: Record<string, string>,
     body: Buffer,
   ): void {
-    const block = Buffer.concat(
-      Object.entries({
-        ":method": "POST",
-        ":scheme": "http",
-        ":path": path,
-        ":authority": "localhost",
-        ...headers,
-      }).map(([name, value]) => literal(name, value)),
-    );
     this.socket.write(
       Buffer.concat([
-        frame(frameType.headers, endHeaders, streamId, block),
+        frame(
+          frameType.headers,
+          endHeaders,
+          streamId,
+          headerBlock(path, headers),
+        ),
         frame(frameType.data, endStream, streamId, body),
       ]),
     );
+  }
+
+  /** Open a POST on `streamId` and leave its request open: HEADERS alone, then `body` if given, without END_STREAM. */
+  open(
+    streamId: number,
+    path: string,
+    headers: Record<string, string>,
+    body?: Buffer,
+  ): void {
+    const frames = [
+      frame(
+        frameType.headers,
+        endHeaders,
+        streamId,
+        headerBlock(path, headers),
+      ),
+    ];
+    if (body !== undefined)
+      frames.push(frame(frameType.data, 0, streamId, body));
+    this.socket.write(Buffer.concat(frames));
+  }
+
+  /** Send a PING (not an ACK) with `payload` (8 bytes). */
+  ping(payload: Buffer = Buffer.alloc(8)): void {
+    this.socket.write(frame(frameType.ping, 0, 0, payload));
   }
 
   /** Acknowledge a PING the server sent. */
@@ -138,7 +161,10 @@ export class RawH2Client {
    * `match` accepts; rejects if the socket closes first, or once `ms` have
    * passed without one.
    */
-  next(match: (f: Frame) => boolean, ms = defaultWaitMs): Promise<Frame> {
+  next(
+    match: (f: Frame, index: number) => boolean,
+    ms = defaultWaitMs,
+  ): Promise<Frame> {
     return this.#arrivals.first(match, ms);
   }
 
@@ -172,8 +198,24 @@ export class RawH2Client {
   }
 }
 
+/** A POST's header block: the pseudo-headers for `path`, then `headers`, each a literal. */
+export function headerBlock(
+  path: string,
+  headers: Record<string, string>,
+): Buffer {
+  return Buffer.concat(
+    Object.entries({
+      ":method": "POST",
+      ":scheme": "http",
+      ":path": path,
+      ":authority": "localhost",
+      ...headers,
+    }).map(([name, value]) => literal(name, value)),
+  );
+}
+
 /** A frame: 9-byte header (length, type, flags, stream id), then the payload. */
-function frame(
+export function frame(
   type: number,
   flags: number,
   streamId: number,
@@ -188,7 +230,7 @@ function frame(
 }
 
 /** An HPACK literal header field without indexing, new name, no Huffman coding (RFC 7541, 6.2.2). */
-function literal(name: string, value: string): Buffer {
+export function literal(name: string, value: string): Buffer {
   return Buffer.concat([
     Buffer.from([0]),
     hpackString(name),
@@ -196,13 +238,14 @@ function literal(name: string, value: string): Buffer {
   ]);
 }
 
-function hpackString(s: string): Buffer {
+/** An HPACK string literal, no Huffman coding (RFC 7541, 5.2). */
+export function hpackString(s: string): Buffer {
   const bytes = Buffer.from(s, "latin1");
   return Buffer.concat([hpackInteger(bytes.length, 7), bytes]);
 }
 
 /** An HPACK integer with an N-bit prefix (RFC 7541, 5.1), the prefix's other bits zero. */
-function hpackInteger(n: number, prefixBits: number): Buffer {
+export function hpackInteger(n: number, prefixBits: number): Buffer {
   const max = 2 ** prefixBits - 1;
   if (n < max) return Buffer.from([n]);
   const out = [max];
