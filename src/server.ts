@@ -15,6 +15,7 @@ import type { DestinationStream, Logger } from "pino";
 import { startAdminServer } from "./admin/server.js";
 import { callLog } from "./calls/call-log.js";
 import { connectionValues, peerName } from "./calls/connection.js";
+import { DeadlinePolicy } from "./calls/deadline-policy.js";
 import { InflightCalls } from "./calls/inflight.js";
 import { throughPipeline } from "./calls/interceptor.js";
 import { Metrics } from "./calls/metrics.js";
@@ -137,6 +138,11 @@ export async function startServer(
   // What every call gets, on either path.
   const pipeline = new CallPipeline(report, logger);
   const corsPolicy = new CorsPolicy(config.corsOrigins);
+  // Off (undefined) unless set: then no call pays for it.
+  const deadlines = DeadlinePolicy.of(
+    config.maxDeadlineMs,
+    config.defaultDeadlineMs,
+  );
   // One set of options for connect's handler and the engine, so the two
   // serve calls alike (src/engine/engine.ts).
   const shared = {
@@ -153,6 +159,7 @@ export async function startServer(
     logger,
     cors: corsPolicy,
     enabled: config.engine,
+    deadlines,
   });
   metrics.countEngineCalls(() => engine.calls);
   const services = engine.record(
@@ -176,10 +183,16 @@ export async function startServer(
       grpcAcceptEncoding(compressions),
       // a client gone while connect waits to write does not hold its call
       releaseWritesOnClose(),
+      // the deadline policy, for the calls connect's handlers serve
+      ...(deadlines === undefined ? [] : [deadlines.step]),
       // the services, by connect's generic handlers: what the engine leaves
       (next) =>
         connectNodeAdapter({
           ...shared,
+          contextValues:
+            deadlines === undefined
+              ? shared.contextValues
+              : deadlines.contextValues(shared.contextValues),
           // What every call gets first, so it sees every call and the error
           // the client sees; the application's interceptors inside it.
           interceptors: [throughPipeline(pipeline), ...interceptors],

@@ -1170,3 +1170,45 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
   ]);
   assert.deepEqual({ ...fast, served: 0 }, slow);
 });
+
+test("under the deadline policy, a server stream whose deadline it shortened (gRPC) or set (Connect) ends DEADLINE_EXCEEDED after its first reply, byte for byte the same from the fast path as from connect's handlers", async (t) => {
+  // The first reply at once, the second a second later: past the deadline.
+  const options = {
+    maxDeadlineMs: 200,
+    defaultDeadlineMs: 200,
+    streamIntervalMs: 1000,
+  };
+  const grpc = await assertSameAnswer(
+    t,
+    {
+      headers: {
+        ":path": "/Greeter/StreamHello",
+        ...grpcHeaders,
+        "grpc-timeout": "10S",
+      },
+      body: [envelope(helloRequest("Ada"))],
+    },
+    options,
+  );
+  assert.deepEqual(grpcStatusOf(grpc), [
+    String(Code.DeadlineExceeded),
+    "the operation timed out",
+  ]);
+  assert.match(grpc.body.toString("latin1"), /Hello Ada, message 0$/);
+  const connect = await assertSameAnswer(
+    t,
+    {
+      headers: {
+        ":path": "/Greeter/StreamHello",
+        "content-type": "application/connect+proto",
+      },
+      body: [envelope(helloRequest("Ada"))],
+    },
+    options,
+  );
+  assert.equal(connect.status, 200);
+  assert.match(
+    connect.body.toString("latin1"),
+    /Hello Ada, message 0.*"code":"deadline_exceeded","message":"the operation timed out"/s,
+  );
+});

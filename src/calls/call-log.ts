@@ -13,7 +13,9 @@ import {
 /**
  * Log one line per finished call, as go-grpc-middleware's logging does: its
  * procedure, protocol, HTTP version, code, duration, peer and, for streams,
- * the messages each way. The level follows the code, so a server at "warn"
+ * the messages each way; when the deadline policy set the call's deadline
+ * (src/calls/deadline-policy.ts), the deadline, why, and what the client
+ * asked for. The level follows the code, so a server at "warn"
  * still logs calls that failed on its side. At debug, every message too (its
  * direction, never its content).
  *
@@ -25,7 +27,8 @@ import {
  *
  * The call line is the JSON pino would write for
  * `logger[level]({procedure, protocol, httpVersion, code, durationMs, peer,
- * received?, sent?, error?, trace_id?, span_id?, trace_flags?},
+ * received?, sent?, deadlineMs?, deadlineSetBy?, requestedDeadlineMs?,
+ * error?, trace_id?, span_id?, trace_flags?},
  * "finished call")`, key for key, but built from
  * pieces made once per procedure and per connection and handed to pino's own
  * destination: every call pays for it, and pino's general serialiser walks
@@ -68,6 +71,13 @@ export function callLog(
     let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${base},"procedure":${json(procedures, call.procedure, call.procedure.path)},"protocol":"${call.protocol}","httpVersion":${JSON.stringify(call.connection.httpVersion)},"code":"${codeName(code)}","durationMs":${Math.round(outcome.durationMs * 1000) / 1000},"peer":${json(peers, call.connection, call.connection.peer)}`;
     if (call.procedure.type !== "unary") {
       line += `,"received":${outcome.received},"sent":${outcome.sent}`;
+    }
+    const deadline = call.deadline;
+    if (deadline !== undefined) {
+      line += `,"deadlineMs":${deadline.deadlineMs},"deadlineSetBy":"${deadline.setBy}"`;
+      if (deadline.requestedMs !== undefined) {
+        line += `,"requestedDeadlineMs":${deadline.requestedMs}`;
+      }
     }
     if (outcome.error !== undefined) {
       line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;

@@ -8,6 +8,7 @@ import type {
 import { parseRequestType } from "../protocol/content-type.js";
 import { CallEnd } from "./call-end.js";
 import { connectionKey, unknownConnection } from "./connection.js";
+import { deadlineChangeKey } from "./deadline-policy.js";
 import { procedureOf } from "./observer.js";
 import type { CallControl, CallPipeline } from "./pipeline.js";
 
@@ -49,6 +50,7 @@ class SignalledCall extends CallEnd implements CallControl {
   readonly connection;
   readonly requestHeaders;
   readonly url;
+  readonly deadlineChange;
 
   constructor(req: UnaryRequest | StreamRequest) {
     super();
@@ -59,6 +61,7 @@ class SignalledCall extends CallEnd implements CallControl {
     this.connection = req.contextValues.get(connectionKey) ?? unknownConnection;
     this.requestHeaders = req.header;
     this.url = req.url;
+    this.deadlineChange = req.contextValues.get(deadlineChangeKey);
     const signal = req.signal;
     if (signal.aborted) this.end(signal.reason);
     else

@@ -4,6 +4,7 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import type { Protocol } from "../protocol/content-type.js";
 import { headerValue } from "../protocol/headers.js";
 import type { Connection } from "./connection.js";
+import type { DeadlineChange } from "./deadline-policy.js";
 
 /** The kind of a call, named as gRPC's Prometheus metrics name it. */
 export type CallType =
@@ -36,6 +37,8 @@ export interface Call {
    * undefined on the fast path, whose headers hold HTTP/2's :authority.
    */
   readonly url: string | undefined;
+  /** What the deadline policy did to the call's deadline, if anything (src/calls/deadline-policy.ts). */
+  readonly deadline: DeadlineChange | undefined;
   /** When the handler was invoked (performance.now()). */
   readonly startedAt: number;
   /** Request messages the handler read so far. */

@@ -14,6 +14,7 @@
 import { type Logger, pino } from "pino";
 import type { Protocol } from "../protocol/content-type.js";
 import type { Connection } from "./connection.js";
+import type { DeadlineChange } from "./deadline-policy.js";
 import { hideInternal } from "./internal-errors.js";
 import type { Call, Procedure } from "./observer.js";
 import { CallReport, closedEarly } from "./report.js";
@@ -35,6 +36,8 @@ export interface CallControl {
   readonly requestHeaders: Call["requestHeaders"];
   /** The request's URL, when the path has one made (connect's handlers). */
   readonly url: string | undefined;
+  /** What the deadline policy did to the call's deadline, if anything. */
+  readonly deadlineChange: DeadlineChange | undefined;
   /** Why the call was cut short, if it was. */
   readonly ended: Ended | undefined;
   /**
@@ -128,6 +131,7 @@ export class CallPipeline {
       ctl.connection,
       ctl.requestHeaders,
       ctl.url,
+      ctl.deadlineChange,
     );
   }
 

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Protocol } from "../protocol/content-type.js";
 import type { Connection } from "./connection.js";
+import type { DeadlineChange } from "./deadline-policy.js";
 import type { Call, CallObserver, Procedure } from "./observer.js";
 
 /**
@@ -21,6 +22,7 @@ export class CallReport {
     connection: Connection,
     requestHeaders: Call["requestHeaders"],
     url?: string,
+    deadline?: DeadlineChange,
   ): Call {
     const call: Call = {
       procedure,
@@ -28,6 +30,7 @@ export class CallReport {
       connection,
       requestHeaders,
       url,
+      deadline,
       startedAt: performance.now(),
       received: 0,
       sent: 0,
