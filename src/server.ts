@@ -16,8 +16,10 @@ import { startAdminServer } from "./admin/server.js";
 import { callLog } from "./calls/call-log.js";
 import { connectionValues, peerName } from "./calls/connection.js";
 import { DeadlinePolicy } from "./calls/deadline-policy.js";
+import { gates } from "./calls/gates.js";
 import { InflightCalls } from "./calls/inflight.js";
 import { throughPipeline } from "./calls/interceptor.js";
+import { LoadShedder } from "./calls/load-shedding.js";
 import { Metrics } from "./calls/metrics.js";
 import { CallPipeline } from "./calls/pipeline.js";
 import { CallReport } from "./calls/report.js";
@@ -143,6 +145,15 @@ export async function startServer(
     config.maxDeadlineMs,
     config.defaultDeadlineMs,
   );
+  // Off (undefined) unless a limit is set: then no call pays for it.
+  const shedder = LoadShedder.of(
+    {
+      callsInFlight: config.shedCallsInFlight,
+      eventLoopDelayMs: config.shedEventLoopDelayMs,
+    },
+    inflight,
+    metrics.countShedding(),
+  );
   // One set of options for connect's handler and the engine, so the two
   // serve calls alike (src/engine/engine.ts).
   const shared = {
@@ -151,6 +162,9 @@ export async function startServer(
     acceptCompression: compressions,
     compressMinBytes: config.compressMinBytes,
     shutdownSignal: shutdownSignal.signal,
+    // What a call must pass before its request is read, in order: the
+    // cheapest first, so an overloaded server refuses before it does more.
+    requestGate: gates(shedder?.gate),
   };
   const engine = new Engine({
     ...shared,
@@ -305,6 +319,7 @@ export async function startServer(
         admin?.close(),
         tracing?.shutdown(),
       ]);
+      shedder?.close();
     },
     shutdown(graceMs = config.shutdownGraceMs) {
       shuttingDown ??= drain(
@@ -323,6 +338,7 @@ export async function startServer(
         // those of the calls the drain ended too, are exported now, within
         // a bound of their own (flushTracesMs).
         await Promise.all([admin?.close(), tracing?.shutdown()]);
+        shedder?.close();
         return result;
       });
       return shuttingDown;

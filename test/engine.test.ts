@@ -39,6 +39,7 @@ import {
   protocols,
   testTransport,
 } from "./support/transports.js";
+import { until } from "./support/wait.js";
 
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
@@ -1211,4 +1212,55 @@ test("under the deadline policy, a server stream whose deadline it shortened (gR
     connect.body.toString("latin1"),
     /Hello Ada, message 0.*"code":"deadline_exceeded","message":"the operation timed out"/s,
   );
+});
+
+test("a call refused by load shedding gets the same answer from the fast path as from connect's handlers, over gRPC and Connect", async (t) => {
+  const answers = [];
+  for (const engine of [true, false]) {
+    const server = await startTestServer(t, { shedCallsInFlight: 1, engine });
+    const holder = http2.connect(server.url);
+    holder.on("error", () => {});
+    t.after(() => holder.destroy());
+    holder.request({
+      ":method": "POST",
+      ":path": "/Greeter/Chat",
+      ...grpcHeaders,
+    });
+    await until("the Chat runs", () => server.inflight.count === 1);
+    const grpc = await rawH2(server.url, {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"))],
+    });
+    const connect = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/proto",
+      },
+      body: [helloRequest("Alice")],
+    });
+    const pick = (r: RawResponse) => ({
+      status: r.status,
+      headers: { ...r.headers, date: undefined },
+      headersEndStream: r.headersEndStream,
+      body: r.body.toString(),
+      trailers: r.trailers,
+    });
+    answers.push({
+      grpc: pick(grpc),
+      grpcStatus: grpcStatusOf(grpc),
+      connect: pick(connect),
+    });
+    assert.equal(server.engine.calls, engine ? 3 : 0);
+  }
+  const [fast, slow] = answers;
+  assert.deepEqual(fast, slow);
+  assert.deepEqual(fast?.grpcStatus, [
+    String(Code.Unavailable),
+    "the server is overloaded: too many calls in flight",
+  ]);
+  assert.equal(fast?.connect.status, 503);
+  assert.deepEqual(JSON.parse(fast?.connect.body ?? ""), {
+    code: "unavailable",
+    message: "the server is overloaded: too many calls in flight",
+  });
 });

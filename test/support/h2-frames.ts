@@ -113,17 +113,7 @@ export class RawH2Client {
     headers: Record<string, string>,
     body: Buffer,
   ): void {
-    this.socket.write(
-      Buffer.concat([
-        frame(
-          frameType.headers,
-          endHeaders,
-          streamId,
-          headerBlock(path, headers),
-        ),
-        frame(frameType.data, endStream, streamId, body),
-      ]),
-    );
+    this.socket.write(requestFrames(streamId, path, headers, body));
   }
 
   /** Open a POST on `streamId` and leave its request open: HEADERS alone, then `body` if given, without END_STREAM. */
@@ -196,6 +186,19 @@ export class RawH2Client {
       this.#arrivals.add(f);
     }
   }
+}
+
+/** A whole POST on `streamId`, as bytes: HEADERS, then DATA with `body` ending the stream. */
+export function requestFrames(
+  streamId: number,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+): Buffer {
+  return Buffer.concat([
+    frame(frameType.headers, endHeaders, streamId, headerBlock(path, headers)),
+    frame(frameType.data, endStream, streamId, body),
+  ]);
 }
 
 /** A POST's header block: the pseudo-headers for `path`, then `headers`, each a literal. */
