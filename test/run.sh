@@ -23,11 +23,12 @@ system=(
   prometheus     # Prometheus
 )
 # Those that run the project's commands through npm or npx dozens of times, as
-# a user does: each takes most of a core-minute.
+# a user does, or load both cores on purpose: each takes most of a core-minute.
 commands=(
   adding-a-service # the walkthrough, on a copy of the project
   cli              # npm run client
   docs             # every command in the README and docs/
+  floods           # twelve floods against real servers, about a minute
   mutation         # npm run test:mutation, on an example
 )
 for name in "${system[@]}" "${commands[@]}"; do

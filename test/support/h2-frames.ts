@@ -71,21 +71,37 @@ export class RawH2Client {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on("error", () => {});
-    this.closed = once(socket, "close").then(() => undefined);
+    // Not events.once: it rejects on "error", and a broken connection is
+    // one that closes, here.
+    this.closed = new Promise((resolve) =>
+      socket.once("close", () => resolve()),
+    );
     void this.closed.then(() => this.#arrivals.end("connection closed"));
     socket.on("data", (chunk: Buffer) => this.#read(chunk));
   }
 
-  /** Connect with prior knowledge (h2c), and send the preface and an empty SETTINGS unless told not to. */
+  /**
+   * Connect with prior knowledge (h2c), from `localAddress` if given, and
+   * send the preface and a SETTINGS frame (empty unless `settings` lists
+   * identifier and value pairs) unless told not to.
+   */
   static async connect(
     url: string,
-    options: { preface?: boolean } = {},
+    options: {
+      preface?: boolean;
+      localAddress?: string;
+      settings?: [number, number][];
+    } = {},
   ): Promise<RawH2Client> {
     const { hostname, port } = new URL(url);
-    const socket = net.connect(Number(port), hostname);
+    const socket = net.connect({
+      port: Number(port),
+      host: hostname,
+      localAddress: options.localAddress,
+    });
     await once(socket, "connect");
     const client = new RawH2Client(socket);
-    if (options.preface ?? true) client.sendPreface();
+    if (options.preface ?? true) client.sendPreface(options.settings);
     return client;
   }
 
@@ -96,12 +112,12 @@ export class RawH2Client {
     return client;
   }
 
-  /** The client connection preface and an empty SETTINGS frame (RFC 9113, 3.4). */
-  sendPreface(): void {
+  /** The client connection preface and a SETTINGS frame with `settings`, identifier and value pairs (RFC 9113, 3.4). */
+  sendPreface(settings: [number, number][] = []): void {
     this.socket.write(
       Buffer.concat([
         Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"),
-        frame(frameType.settings, 0, 0, Buffer.alloc(0)),
+        frame(frameType.settings, 0, 0, settingsPayload(settings)),
       ]),
     );
   }
@@ -186,6 +202,16 @@ export class RawH2Client {
       this.#arrivals.add(f);
     }
   }
+}
+
+/** A SETTINGS frame's payload: each identifier (2 bytes) and value (4 bytes). */
+export function settingsPayload(settings: [number, number][]): Buffer {
+  const payload = Buffer.alloc(6 * settings.length);
+  for (const [i, [id, value]] of settings.entries()) {
+    payload.writeUInt16BE(id, 6 * i);
+    payload.writeUInt32BE(value, 6 * i + 2);
+  }
+  return payload;
 }
 
 /** A whole POST on `streamId`, as bytes: HEADERS, then DATA with `body` ending the stream. */
