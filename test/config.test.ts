@@ -220,10 +220,7 @@ test("DEFAULT_DEADLINE_MS may not be longer than MAX_DEADLINE_MS when both are s
     MAX_DEADLINE_MS: "5000",
     DEFAULT_DEADLINE_MS: "5000",
   });
-  assert.deepEqual(
-    [both.maxDeadlineMs, both.defaultDeadlineMs],
-    [5000, 5000],
-  );
+  assert.deepEqual([both.maxDeadlineMs, both.defaultDeadlineMs], [5000, 5000]);
   assert.equal(
     loadConfig([], { DEFAULT_DEADLINE_MS: "90000000" }).defaultDeadlineMs,
     90_000_000,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { attacks, type Seen } from "../bench/floods/attacks.js";
-import { flood } from "../bench/floods/flood.js";
+import { flood, floodSettings } from "../bench/floods/flood.js";
 import { mainWithTsx, startServerProcess } from "./support/child.js";
 
 /**
@@ -17,17 +17,6 @@ import { mainWithTsx, startServerProcess } from "./support/child.js";
  * would. bench/floods.ts runs the same against grpc-js for the table in
  * docs/operations.md.
  */
-
-/** The settings the tests run the server with: docs/operations.md's, with shorter times. */
-export const floodSettings = {
-  MAX_CONCURRENT_STREAMS: "100",
-  MAX_CONNECTIONS_PER_ADDRESS: "100",
-  FIRST_CALL_TIMEOUT_MS: "1000",
-  HEADERS_TIMEOUT_MS: "500",
-  KEEPALIVE_TIME_MS: "1000",
-  KEEPALIVE_TIMEOUT_MS: "300",
-  LOG_LEVEL: "warn",
-};
 
 /** What the attacker must have seen, attack by attack. */
 const expected: Record<string, (seen: Seen) => void> = {

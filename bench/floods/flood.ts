@@ -14,6 +14,21 @@ import { memoryBytes } from "../proc.js";
 import { percentile } from "../stats.js";
 import { type Attack, Seen } from "./attacks.js";
 
+/**
+ * The settings the floods run this server with, in the tests and the bench:
+ * docs/operations.md's against floods, with times short enough for a round
+ * of a second and a half.
+ */
+export const floodSettings = {
+  MAX_CONCURRENT_STREAMS: "100",
+  MAX_CONNECTIONS_PER_ADDRESS: "100",
+  FIRST_CALL_TIMEOUT_MS: "1000",
+  HEADERS_TIMEOUT_MS: "500",
+  KEEPALIVE_TIME_MS: "1000",
+  KEEPALIVE_TIMEOUT_MS: "300",
+  LOG_LEVEL: "warn",
+};
+
 /** What the canary saw. */
 export interface CanaryResult {
   calls: number;
