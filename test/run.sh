@@ -20,6 +20,7 @@ system=(
   container      # podman
   interop-python # Python's grpcio
   logging        # h2load
+  peers          # HAProxy, ip netns
   prometheus     # Prometheus
 )
 # Those that run the project's commands through npm or npx dozens of times, as
