@@ -67,6 +67,7 @@ export async function serveConnectUnary(
     headerUnaryAcceptEncoding,
   );
   let status = 200;
+  let failed = false;
   let body: Uint8Array;
   try {
     // As connect: the gate runs before the body is read, so a request it
@@ -94,9 +95,11 @@ export async function serveConnectUnary(
     call.end(e);
     const error = asClientError(e);
     status = codeToHttpStatus(error.code);
-    ctx.responseHeader.set(headerContentType, contentTypeUnaryJson);
-    // As connect: an error's own metadata goes out; one read off the wire does not.
-    if (!error.isWireError) {
+    failed = true;
+    // As connect: an error's own metadata goes out; one read off the wire
+    // does not. An error without any (a refusal, most errors) costs no
+    // Headers object: the plain answer below says the same.
+    if (!error.isWireError && hasAny(error.metadata)) {
       mergeNonProtocolHeaders(ctx.responseHeader, error.metadata);
     }
     body = errorToJsonBytes(error, opt.jsonOptions);
@@ -114,12 +117,14 @@ export async function serveConnectUnary(
   ) {
     // Nothing set by the handler: the protocol's own headers, as they are.
     const head: Record<string, string | number> = {
-      "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson,
+      "content-type":
+        binary && !failed ? contentTypeUnaryProto : contentTypeUnaryJson,
       "content-length": body.byteLength,
     };
     if (encoding !== undefined) head["content-encoding"] = encoding;
     exchange.respond(status, head, false);
   } else {
+    if (failed) ctx.responseHeader.set(headerContentType, contentTypeUnaryJson);
     if (encoding !== undefined)
       ctx.responseHeader.set(headerUnaryEncoding, encoding);
     const header = trailerMux(ctx.responseHeader, ctx.responseTrailer);
@@ -130,4 +135,10 @@ export async function serveConnectUnary(
   // A request the call did not read to its end (a rejected one) is dropped,
   // so the stream can close.
   exchange.body.discard();
+}
+
+/** Whether `headers` holds any header. */
+function hasAny(headers: Headers): boolean {
+  for (const _ of headers.keys()) return true;
+  return false;
 }
