@@ -72,9 +72,13 @@ for (const attack of attacks) {
 
 function cell(row: Row): string {
   const r = row.result;
-  const seen = [...new Set(r.rounds.flatMap((round) => round.seen))]
-    .map((s) => s.replace(/ ×\d+$/, ""))
-    .join("; ");
+  const seen = [
+    ...new Set(
+      r.rounds.flatMap((round) =>
+        round.seen.map((s) => s.replace(/ ×\d+$/, "")),
+      ),
+    ),
+  ].join("; ");
   const canary = `${(100 * r.canary.successRate).toFixed(0)} %, p99 ${r.canary.p99Ms.toFixed(0)} ms`;
   const rss = r.rssMb.map((m) => m.toFixed(0)).join(" → ");
   return `| ${row.attack} | ${row.server} | ${seen || "nothing"} | ${canary} | ${rss} MiB | ${r.answersAfter ? "yes" : "no"} |`;

@@ -9,8 +9,9 @@
  * BUSY_US, as a real call costs more than its protocol), it measures the
  * capacity (a closed loop, h2load -c 4 -m 16), the latency unloaded (an open
  * loop at a tenth of it), then runs an open loop at OVERLOAD_FACTORS times
- * the capacity, once with shedding off and once with
- * SHED_EVENT_LOOP_DELAY_MS set, each on a fresh server: the latency of the
+ * the capacity, with shedding off, by the event loop's delay
+ * (SHED_EVENT_LOOP_DELAY_MS) and by calls in flight (SHED_CALLS_IN_FLIGHT),
+ * each on a fresh server: the latency of the
  * calls admitted (HTTP 200) and of the refusals (HTTP 503: Connect's
  * UNAVAILABLE), the arrival rate h2load managed, and the server's peak
  * memory. Calls are Connect unary over HTTP/2 (application/proto), whose
@@ -18,7 +19,8 @@
  *
  * The server runs on CPU 0 and h2load on CPU 1 when there are two or more.
  * Settings (environment): OVERLOAD_SECONDS (5), OVERLOAD_FACTORS ("3,5"),
- * BUSY_US (250), SHED_EVENT_LOOP_DELAY_MS (10), OVERLOAD_SERVERS
+ * BUSY_US (250), SHED_EVENT_LOOP_DELAY_MS (10), SHED_CALLS_IN_FLIGHT (100),
+ * OVERLOAD_SERVERS
  * ("greeter,busy"), BENCH_OUT (bench/results). Writes overload.json and
  * overload.md there, and prints the table.
  */
@@ -43,6 +45,13 @@ const seconds = num("OVERLOAD_SECONDS", 5);
 const factors = (process.env.OVERLOAD_FACTORS ?? "3,5").split(",").map(Number);
 const busyUs = num("BUSY_US", 250);
 const shedDelayMs = num("SHED_EVENT_LOOP_DELAY_MS", 10);
+const shedInFlight = num("SHED_CALLS_IN_FLIGHT", 100);
+/** Shedding off, and by each signal. */
+const modes = {
+  off: {},
+  "event loop delay": { SHED_EVENT_LOOP_DELAY_MS: String(shedDelayMs) },
+  "calls in flight": { SHED_CALLS_IN_FLIGHT: String(shedInFlight) },
+} as const;
 const which = (process.env.OVERLOAD_SERVERS ?? "greeter,busy").split(",");
 const out = process.env.BENCH_OUT ?? join(root, "bench/results");
 const twoCpus = availableParallelism() >= 2;
@@ -169,7 +178,7 @@ interface Row {
   capacityPerSec: number;
   unloadedP99Ms: number;
   factor: number;
-  shedding: boolean;
+  shedding: keyof typeof modes;
   run: Run & { peakRssMb: number };
 }
 
@@ -195,16 +204,13 @@ async function main(): Promise<void> {
       `${servers[server].label}: capacity ${capacityPerSec.toFixed(0)} calls/s, unloaded p99 ${unloaded.admittedP99Ms.toFixed(2)} ms`,
     );
     for (const factor of factors) {
-      for (const shedding of [false, true]) {
-        const run = await withServer(
-          server,
-          shedding ? { SHED_EVENT_LOOP_DELAY_MS: String(shedDelayMs) } : {},
-          (url) =>
-            h2load(url, {
-              connections: 16,
-              streams: 1000,
-              rps: Math.round((factor * capacityPerSec) / 16),
-            }),
+      for (const shedding of Object.keys(modes) as (keyof typeof modes)[]) {
+        const run = await withServer(server, modes[shedding], (url) =>
+          h2load(url, {
+            connections: 16,
+            streams: 1000,
+            rps: Math.round((factor * capacityPerSec) / 16),
+          }),
         );
         rows.push({
           server: servers[server].label,
@@ -222,7 +228,7 @@ async function main(): Promise<void> {
     .map((l) => l.toFixed(1))
     .join(
       " ",
-    )} at the end; server on CPU ${serverCpus ?? "any"}, h2load on CPU ${clientCpus ?? "any"}; ${seconds} s per run; shedding: SHED_EVENT_LOOP_DELAY_MS=${shedDelayMs}`;
+    )} at the end; server on CPU ${serverCpus ?? "any"}, h2load on CPU ${clientCpus ?? "any"}; ${seconds} s per run; shedding by SHED_EVENT_LOOP_DELAY_MS=${shedDelayMs} or SHED_CALLS_IN_FLIGHT=${shedInFlight}`;
   const table = [
     "| server | capacity | unloaded p99 | load | shedding | arrivals/s | served/s | admitted p50 / p99 | refused | refusal p99 | no answer | peak RSS |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -241,7 +247,7 @@ async function main(): Promise<void> {
 
 function line(r: Row): string {
   const ms = (v: number) => (Number.isNaN(v) ? "–" : `${v.toFixed(1)} ms`);
-  return `| ${r.server} | ${r.capacityPerSec.toFixed(0)}/s | ${ms(r.unloadedP99Ms)} | ${r.factor}× | ${r.shedding ? "on" : "off"} | ${r.run.arrivalsPerSec.toFixed(0)} | ${r.run.servedPerSec.toFixed(0)} | ${ms(r.run.admittedP50Ms)} / ${ms(r.run.admittedP99Ms)} | ${r.run.refused} | ${ms(r.run.refusedP99Ms)} | ${r.run.other} | ${r.run.peakRssMb.toFixed(0)} MB |`;
+  return `| ${r.server} | ${r.capacityPerSec.toFixed(0)}/s | ${ms(r.unloadedP99Ms)} | ${r.factor}× | ${r.shedding} | ${r.run.arrivalsPerSec.toFixed(0)} | ${r.run.servedPerSec.toFixed(0)} | ${ms(r.run.admittedP50Ms)} / ${ms(r.run.admittedP99Ms)} | ${r.run.refused} | ${ms(r.run.refusedP99Ms)} | ${r.run.other} | ${r.run.peakRssMb.toFixed(0)} MB |`;
 }
 
 await main();
