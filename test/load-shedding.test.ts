@@ -187,7 +187,7 @@ for (const engine of [true, false]) {
     assert.equal(await shedCount(server, "calls_in_flight"), 2);
   });
 
-  test(`with the event loop held past SHED_EVENT_LOOP_DELAY_MS, the calls that queued meanwhile are refused at once with UNAVAILABLE, health still answers SERVING, and the loop serves again once on time (${path})`, async (t: TestContext) => {
+  test(`with the event loop held past SHED_EVENT_LOOP_DELAY_MS, the calls that queued meanwhile are refused at once with UNAVAILABLE, health still answers SERVING, and calls are served again once the loop keeps its time (${path})`, async (t: TestContext) => {
     const server = await startTestServer(t, {
       shedEventLoopDelayMs: 50,
       engine,
@@ -214,13 +214,21 @@ for (const engine of [true, false]) {
     }
     assert.equal(results.health?.status, "0", "health answers");
     assert.equal(await shedCount(server, "event_loop_delay"), 2);
+    // Each mark on time gives back 5 % of the calls: all of them within
+    // some 100 ms of an idle loop. Calls until one is served, for at most 1 s.
     const session = h2Session(t, server);
-    const next = await grpcCall(
-      session,
-      "/Greeter/SayHello",
-      envelope(helloRequest("next")),
-    );
-    assert.equal(next.status, "0", "the next turn serves");
+    const started = performance.now();
+    let next = "";
+    while (next !== "0" && performance.now() - started < 1000) {
+      next = (
+        await grpcCall(
+          session,
+          "/Greeter/SayHello",
+          envelope(helloRequest("next")),
+        )
+      ).status;
+    }
+    assert.equal(next, "0", "served again once the loop is on time");
   });
 }
 

@@ -11,10 +11,16 @@ export type ShedReason = "calls_in_flight" | "event_loop_delay";
 const neverShed = new Set(["grpc.health.v1.Health"]);
 
 /**
- * How often a timer marks the event loop's progress, in milliseconds: a call
- * arriving more than this after the last mark finds the loop that much late.
+ * How often a timer marks the event loop's progress, in milliseconds: a mark
+ * that comes later than this after the last finds the loop that much late.
  */
 export const tickMs = 5;
+
+/** The share of calls admitted that a mark on time adds back, up to all. */
+const recovery = 0.05;
+
+/** The least share of calls admitted while the loop is late: some calls still get through, and show when it is not. */
+const leastShare = 0.01;
 
 /**
  * Load shedding: a request gate (src/calls/gates.ts) that refuses new calls
@@ -40,14 +46,14 @@ export const tickMs = 5;
  * computes is over before the next one starts, so a server saturated by
  * such calls has few in flight. The event loop's delay measures that
  * saturation where it hurts: a timer marks the loop's progress every
- * `tickMs`, and the loop is late by as much as that mark came late last, or
- * as the turn in progress has run past the next mark (a long batch of
- * requests read in one turn, a long garbage collection). It is read per
- * call, so refusals start within the turn that overloads, not a sampling
- * period later. Under a steady overload, turns alternate: one admits calls
- * and runs long, the next refuses what queued meanwhile, cheaply, so a call
- * admitted has waited one short turn at most. docs/operations.md has the
- * measurements.
+ * `tickMs`. A mark `eventLoopDelayMs` late or more cuts the share of new
+ * calls admitted in proportion (twice as late, half as many), down to 1 %;
+ * each mark on time gives back 5 % of all calls, so the share settles where
+ * the loop keeps its time: the shedding adds and cuts like TCP's congestion
+ * window (AIMD). The admitted share is spread evenly over the calls, by a
+ * running credit, not by chance. Refusing costs work too (about what the
+ * Greeter's own SayHello costs): past the load at which refusing alone fills
+ * the loop, no shedding helps. docs/operations.md has the measurements.
  */
 export class LoadShedder {
   readonly #callsInFlight: number;
@@ -57,8 +63,10 @@ export class LoadShedder {
   readonly #timer: NodeJS.Timeout | undefined;
   /** When the loop's next mark is due (performance.now()). */
   #due = performance.now() + tickMs;
-  /** How late the last mark came, in milliseconds. */
-  #lastLate = 0;
+  /** The share of new calls admitted, from `leastShare` to 1. */
+  #share = 1;
+  /** The admission owed to the calls refused so far at the current share. */
+  #credit = 0;
   readonly #refusals: Record<ShedReason, ConnectError> = {
     calls_in_flight: new ConnectError(
       "the server is overloaded: too many calls in flight",
@@ -82,8 +90,12 @@ export class LoadShedder {
     if (this.#delayMs > 0) {
       this.#timer = setInterval(() => {
         const now = performance.now();
-        this.#lastLate = now - this.#due;
+        const late = now - this.#due;
         this.#due = now + tickMs;
+        this.#share =
+          late >= this.#delayMs
+            ? Math.max(leastShare, (this.#share * this.#delayMs) / late)
+            : Math.min(1, this.#share + recovery);
       }, tickMs);
       this.#timer.unref();
     }
@@ -105,12 +117,10 @@ export class LoadShedder {
     const max = this.#callsInFlight;
     if (max > 0 && this.#inflight.count >= max) {
       this.#shed(context, "calls_in_flight");
-    } else if (
-      this.#delayMs > 0 &&
-      (this.#lastLate >= this.#delayMs ||
-        performance.now() - this.#due >= this.#delayMs)
-    ) {
-      this.#shed(context, "event_loop_delay");
+    } else if (this.#share < 1) {
+      this.#credit += this.#share;
+      if (this.#credit >= 1) this.#credit -= 1;
+      else this.#shed(context, "event_loop_delay");
     }
   };
 
