@@ -54,6 +54,44 @@ export interface Config {
   requestTimeoutMs: number;
   /** How long a connection with no call in flight stays open, in milliseconds. @default 300000 */
   idleTimeoutMs: number;
+  /**
+   * How long a new connection may stay open without starting a call, in
+   * milliseconds (whichever of this and `idleTimeoutMs` is shorter). @default 30000
+   */
+  firstCallTimeoutMs: number;
+  /**
+   * How long a connection may serve before it is closed gracefully (gRFC A9's
+   * MAX_CONNECTION_AGE), each connection's age jittered by ±10 %, in
+   * milliseconds; 0: no limit. @default 0
+   */
+  maxConnectionAgeMs: number;
+  /** How long calls on a connection past its age may run on before it is closed (A9's MAX_CONNECTION_AGE_GRACE), in milliseconds. @default 10000 */
+  maxConnectionAgeGraceMs: number;
+  /** PING a connection that has been quiet this long, in milliseconds; 0: never. @default 7200000 */
+  keepaliveTimeMs: number;
+  /** Close a connection whose keepalive PING gets no ACK within this, in milliseconds. @default 20000 */
+  keepaliveTimeoutMs: number;
+  /**
+   * The shortest interval between a client's PINGs that is not a strike; the
+   * third strike closes the connection with GOAWAY ENHANCE_YOUR_CALM
+   * "too_many_pings" (grpc-go's keepalive EnforcementPolicy.MinTime), in
+   * milliseconds. @default 300000
+   */
+  pingMinIntervalMs: number;
+  /** Whether clients may PING a connection with no call open (EnforcementPolicy.PermitWithoutStream). @default false */
+  pingWithoutCalls: boolean;
+  /** Most connections open at once; a connection past it is closed as it is accepted (0: no limit). @default 10000 */
+  maxConnections: number;
+  /** Most connections open at once from one client address (0: no limit). @default 0 */
+  maxConnectionsPerAddress: number;
+  /** The longest deadline a call gets: a longer one, or none with no default, is shortened to it (0: no limit). @default 0 */
+  maxDeadlineMs: number;
+  /** The deadline of a call that sends none (0: none). @default 0 */
+  defaultDeadlineMs: number;
+  /** Refuse new calls with UNAVAILABLE while this many are in flight (0: never). @default 0 */
+  shedCallsInFlight: number;
+  /** Refuse new calls with UNAVAILABLE while the event loop is this late, in milliseconds (0: never). @default 0 */
+  shedEventLoopDelayMs: number;
   /** Worker processes sharing the port (node:cluster); 1 runs no cluster. @default 1 */
   workers: number;
   /**
@@ -324,6 +362,84 @@ export const settings = {
     default: "300000",
     doc: "how long a connection with no call in flight stays open, in ms",
   },
+  firstCallTimeoutMs: {
+    flag: "first-call-timeout-ms",
+    env: "FIRST_CALL_TIMEOUT_MS",
+    default: "30000",
+    doc: "how long a new connection may stay open without starting a call, in ms",
+  },
+  maxConnectionAgeMs: {
+    flag: "max-connection-age-ms",
+    env: "MAX_CONNECTION_AGE_MS",
+    default: "0",
+    doc: "close a connection gracefully after this long (±10 % jitter), in ms (0: never)",
+  },
+  maxConnectionAgeGraceMs: {
+    flag: "max-connection-age-grace-ms",
+    env: "MAX_CONNECTION_AGE_GRACE_MS",
+    default: "10000",
+    doc: "how long calls on a connection past its age may still run, in ms",
+  },
+  keepaliveTimeMs: {
+    flag: "keepalive-time-ms",
+    env: "KEEPALIVE_TIME_MS",
+    default: "7200000",
+    doc: "PING a connection quiet for this long, in ms (0: never)",
+  },
+  keepaliveTimeoutMs: {
+    flag: "keepalive-timeout-ms",
+    env: "KEEPALIVE_TIMEOUT_MS",
+    default: "20000",
+    doc: "close a connection whose PING is not acknowledged within this, in ms",
+  },
+  pingMinIntervalMs: {
+    flag: "ping-min-interval-ms",
+    env: "PING_MIN_INTERVAL_MS",
+    default: "300000",
+    doc: "shortest interval between a client's PINGs; the third shorter one gets GOAWAY too_many_pings, in ms",
+  },
+  pingWithoutCalls: {
+    flag: "ping-without-calls",
+    env: "PING_WITHOUT_CALLS",
+    default: "off",
+    doc: "let clients PING a connection with no call open (on, off)",
+  },
+  maxConnections: {
+    flag: "max-connections",
+    env: "MAX_CONNECTIONS",
+    default: "10000",
+    doc: "most connections open at once; more are closed when accepted (0: no limit)",
+  },
+  maxConnectionsPerAddress: {
+    flag: "max-connections-per-address",
+    env: "MAX_CONNECTIONS_PER_ADDRESS",
+    default: "0",
+    doc: "most connections open at once from one client address (0: no limit)",
+  },
+  maxDeadlineMs: {
+    flag: "max-deadline-ms",
+    env: "MAX_DEADLINE_MS",
+    default: "0",
+    doc: "longest deadline a call gets; longer ones are shortened, in ms (0: no limit)",
+  },
+  defaultDeadlineMs: {
+    flag: "default-deadline-ms",
+    env: "DEFAULT_DEADLINE_MS",
+    default: "0",
+    doc: "deadline of a call that sends none, in ms (0: none)",
+  },
+  shedCallsInFlight: {
+    flag: "shed-calls-in-flight",
+    env: "SHED_CALLS_IN_FLIGHT",
+    default: "0",
+    doc: "refuse new calls with UNAVAILABLE while this many are in flight (0: never)",
+  },
+  shedEventLoopDelayMs: {
+    flag: "shed-event-loop-delay-ms",
+    env: "SHED_EVENT_LOOP_DELAY_MS",
+    default: "0",
+    doc: "refuse new calls with UNAVAILABLE while the event loop is this late, in ms (0: never)",
+  },
   workers: {
     flag: "workers",
     env: "WORKERS",
@@ -419,6 +535,68 @@ export function loadConfig(
       hour,
     ),
     idleTimeoutMs: integer(raw.idleTimeoutMs, settings.idleTimeoutMs, 1, hour),
+    firstCallTimeoutMs: integer(
+      raw.firstCallTimeoutMs,
+      settings.firstCallTimeoutMs,
+      1,
+      hour,
+    ),
+    maxConnectionAgeMs: integer(
+      raw.maxConnectionAgeMs,
+      settings.maxConnectionAgeMs,
+      0,
+      week,
+    ),
+    maxConnectionAgeGraceMs: integer(
+      raw.maxConnectionAgeGraceMs,
+      settings.maxConnectionAgeGraceMs,
+      0,
+      week,
+    ),
+    keepaliveTimeMs: offOrAtLeast(
+      raw.keepaliveTimeMs,
+      settings.keepaliveTimeMs,
+      1000,
+      week,
+    ),
+    keepaliveTimeoutMs: integer(
+      raw.keepaliveTimeoutMs,
+      settings.keepaliveTimeoutMs,
+      1,
+      week,
+    ),
+    pingMinIntervalMs: integer(
+      raw.pingMinIntervalMs,
+      settings.pingMinIntervalMs,
+      0,
+      week,
+    ),
+    pingWithoutCalls: onOff(raw.pingWithoutCalls, settings.pingWithoutCalls),
+    maxConnections: integer(
+      raw.maxConnections,
+      settings.maxConnections,
+      0,
+      maxCount,
+    ),
+    maxConnectionsPerAddress: integer(
+      raw.maxConnectionsPerAddress,
+      settings.maxConnectionsPerAddress,
+      0,
+      maxCount,
+    ),
+    ...deadlines(raw),
+    shedCallsInFlight: integer(
+      raw.shedCallsInFlight,
+      settings.shedCallsInFlight,
+      0,
+      maxCount,
+    ),
+    shedEventLoopDelayMs: integer(
+      raw.shedEventLoopDelayMs,
+      settings.shedEventLoopDelayMs,
+      0,
+      minute,
+    ),
     workers:
       raw.workers.trim() === "auto"
         ? availableParallelism()
@@ -437,9 +615,12 @@ export function defaultConfig(): Config {
 
 /** The text of `--help`: every flag, its variable and its default. */
 export function helpText(): string {
-  const rows = Object.values(settings).map(
+  const all: readonly Setting[] = Object.values(settings);
+  const flagWidth = Math.max(...all.map((s) => s.flag.length));
+  const envWidth = Math.max(...all.map((s) => s.env.length));
+  const rows = all.map(
     (s) =>
-      `  --${s.flag.padEnd(20)} ${s.env.padEnd(20)} ${s.doc}${s.default === "" ? "" : ` (default ${s.default})`}`,
+      `  --${s.flag.padEnd(flagWidth)} ${s.env.padEnd(envWidth)} ${s.doc}${s.default === "" ? "" : ` (default ${s.default})`}`,
   );
   return [
     "Usage: connect-greeter [options]",
@@ -477,7 +658,48 @@ function readRaw(argv: readonly string[], env: NodeJS.ProcessEnv): Raw {
   return raw;
 }
 
+const minute = 60_000;
 const hour = 3_600_000;
+/**
+ * The longest a connection timer may be set to: a week, well inside what
+ * setTimeout takes (2^31-1 ms; Node fires a longer one after 1 ms), age
+ * jitter included.
+ */
+const week = 7 * 24 * hour;
+/** The most connections or calls a count may name. */
+const maxCount = 1_000_000;
+/**
+ * The longest deadline, in milliseconds: gRPC's grpc-timeout header holds at
+ * most 8 digits (99999999m, about 27.8 hours), and a shortened deadline is
+ * written back in it.
+ */
+const maxDeadline = 99_999_999;
+
+/** MAX_DEADLINE_MS and DEFAULT_DEADLINE_MS, of which the default cannot be the longer. */
+function deadlines(
+  raw: Raw,
+): Pick<Config, "maxDeadlineMs" | "defaultDeadlineMs"> {
+  const max = integer(
+    raw.maxDeadlineMs,
+    settings.maxDeadlineMs,
+    0,
+    maxDeadline,
+  );
+  const dflt = integer(
+    raw.defaultDeadlineMs,
+    settings.defaultDeadlineMs,
+    0,
+    maxDeadline,
+  );
+  if (max > 0 && dflt > max) {
+    const m = settings.maxDeadlineMs;
+    const d = settings.defaultDeadlineMs;
+    throw new ConfigError(
+      `${d.env} (--${d.flag}) must not be longer than ${m.env} (--${m.flag}, ${max}), got "${raw.defaultDeadlineMs}"`,
+    );
+  }
+  return { maxDeadlineMs: max, defaultDeadlineMs: dflt };
+}
 
 function oneOf<T extends string>(
   text: string,
@@ -542,6 +764,23 @@ function onOff(text: string, s: Setting): boolean {
   throw new ConfigError(
     `${s.env} (--${s.flag}) must be on or off, got "${text}"`,
   );
+}
+
+/** 0 (off), or a whole number from `min` to `max`. */
+function offOrAtLeast(
+  text: string,
+  s: Setting,
+  min: number,
+  max: number,
+): number {
+  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (value === 0) return 0;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(
+      `${s.env} (--${s.flag}) must be 0 (off) or a whole number from ${min} to ${max}, got "${text}"`,
+    );
+  }
+  return value;
 }
 
 function integer(text: string, s: Setting, min: number, max: number): number {

@@ -17,9 +17,12 @@ import { authGate, withAuthorization } from "./auth/gate.js";
 import { keySet } from "./auth/key-set.js";
 import { TokenVerifier } from "./auth/tokens.js";
 import { callLog } from "./calls/call-log.js";
-import { connectionValues } from "./calls/connection.js";
+import { connectionValues, peerName } from "./calls/connection.js";
+import { DeadlinePolicy } from "./calls/deadline-policy.js";
+import { gates } from "./calls/gates.js";
 import { InflightCalls } from "./calls/inflight.js";
 import { throughPipeline } from "./calls/interceptor.js";
+import { LoadShedder } from "./calls/load-shedding.js";
 import { Metrics } from "./calls/metrics.js";
 import { CallPipeline } from "./calls/pipeline.js";
 import { CallReport } from "./calls/report.js";
@@ -37,7 +40,12 @@ import { compressionDeflate, compressionZstd } from "./protocol/compression.js";
 import { routes } from "./services/routes.js";
 import { ServingStatus } from "./services/serving-status.js";
 import { reloadCertificates } from "./transport/certificate-reload.js";
-import { createListener, type Listener } from "./transport/listener.js";
+import type { ClosedBy } from "./transport/connection-policy.js";
+import {
+  type ConnectionEvent,
+  createListener,
+  type Listener,
+} from "./transport/listener.js";
 
 /** What a server needs to start: any part of the configuration (the rest takes its defaults), and the seams below. */
 export type ServerOptions = Partial<Config> & ServerSeams;
@@ -156,15 +164,34 @@ export async function startServer(
           keySet(auth.tokens.keys, logger),
           logger,
         );
-  const gate =
+  const authorization =
     auth === undefined
       ? undefined
       : pipeline.gated(authGate(auth.policy, tokens));
+  // Off (undefined) unless set: then no call pays for it.
+  const deadlines = DeadlinePolicy.of(
+    config.maxDeadlineMs,
+    config.defaultDeadlineMs,
+  );
+  // Off (undefined) unless a limit is set: then no call pays for it.
+  const shedder = LoadShedder.of(
+    {
+      callsInFlight: config.shedCallsInFlight,
+      eventLoopDelayMs: config.shedEventLoopDelayMs,
+    },
+    inflight,
+    metrics.countShedding(),
+  );
+  // What a call must pass before its request is read, in order: the
+  // cheapest first, so an overloaded server refuses before it does more.
+  // Shed calls are counted (connect_greeter_calls_shed_total), not logged
+  // one by one: under overload a line per refusal would add to the load.
+  const gate = gates(shedder?.gate, authorization);
   // One set of options for connect's handler and the engine, so the two
   // serve calls alike (src/engine/engine.ts).
   const shared = {
     contextValues:
-      gate === undefined
+      authorization === undefined
         ? connectionValues
         : withAuthorization(connectionValues),
     requestGate: gate,
@@ -180,6 +207,7 @@ export async function startServer(
     logger,
     cors: corsPolicy,
     enabled: config.engine,
+    deadlines,
   });
   metrics.countEngineCalls(() => engine.calls);
   const services = engine.record(
@@ -203,10 +231,16 @@ export async function startServer(
       grpcAcceptEncoding(compressions),
       // a client gone while connect waits to write does not hold its call
       releaseWritesOnClose(),
+      // the deadline policy, for the calls connect's handlers serve
+      ...(deadlines === undefined ? [] : [deadlines.step]),
       // the services, by connect's generic handlers: what the engine leaves
       (next) =>
         connectNodeAdapter({
           ...shared,
+          contextValues:
+            deadlines === undefined
+              ? shared.contextValues
+              : deadlines.contextValues(shared.contextValues),
           // What every call gets first, so it sees every call and the error
           // the client sees; the application's interceptors inside it.
           interceptors: [throughPipeline(pipeline), ...interceptors],
@@ -219,6 +253,21 @@ export async function startServer(
     // anything else: UNIMPLEMENTED in the caller's protocol, or 404
     notFound,
   );
+  const connectionCounts = metrics.countConnections(
+    () => listener.sockets.size,
+  );
+  const onConnectionEvent = (event: ConnectionEvent) => {
+    if ("refused" in event) {
+      // Counted, not logged: a flood of refusals would flood the log too.
+      connectionCounts.refused(event.refused);
+      return;
+    }
+    connectionCounts.closed(event.closed);
+    logger[closeLevels[event.closed]](
+      { peer: peerName(event.peer), reason: event.closed },
+      "closed connection",
+    );
+  };
   const tls = config.tls;
   const listener = createListener(handler, {
     tls:
@@ -240,6 +289,16 @@ export async function startServer(
           },
     firstBytesTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
+    firstCallTimeoutMs: config.firstCallTimeoutMs,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: config.maxConnectionAgeGraceMs,
+    keepaliveTimeMs: config.keepaliveTimeMs,
+    keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+    pingMinIntervalMs: config.pingMinIntervalMs,
+    pingWithoutCalls: config.pingWithoutCalls,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    onConnectionEvent,
     claimStream: engine.claimStream,
     http1: {
       maxHeaderSize: config.maxHeaderBytes,
@@ -329,6 +388,7 @@ export async function startServer(
         admin?.close(),
         tracing?.shutdown(),
       ]);
+      shedder?.close();
     },
     shutdown(graceMs = config.shutdownGraceMs) {
       stopReloading?.();
@@ -348,12 +408,28 @@ export async function startServer(
         // those of the calls the drain ended too, are exported now, within
         // a bound of their own (flushTracesMs).
         await Promise.all([admin?.close(), tracing?.shutdown()]);
+        shedder?.close();
         return result;
       });
       return shuttingDown;
     },
   };
 }
+
+/**
+ * The level of the line for a connection a policy closed: the routine ones
+ * (idle, never used, old) at debug; a peer that stopped answering PINGs or
+ * held calls past its connection's age at info; one that PINGs too often,
+ * a misbehaving client, at warn.
+ */
+const closeLevels = {
+  idle: "debug",
+  first_call: "debug",
+  max_age: "debug",
+  max_age_grace: "info",
+  keepalive_timeout: "info",
+  too_many_pings: "warn",
+} as const satisfies Record<ClosedBy, "debug" | "info" | "warn">;
 
 /** The URL a client on this machine would use: a wildcard address becomes localhost. */
 export function urlOf(

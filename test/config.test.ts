@@ -52,6 +52,19 @@ test("with nothing set, every setting has its documented default", () => {
     headersTimeoutMs: 10000,
     requestTimeoutMs: 300000,
     idleTimeoutMs: 300000,
+    firstCallTimeoutMs: 30000,
+    maxConnectionAgeMs: 0,
+    maxConnectionAgeGraceMs: 10000,
+    keepaliveTimeMs: 7200000,
+    keepaliveTimeoutMs: 20000,
+    pingMinIntervalMs: 300000,
+    pingWithoutCalls: false,
+    maxConnections: 10000,
+    maxConnectionsPerAddress: 0,
+    maxDeadlineMs: 0,
+    defaultDeadlineMs: 0,
+    shedCallsInFlight: 0,
+    shedEventLoopDelayMs: 0,
     workers: 1,
     engine: true,
     adminPort: 9464,
@@ -82,6 +95,19 @@ test("every setting is read from its flag and from its environment variable, and
     ["--headers-timeout-ms", "11", "headersTimeoutMs", 11],
     ["--request-timeout-ms", "12", "requestTimeoutMs", 12],
     ["--idle-timeout-ms", "13", "idleTimeoutMs", 13],
+    ["--first-call-timeout-ms", "14", "firstCallTimeoutMs", 14],
+    ["--max-connection-age-ms", "15", "maxConnectionAgeMs", 15],
+    ["--max-connection-age-grace-ms", "16", "maxConnectionAgeGraceMs", 16],
+    ["--keepalive-time-ms", "1700", "keepaliveTimeMs", 1700],
+    ["--keepalive-timeout-ms", "18", "keepaliveTimeoutMs", 18],
+    ["--ping-min-interval-ms", "19", "pingMinIntervalMs", 19],
+    ["--ping-without-calls", "on", "pingWithoutCalls", true],
+    ["--max-connections", "20", "maxConnections", 20],
+    ["--max-connections-per-address", "21", "maxConnectionsPerAddress", 21],
+    ["--max-deadline-ms", "22", "maxDeadlineMs", 22],
+    ["--default-deadline-ms", "23", "defaultDeadlineMs", 23],
+    ["--shed-calls-in-flight", "24", "shedCallsInFlight", 24],
+    ["--shed-event-loop-delay-ms", "25", "shedEventLoopDelayMs", 25],
     ["--workers", "3", "workers", 3],
     ["--engine", "off", "engine", false],
     ["--admin-port", "9999", "adminPort", 9999],
@@ -116,6 +142,17 @@ test("a whole number setting takes its smallest and largest value, spaces around
     ["HEADERS_TIMEOUT_MS", "headersTimeoutMs", 1, 3_600_000],
     ["REQUEST_TIMEOUT_MS", "requestTimeoutMs", 0, 3_600_000],
     ["IDLE_TIMEOUT_MS", "idleTimeoutMs", 1, 3_600_000],
+    ["FIRST_CALL_TIMEOUT_MS", "firstCallTimeoutMs", 1, 3_600_000],
+    ["MAX_CONNECTION_AGE_MS", "maxConnectionAgeMs", 0, 604_800_000],
+    ["MAX_CONNECTION_AGE_GRACE_MS", "maxConnectionAgeGraceMs", 0, 604_800_000],
+    ["KEEPALIVE_TIMEOUT_MS", "keepaliveTimeoutMs", 1, 604_800_000],
+    ["PING_MIN_INTERVAL_MS", "pingMinIntervalMs", 0, 604_800_000],
+    ["MAX_CONNECTIONS", "maxConnections", 0, 1_000_000],
+    ["MAX_CONNECTIONS_PER_ADDRESS", "maxConnectionsPerAddress", 0, 1_000_000],
+    ["MAX_DEADLINE_MS", "maxDeadlineMs", 0, 99_999_999],
+    ["DEFAULT_DEADLINE_MS", "defaultDeadlineMs", 0, 99_999_999],
+    ["SHED_CALLS_IN_FLIGHT", "shedCallsInFlight", 0, 1_000_000],
+    ["SHED_EVENT_LOOP_DELAY_MS", "shedEventLoopDelayMs", 0, 60_000],
     ["WORKERS", "workers", 1, 256],
   ];
   // The admin port must differ from the API port; keep it out of the way.
@@ -161,6 +198,42 @@ test("a whole number setting refuses a sign, a fraction, an exponent, words and 
   assert.match(
     refusal([], { MAX_MESSAGE_BYTES: "9".repeat(20) }),
     /^MAX_MESSAGE_BYTES \(--max-message-bytes\) must be a whole number from 1 to 2147483647/,
+  );
+});
+
+test("KEEPALIVE_TIME_MS is 0 (no PINGs) or at least a second, as gRPC servers keep it", () => {
+  assert.equal(loadConfig([], { KEEPALIVE_TIME_MS: "0" }).keepaliveTimeMs, 0);
+  assert.equal(
+    loadConfig([], { KEEPALIVE_TIME_MS: "1000" }).keepaliveTimeMs,
+    1000,
+  );
+  assert.equal(
+    loadConfig([], { KEEPALIVE_TIME_MS: "604800000" }).keepaliveTimeMs,
+    604_800_000,
+  );
+  for (const text of ["999", "1", "604800001", "-1", "1s", ""]) {
+    assert.equal(
+      refusal([], { KEEPALIVE_TIME_MS: text }),
+      `KEEPALIVE_TIME_MS (--keepalive-time-ms) must be 0 (off) or a whole number from 1000 to 604800000, got "${text}"`,
+      JSON.stringify(text),
+    );
+  }
+});
+
+test("DEFAULT_DEADLINE_MS may not be longer than MAX_DEADLINE_MS when both are set", () => {
+  const both = loadConfig([], {
+    MAX_DEADLINE_MS: "5000",
+    DEFAULT_DEADLINE_MS: "5000",
+  });
+  assert.deepEqual([both.maxDeadlineMs, both.defaultDeadlineMs], [5000, 5000]);
+  assert.equal(
+    loadConfig([], { DEFAULT_DEADLINE_MS: "90000000" }).defaultDeadlineMs,
+    90_000_000,
+    "no maximum: any default",
+  );
+  assert.equal(
+    refusal(["--max-deadline-ms", "5000", "--default-deadline-ms", "5001"]),
+    'DEFAULT_DEADLINE_MS (--default-deadline-ms) must not be longer than MAX_DEADLINE_MS (--max-deadline-ms, 5000), got "5001"',
   );
 });
 
@@ -243,10 +316,11 @@ test('ADMIN_PORT takes a port or "off" in any case, and refuses other words and 
   );
 });
 
-test("ENGINE and REFLECTION take on/true/1/yes and off/false/0/no in any case, and refuse anything else", () => {
+test("ENGINE, REFLECTION and PING_WITHOUT_CALLS take on/true/1/yes and off/false/0/no in any case, and refuse anything else", () => {
   for (const [env, key] of [
     ["ENGINE", "engine"],
     ["REFLECTION", "reflection"],
+    ["PING_WITHOUT_CALLS", "pingWithoutCalls"],
   ] as const) {
     for (const on of ["on", "true", "1", "yes", " ON ", "Yes"]) {
       assert.equal(loadConfig([], { [env]: on })[key], true, on);
@@ -254,7 +328,7 @@ test("ENGINE and REFLECTION take on/true/1/yes and off/false/0/no in any case, a
     for (const off of ["off", "false", "0", "no", " OFF ", "No"]) {
       assert.equal(loadConfig([], { [env]: off })[key], false, off);
     }
-    const flag = env === "ENGINE" ? "engine" : "reflection";
+    const flag = Object.values(settings).find((s) => s.env === env)?.flag;
     for (const bad of ["maybe", "", "2", "y"]) {
       assert.equal(
         refusal([], { [env]: bad }),
@@ -340,12 +414,15 @@ test("--help shows every setting as docs/configuration.md's table does: flag, va
   assert.match(help[helpLine + 2] ?? "", /^Tracing \(OpenTelemetry/);
   const unquote = (cell: string | undefined) =>
     (cell ?? "").replace(/^`|`$/g, "");
+  // The flag and variable columns are as wide as the longest of each.
+  const flagWidth = Math.max(...table.map((r) => unquote(r[0]).length));
+  const envWidth = Math.max(...table.map((r) => unquote(r[1]).length));
   for (const [i, row] of table.entries()) {
     const [flag, env, dflt, meaning] = row.map(unquote);
     const shown = dflt === "(empty)" ? "" : ` (default ${dflt})`;
     assert.equal(
       help[3 + i],
-      `  ${(flag ?? "").padEnd(22)} ${(env ?? "").padEnd(20)} ${meaning}${shown}`,
+      `  ${(flag ?? "").padEnd(flagWidth)} ${(env ?? "").padEnd(envWidth)} ${meaning}${shown}`,
     );
   }
 });

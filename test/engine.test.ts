@@ -203,6 +203,15 @@ const serverOptions = {
     maxMessageBytes: 64,
     compressMinBytes: 0,
   },
+  /**
+   * The Greeter under a deadline policy shorter than StreamHello's pause:
+   * a stream's first reply at once, its second past the deadline.
+   */
+  deadlines: {
+    maxDeadlineMs: 200,
+    defaultDeadlineMs: 200,
+    streamIntervalMs: 1000,
+  },
 } satisfies Record<string, ServerOptions>;
 type ServerKind = keyof typeof serverOptions;
 
@@ -1316,4 +1325,105 @@ test("a request gate in the shared adapter options rejects fast-path calls as co
     0,
   ]);
   assert.deepEqual({ ...fast, served: 0 }, slow);
+});
+
+test("under the deadline policy, a server stream whose deadline it shortened (gRPC) or set (Connect) ends DEADLINE_EXCEEDED after its first reply, byte for byte the same from the engine as from connect's handlers", async () => {
+  const { answer: grpc } = await assertSameAnswer(
+    "deadlines",
+    "2",
+    {
+      headers: {
+        ":path": "/Greeter/StreamHello",
+        ...grpcHeaders,
+        "grpc-timeout": "10S",
+      },
+      body: [envelope(helloRequest("Ada"))],
+    },
+    1,
+  );
+  assert.deepEqual(grpcStatusOf(grpc), [
+    String(Code.DeadlineExceeded),
+    "the operation timed out",
+  ]);
+  assert.match(grpc.body.toString("latin1"), /Hello Ada, message 0$/);
+  const { answer: connect } = await assertSameAnswer(
+    "deadlines",
+    "2",
+    {
+      headers: {
+        ":path": "/Greeter/StreamHello",
+        "content-type": "application/connect+proto",
+      },
+      body: [envelope(helloRequest("Ada"))],
+    },
+    1,
+  );
+  assert.equal(connect.status, 200);
+  assert.match(
+    connect.body.toString("latin1"),
+    /Hello Ada, message 0.*"code":"deadline_exceeded","message":"the operation timed out"/s,
+  );
+});
+
+/** A gRPC answer's status and message (grpc-message as sent, percent-decoded). */
+function grpcStatusOf(res: RawResponse): [string, string] {
+  const fields = grpcStatusFields(
+    { protocol: "grpc", json: false, http: "2" },
+    res,
+  );
+  return [
+    String(fields["grpc-status"]),
+    decodeURIComponent(String(fields["grpc-message"] ?? "")),
+  ];
+}
+
+test("a call refused by load shedding gets the same answer from the fast path as from connect's handlers, over gRPC and Connect", async (t) => {
+  const answers = [];
+  for (const engine of [true, false]) {
+    const server = await startTestServer(t, { shedCallsInFlight: 1, engine });
+    const holder = http2.connect(server.url);
+    holder.on("error", () => {});
+    t.after(() => holder.destroy());
+    holder.request({
+      ":method": "POST",
+      ":path": "/Greeter/Chat",
+      ...grpcHeaders,
+    });
+    await until("the Chat runs", () => server.inflight.count === 1);
+    const grpc = await rawH2(server.url, {
+      headers: { ":path": "/Greeter/SayHello", ...grpcHeaders },
+      body: [envelope(helloRequest("Alice"))],
+    });
+    const connect = await rawH2(server.url, {
+      headers: {
+        ":path": "/Greeter/SayHello",
+        "content-type": "application/proto",
+      },
+      body: [helloRequest("Alice")],
+    });
+    const pick = (r: RawResponse) => ({
+      status: r.status,
+      headers: { ...r.headers, date: undefined },
+      headersEndStream: r.headersEndStream,
+      body: r.body.toString(),
+      trailers: r.trailers,
+    });
+    answers.push({
+      grpc: pick(grpc),
+      grpcStatus: grpcStatusOf(grpc),
+      connect: pick(connect),
+    });
+    assert.equal(server.engine.calls, engine ? 3 : 0);
+  }
+  const [fast, slow] = answers;
+  assert.deepEqual(fast, slow);
+  assert.deepEqual(fast?.grpcStatus, [
+    String(Code.Unavailable),
+    "the server is overloaded: too many calls in flight",
+  ]);
+  assert.equal(fast?.connect.status, 503);
+  assert.deepEqual(JSON.parse(fast?.connect.body ?? ""), {
+    code: "unavailable",
+    message: "the server is overloaded: too many calls in flight",
+  });
 });

@@ -27,7 +27,7 @@ import {
   goawayLastStreamId,
   RawH2Client,
   showFrame,
-} from "./goaway/h2-frames.js";
+} from "./support/h2-frames.js";
 import { envelope, helloRequest } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";

@@ -374,6 +374,28 @@ function checkGrace(m: Manifests): void {
   );
 }
 
+/**
+ * Behind a Service, which balances connections, a pod added by the
+ * autoscaler gets clients only as connections end: the Deployment must age
+ * them (docs/deploying-kubernetes.md), and free the calls of peers that
+ * vanished.
+ */
+function checkConnections(m: Manifests): void {
+  const config = serverConfig(m);
+  assert.ok(
+    config.maxConnectionAgeMs > 0,
+    "MAX_CONNECTION_AGE_MS is not set: clients would keep their pod for ever, and new pods would get none of them",
+  );
+  assert.ok(
+    config.maxConnectionAgeGraceMs > 0,
+    "MAX_CONNECTION_AGE_GRACE_MS is 0: calls in flight would be cut off when a connection ages",
+  );
+  assert.ok(
+    config.keepaliveTimeMs > 0 && config.keepaliveTimeMs <= 300_000,
+    `KEEPALIVE_TIME_MS is ${config.keepaliveTimeMs}: a vanished peer's calls would be held for more than 5 minutes`,
+  );
+}
+
 function checkImage(
   m: Manifests,
   kustomization: Record<string, unknown>,
@@ -775,6 +797,10 @@ test("The GRPCRoute and the HTTPRoute send every Greeter procedure to the Servic
   checkRoutes(await load());
 });
 
+test("Connections are aged and kept alive: the Deployment sets a maximum connection age with a grace, and keepalive PINGs", async () => {
+  checkConnections(await load());
+});
+
 test("The pod runs as a numeric non-root user, read-only, without privilege escalation, capabilities or a service account token, under the runtime's seccomp profile", async () => {
   checkHardening(await load());
 });
@@ -987,6 +1013,16 @@ const breakages: Breakage[] = [
     },
     check: (_t, m) => checkHardening(m),
     says: /runAsUser 0: expected the image's numeric non-root user/,
+  },
+  {
+    bug: "MAX_CONNECTION_AGE_MS taken out",
+    break: (m) => {
+      m.container.env = m.container.env?.filter(
+        (e) => e.name !== "MAX_CONNECTION_AGE_MS",
+      );
+    },
+    check: (_t, m) => checkConnections(m),
+    says: /MAX_CONNECTION_AGE_MS is not set/,
   },
 ];
 

@@ -21,14 +21,16 @@ system=(
   interop-python # Python's grpcio
   logging        # h2load
   mtls           # Python's grpcio, buf curl
+  peers          # HAProxy, ip netns
   prometheus     # Prometheus
 )
 # Those that run the project's commands through npm or npx dozens of times, as
-# a user does: each takes most of a core-minute.
+# a user does, or load both cores on purpose: each takes most of a core-minute.
 commands=(
   adding-a-service # the walkthrough, on a copy of the project
   cli              # npm run client
   docs             # every command in the README and docs/
+  floods           # twelve floods against real servers, about a minute
   mutation         # npm run test:mutation, on an example
   security-docs    # docs/security.md's commands: npm, npx, buf curl
 )

@@ -833,3 +833,34 @@ test("with authentication on, a call's span names who called in user.id (a token
   assert.equal(refused.attributes["rpc.status_code"], "UNAUTHENTICATED");
   assert.equal(refused.attributes["user.id"], undefined);
 });
+
+test("a call whose deadline the deadline policy set says so in its span: the deadline, why, and the one the client asked for, on both paths", async (t) => {
+  for (const engine of [true, false]) {
+    const { server, receiver } = await tracedServer(
+      t,
+      {},
+      { engine, maxDeadlineMs: 5000, defaultDeadlineMs: 3000 },
+    );
+    const client = greeter(server, "grpc", "2");
+    await client.sayHello({ name: "Ada" }, { timeoutMs: 60_000 });
+    await client.sayHello({ name: "Bob" });
+    const shortened = await receiver.nextSpan();
+    const given = await receiver.nextSpan();
+    const deadlineOf = (span: ReceivedSpan) =>
+      Object.fromEntries(
+        Object.entries(span.attributes).filter(([k]) =>
+          k.startsWith("connect_greeter."),
+        ),
+      );
+    assert.deepEqual(deadlineOf(shortened), {
+      "connect_greeter.deadline_ms": 5000,
+      "connect_greeter.deadline_set_by": "max",
+      "connect_greeter.requested_deadline_ms": 60_000,
+    });
+    assert.deepEqual(deadlineOf(given), {
+      "connect_greeter.deadline_ms": 3000,
+      "connect_greeter.deadline_set_by": "default",
+    });
+    assert.equal(server.engine.calls, engine ? 2 : 0);
+  }
+});

@@ -14,7 +14,9 @@ import {
 /**
  * Log one line per finished call, as go-grpc-middleware's logging does: its
  * procedure, protocol, HTTP version, code, duration, peer and, for streams,
- * the messages each way. The level follows the code, so a server at "warn"
+ * the messages each way; when the deadline policy set the call's deadline
+ * (src/calls/deadline-policy.ts), the deadline, why, and what the client
+ * asked for. The level follows the code, so a server at "warn"
  * still logs calls that failed on its side. At debug, every message too (its
  * direction, never its content).
  *
@@ -31,7 +33,8 @@ import {
  *
  * The call line is the JSON pino would write for
  * `logger[level]({procedure, protocol, httpVersion, peer, code, durationMs,
- * principal?, received?, sent?, error?, trace_id?, span_id?, trace_flags?},
+ * principal?, received?, sent?, deadlineMs?, deadlineSetBy?,
+ * requestedDeadlineMs?, error?, trace_id?, span_id?, trace_flags?},
  * "finished call")`, key for key, but built from
  * pieces made once per procedure and per connection and handed to pino's own
  * destination: every call pays for it, and pino's general serialiser walks
@@ -91,6 +94,13 @@ export function callLog(
     if (call.principal !== undefined) line += principalField(call.principal);
     if (call.procedure.type !== "unary") {
       line += `,"received":${outcome.received},"sent":${outcome.sent}`;
+    }
+    const deadline = call.deadline;
+    if (deadline !== undefined) {
+      line += `,"deadlineMs":${deadline.deadlineMs},"deadlineSetBy":"${deadline.setBy}"`;
+      if (deadline.requestedMs !== undefined) {
+        line += `,"requestedDeadlineMs":${deadline.requestedMs}`;
+      }
     }
     if (outcome.error !== undefined) {
       line += `,"error":${JSON.stringify(outcome.error.rawMessage)}`;

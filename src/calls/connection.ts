@@ -55,18 +55,23 @@ function connectionByKey(
 ): Connection {
   let connection = connections.get(key);
   if (connection === undefined) {
-    const { remoteAddress = "", remotePort } = socket;
-    const host = remoteAddress.includes(":")
-      ? `[${remoteAddress}]`
-      : remoteAddress;
     connection = {
-      peer: `${host}:${remotePort ?? ""}`,
+      peer: peerName(socket),
       httpVersion,
       clientCertificate: clientCertificateOf(socket),
     };
     connections.set(key, connection);
   }
   return connection;
+}
+
+/** A socket's peer as the logs name it: 127.0.0.1:52144, [::1]:52144. */
+export function peerName(socket: ConnectionSource["socket"]): string {
+  const { remoteAddress = "", remotePort } = socket;
+  const host = remoteAddress.includes(":")
+    ? `[${remoteAddress}]`
+    : remoteAddress;
+  return `${host}:${remotePort ?? ""}`;
 }
 
 /** What connectionValues reads of a request: any Node request, or what the fast path knows of its stream's connection. */

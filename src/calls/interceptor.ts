@@ -9,6 +9,7 @@ import { principalKey } from "../auth/principal.js";
 import { parseRequestType } from "../protocol/content-type.js";
 import { CallEnd } from "./call-end.js";
 import { connectionKey, unknownConnection } from "./connection.js";
+import { deadlineChangeKey } from "./deadline-policy.js";
 import { procedureOf } from "./observer.js";
 import type { CallControl, CallPipeline } from "./pipeline.js";
 
@@ -51,6 +52,7 @@ class SignalledCall extends CallEnd implements CallControl {
   readonly requestHeaders;
   readonly url;
   readonly principal;
+  readonly deadline;
 
   constructor(req: UnaryRequest | StreamRequest) {
     super();
@@ -62,6 +64,7 @@ class SignalledCall extends CallEnd implements CallControl {
     this.requestHeaders = req.header;
     this.url = req.url;
     this.principal = req.contextValues.get(principalKey);
+    this.deadline = req.contextValues.get(deadlineChangeKey);
     const signal = req.signal;
     if (signal.aborted) this.end(signal.reason);
     else

@@ -130,6 +130,47 @@ export class Metrics implements CallObserver {
     });
   }
 
+  /**
+   * Publish the connections: how many are open now (`open`, read when
+   * scraped), and how many a connection policy closed (idle, age, keepalive,
+   * PINGs) or a cap refused, by reason. Returns what counts the latter two.
+   */
+  countConnections(open: () => number): {
+    closed(reason: string): void;
+    refused(reason: string): void;
+  } {
+    const gauge: Gauge = new Gauge({
+      name: "connect_greeter_connections_open",
+      help: "Connections open on the API port, HTTP/1.1 and HTTP/2.",
+      registers: [this.registry],
+      collect: () => gauge.set(open()),
+    });
+    const closed = byReason(
+      this.registry,
+      "connect_greeter_connections_closed_total",
+      "Connections the server closed by a connection policy: idle, first_call, max_age, max_age_grace, keepalive_timeout, too_many_pings.",
+    );
+    const refused = byReason(
+      this.registry,
+      "connect_greeter_connections_refused_total",
+      "Connections refused as they were accepted: max_connections, max_connections_per_address.",
+    );
+    return { closed, refused };
+  }
+
+  /**
+   * Count calls refused by load shedding, by reason (calls_in_flight,
+   * event_loop_delay): they are refused before their handler runs, so the
+   * call metrics above do not see them.
+   */
+  countShedding(): (reason: string) => void {
+    return byReason(
+      this.registry,
+      "connect_greeter_calls_shed_total",
+      "Calls refused with UNAVAILABLE by load shedding, before their handler ran: calls_in_flight, event_loop_delay.",
+    );
+  }
+
   /** @private Called by the call observer. */
   callStarted(call: Call): void {
     const s = this.#of(call);
@@ -196,6 +237,21 @@ export class Metrics implements CallObserver {
     }
     return series;
   }
+}
+
+/** A counter with a `reason` label, counted by the function returned. */
+function byReason(
+  registry: Registry,
+  name: string,
+  help: string,
+): (reason: string) => void {
+  const counter = new Counter({
+    name,
+    help,
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  return (reason) => counter.inc({ reason });
 }
 
 /** One procedure's and protocol's counts, and its latency histogram. */

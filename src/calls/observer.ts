@@ -5,6 +5,7 @@ import type { Principal } from "../auth/principal.js";
 import type { Protocol } from "../protocol/content-type.js";
 import { headerValue } from "../protocol/headers.js";
 import type { Connection } from "./connection.js";
+import type { DeadlineChange } from "./deadline-policy.js";
 
 /** The kind of a call, named as gRPC's Prometheus metrics name it. */
 export type CallType =
@@ -39,6 +40,8 @@ export interface Call {
   readonly url: string | undefined;
   /** Who made the call, as the server verified it (src/auth/); undefined for public methods and with authentication off. */
   readonly principal: Principal | undefined;
+  /** What the deadline policy did to the call's deadline, if anything (src/calls/deadline-policy.ts). */
+  readonly deadline: DeadlineChange | undefined;
   /** When the handler was invoked (performance.now()). */
   readonly startedAt: number;
   /** Request messages the handler read so far. */

@@ -16,6 +16,7 @@ import { type Logger, pino } from "pino";
 import { principalKey } from "../auth/principal.js";
 import type { Protocol } from "../protocol/content-type.js";
 import { connectionKey, unknownConnection } from "./connection.js";
+import { deadlineChangeKey } from "./deadline-policy.js";
 import { hideInternal } from "./internal-errors.js";
 import { type Call, procedureOf } from "./observer.js";
 import { CallReport, type CallStart, closedEarly } from "./report.js";
@@ -154,6 +155,7 @@ export class CallPipeline {
       requestHeaders: ctx.requestHeader,
       url: ctx.url,
       principal: values.get(principalKey),
+      deadline: values.get(deadlineChangeKey),
     });
     this.#report.finish(call, e);
   }

@@ -11,6 +11,7 @@ export type CallStart = Pick<
   | "requestHeaders"
   | "url"
   | "principal"
+  | "deadline"
 >;
 
 /**
@@ -32,6 +33,7 @@ export class CallReport {
       requestHeaders: from.requestHeaders,
       url: from.url,
       principal: from.principal,
+      deadline: from.deadline,
       startedAt: performance.now(),
       received: 0,
       sent: 0,

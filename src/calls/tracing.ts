@@ -74,6 +74,17 @@ const RPC_SYSTEM_NAME_VALUE_CONNECTRPC = "connectrpc";
  */
 const ATTR_USER_ID = "user.id";
 
+/**
+ * What the deadline policy did (src/calls/deadline-policy.ts): attributes
+ * of this server's own, which no semantic convention names, in its own
+ * namespace as the conventions ask.
+ */
+export const deadlineAttributes = {
+  ms: "connect_greeter.deadline_ms",
+  setBy: "connect_greeter.deadline_set_by",
+  requestedMs: "connect_greeter.requested_deadline_ms",
+} as const;
+
 type ExporterOptions = NonNullable<
   ConstructorParameters<typeof OTLPProtoTraceExporter>[0]
 >;
@@ -194,6 +205,14 @@ export class Tracing implements CallObserver {
       });
     }
     span.setAttributes(this.#peer(call.connection));
+    const deadline = call.deadline;
+    if (deadline !== undefined) {
+      span.setAttribute(deadlineAttributes.ms, deadline.deadlineMs);
+      span.setAttribute(deadlineAttributes.setBy, deadline.setBy);
+      if (deadline.requestedMs !== undefined) {
+        span.setAttribute(deadlineAttributes.requestedMs, deadline.requestedMs);
+      }
+    }
     span.end();
   }
 

@@ -20,6 +20,7 @@ import {
 import { principalKey } from "../auth/principal.js";
 import { CallEnd } from "../calls/call-end.js";
 import type { ConnectionSource } from "../calls/connection.js";
+import type { DeadlineChange } from "../calls/deadline-policy.js";
 import type { CallControl, CallPipeline } from "../calls/pipeline.js";
 import type { Protocol } from "../protocol/content-type.js";
 import { webHeaders } from "../protocol/headers.js";
@@ -59,6 +60,8 @@ export class EngineCall extends CallEnd implements CallControl {
   readonly host: CallHost;
   readonly protocol: Protocol;
   readonly url = undefined;
+  /** What the deadline policy did to the call's deadline, if anything: set by the engine. */
+  deadline: DeadlineChange | undefined = undefined;
   #abort: AbortController | undefined = undefined;
   #requestHeader: Headers | undefined = undefined;
   #timer: NodeJS.Timeout | undefined = undefined;

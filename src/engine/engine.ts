@@ -46,6 +46,7 @@ import {
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { type Logger, pino } from "pino";
 import type { ConnectionSource } from "../calls/connection.js";
+import type { DeadlinePolicy } from "../calls/deadline-policy.js";
 import { CallPipeline } from "../calls/pipeline.js";
 import type { CorsPolicy } from "../http/cors.js";
 import type { Middleware } from "../http/middleware.js";
@@ -92,6 +93,8 @@ export interface EngineOptions
   cors?: CorsPolicy;
   /** Serve calls here; false leaves every call to connect. @default true */
   enabled?: boolean;
+  /** The server's deadline policy, applied to each call taken (src/calls/deadline-policy.ts). @default undefined (none) */
+  deadlines?: DeadlinePolicy;
 }
 
 /** What serves a request: its route, its protocol, and a Connect GET's query. */
@@ -130,6 +133,7 @@ export class Engine implements CallHost {
   readonly #enabled: boolean;
   readonly #logger: Logger;
   readonly #cors: CorsPolicy | undefined;
+  readonly #deadlines: DeadlinePolicy | undefined;
   /** The start of gRPC and gRPC-Web answers, for the encodings this engine reads. */
   readonly #grpcShapes: GrpcShapes;
 
@@ -149,6 +153,7 @@ export class Engine implements CallHost {
     this.pipeline = options.pipeline ?? new CallPipeline();
     this.#logger = options.logger ?? pino({ level: "silent" });
     this.#cors = options.cors;
+    this.#deadlines = options.deadlines;
     this.#enabled = options.enabled ?? true;
     this.#grpcShapes = new GrpcShapes(this.opt.acceptCompression);
     const shutdown = this.opt.shutdownSignal;
@@ -319,7 +324,10 @@ export class Engine implements CallHost {
     drop: () => void,
   ): void {
     this.calls++;
+    // Before anything reads the timeout header.
+    const change = this.#deadlines?.apply(exchange.headers, type.protocol);
     const call = new EngineCall(this, route, exchange, type.protocol);
+    if (change !== undefined) call.deadline = change;
     let served: Promise<void>;
     switch (type.protocol) {
       case "grpc":

@@ -75,6 +75,7 @@ export async function serveConnectUnary(
     headerUnaryAcceptEncoding,
   );
   let status = 200;
+  let failed = false;
   let body: Uint8Array;
   try {
     // As connect's applyRequestGate: before the body is read and before the
@@ -108,9 +109,11 @@ export async function serveConnectUnary(
     call.end(e);
     const error = asClientError(e);
     status = codeToHttpStatus(error.code);
-    ctx.responseHeader.set(headerContentType, contentTypeUnaryJson);
-    // As connect: an error's own metadata goes out; one read off the wire does not.
-    if (!error.isWireError) {
+    failed = true;
+    // As connect: an error's own metadata goes out; one read off the wire
+    // does not. An error without any (a refusal, most errors) costs no
+    // Headers object: the plain answer below says the same.
+    if (!error.isWireError && hasAny(error.metadata)) {
       mergeNonProtocolHeaders(ctx.responseHeader, error.metadata);
     }
     body = errorToJsonBytes(error, opt.jsonOptions);
@@ -129,7 +132,8 @@ export async function serveConnectUnary(
     // Nothing set by the handler: the protocol's own headers, in the order
     // connect-node's webHeaderToNodeHeaders gives them (fetch Headers sort
     // their names).
-    const contentType = binary ? contentTypeUnaryProto : contentTypeUnaryJson;
+    const contentType =
+      binary && !failed ? contentTypeUnaryProto : contentTypeUnaryJson;
     exchange.respond(
       status,
       encoding === undefined
@@ -142,6 +146,7 @@ export async function serveConnectUnary(
       false,
     );
   } else {
+    if (failed) ctx.responseHeader.set(headerContentType, contentTypeUnaryJson);
     if (encoding !== undefined)
       ctx.responseHeader.set(headerUnaryEncoding, encoding);
     const header = trailerMux(ctx.responseHeader, ctx.responseTrailer);
@@ -152,4 +157,10 @@ export async function serveConnectUnary(
   // A request the call did not read to its end (a rejected one) is dropped,
   // so the stream can close.
   exchange.body.discard();
+}
+
+/** Whether `headers` holds any header. */
+function hasAny(headers: Headers): boolean {
+  for (const _ of headers.keys()) return true;
+  return false;
 }

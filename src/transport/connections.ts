@@ -1,6 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type * as net from "node:net";
+import type * as tls from "node:tls";
 
 /** A response of either HTTP server, or an HTTP/2 stream answered by a stream claim. */
 export type Response =
@@ -38,10 +39,18 @@ export interface ConnectionTracker extends Connections {
    */
   handOff(socket: net.Socket, server: http2.Http2Server): void;
   /**
+   * A TLS socket a secure server is about to make a session of (its
+   * "secureConnection" event, before Node's own listener), noted as the
+   * socket under that session (`socketUnder`).
+   */
+  secureConnection(socket: tls.TLSSocket): void;
+  /**
    * The TCP socket a cleartext session speaks on, for the shutdown notice
    * (src/transport/goaway.ts); undefined under TLS.
    */
   socketOf(session: http2.ServerHttp2Session): net.Socket | undefined;
+  /** The socket a session speaks on, TCP or TLS: what dropping the connection destroys. */
+  socketUnder(session: http2.ServerHttp2Session): net.Socket | undefined;
 }
 
 /** Start tracking a listener's sockets, HTTP/2 sessions and responses. */
@@ -53,6 +62,9 @@ export function trackConnections(): ConnectionTracker {
   // listener, while the socket being handed to it is in `handingOff`.
   const sessionSockets = new WeakMap<http2.ServerHttp2Session, net.Socket>();
   let handingOff: net.Socket | undefined;
+  // The socket under every session, TCP or TLS, noted the same way.
+  const under = new WeakMap<http2.ServerHttp2Session, net.Socket>();
+  let securing: tls.TLSSocket | undefined;
   const responses = new Set<Response>();
   // One listener function for every response, called with the response as
   // `this`: no closure per call. Each event fires at most once; on() saves
@@ -72,7 +84,10 @@ export function trackConnections(): ConnectionTracker {
       sessions.add(session);
       // Stryker disable next-line ConditionalExpression: equivalent, undefined stored for a TLS session is found as none
       if (handingOff !== undefined) sessionSockets.set(session, handingOff);
+      const socket = handingOff ?? securing;
+      if (socket !== undefined) under.set(session, socket);
       handingOff = undefined;
+      securing = undefined;
       session.once("close", () => sessions.delete(session));
     },
     response: (_req, res) => {
@@ -95,6 +110,14 @@ export function trackConnections(): ConnectionTracker {
       server.emit("connection", socket);
       handingOff = undefined;
     },
+    secureConnection: (socket) => {
+      securing = socket;
+      // Node makes the session at once, in its own listener of the same event.
+      queueMicrotask(() => {
+        if (securing === socket) securing = undefined;
+      });
+    },
     socketOf: (session) => sessionSockets.get(session),
+    socketUnder: (session) => under.get(session),
   };
 }

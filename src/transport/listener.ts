@@ -3,11 +3,20 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type * as tls from "node:tls";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { closeWhenOld } from "./age.js";
+import { capConnections, type RefusedBy } from "./caps.js";
 import { claimStreams, type StreamClaim } from "./claim-streams.js";
+import type {
+  ClosedBy,
+  ConnectionPolicy,
+  Http1Control,
+  SessionControl,
+} from "./connection-policy.js";
 import { type Connections, trackConnections } from "./connections.js";
 import { goAwayInTwoSteps } from "./goaway.js";
 import { closeWhenIdle } from "./idle.js";
-import type { SessionPolicy } from "./session-policy.js";
+import { keepAlive } from "./keepalive.js";
+import { limitPings } from "./ping-policy.js";
 import { sniff } from "./sniff.js";
 
 /** A request handler for both HTTP/1.1 and HTTP/2, as Connect's Node adapter returns. */
@@ -42,6 +51,34 @@ export interface ListenerOptions {
    */
   idleTimeoutMs?: number;
   /**
+   * How long a new HTTP/2 connection may stay open without starting a call
+   * (src/transport/idle.ts), in milliseconds, if shorter than the idle timeout.
+   * @default the idle timeout
+   */
+  firstCallTimeoutMs?: number;
+  /** Close a connection after this long, ±10 % (src/transport/age.ts); 0: never. @default 0 */
+  maxConnectionAgeMs?: number;
+  /** How long calls may run on on a connection past its age. @default 0 */
+  maxConnectionAgeGraceMs?: number;
+  /** PING every HTTP/2 connection this often (src/transport/keepalive.ts); 0: never. @default 0 */
+  keepaliveTimeMs?: number;
+  /** Drop a connection whose PING gets no ACK within this. @default 20000 */
+  keepaliveTimeoutMs?: number;
+  /**
+   * The shortest interval between a client's PINGs that is not a strike
+   * (src/transport/ping-policy.ts); undefined: no limit, and none without calls.
+   * @default undefined
+   */
+  pingMinIntervalMs?: number;
+  /** Whether clients may PING with no call open, under `pingMinIntervalMs`. @default false */
+  pingWithoutCalls?: boolean;
+  /** Most connections open at once (src/transport/caps.ts); 0: no limit. @default 0 */
+  maxConnections?: number;
+  /** Most connections open at once from one client address; 0: no limit. @default 0 */
+  maxConnectionsPerAddress?: number;
+  /** Told of every connection a policy closes or a cap refuses, for logs and metrics. @default undefined */
+  onConnectionEvent?: (event: ConnectionEvent) => void;
+  /**
    * Offered every HTTP/2 stream before Node's compatibility layer makes a
    * request of it; a stream it returns true for is its own to answer, and
    * `handler` never sees it (src/engine/engine.ts).
@@ -49,6 +86,17 @@ export interface ListenerOptions {
    */
   claimStream?: StreamClaim;
 }
+
+/** Who a connection is with, as far as the socket says. */
+export interface Peer {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+}
+
+/** A connection a policy closed, or a cap refused, and its peer. */
+export type ConnectionEvent =
+  | { readonly closed: ClosedBy; readonly peer: Peer }
+  | { readonly refused: RefusedBy; readonly peer: Peer };
 
 /** A server answering HTTP/1.1 and HTTP/2 on one port, with its connections at hand for shutdown. */
 export interface Listener extends Connections {
@@ -82,9 +130,10 @@ const http1FallbackSettings = [
  * Under TLS, ALPN picks the protocol and Node's `allowHTTP1` suffices; on a
  * cleartext port a connection's first bytes do (src/transport/sniff.ts).
  * Its sockets, sessions and responses are tracked for shutdown
- * (src/transport/connections.ts), streams are offered to `claimStream`
- * first (src/transport/claim-streams.ts), and every HTTP/2 session is put
- * under the connection policies (src/transport/session-policy.ts).
+ * (src/transport/connections.ts), each new socket is checked against the
+ * connection caps (src/transport/caps.ts), streams are offered to
+ * `claimStream` first (src/transport/claim-streams.ts), and every connection
+ * is put under the connection policies (src/transport/connection-policy.ts).
  */
 export function createListener(
   handler: RequestHandler,
@@ -93,12 +142,86 @@ export function createListener(
   const connections = trackConnections();
   const goAway = (session: http2.ServerHttp2Session) =>
     goAwayInTwoSteps(session, connections.socketOf(session));
-  // Each HTTP/2 session is put under every connection policy as it opens.
-  const policies: SessionPolicy[] = [closeWhenIdle(options.idleTimeoutMs ?? 0)];
+  const tell = options.onConnectionEvent;
+  // Each connection is put under every connection policy as it opens.
+  const policies: ConnectionPolicy[] = [
+    closeWhenIdle(options.idleTimeoutMs ?? 0, options.firstCallTimeoutMs),
+    closeWhenOld(
+      options.maxConnectionAgeMs ?? 0,
+      options.maxConnectionAgeGraceMs ?? 0,
+    ),
+    keepAlive(
+      options.keepaliveTimeMs ?? 0,
+      options.keepaliveTimeoutMs ?? 20_000,
+    ),
+    options.pingMinIntervalMs === undefined
+      ? {}
+      : limitPings(
+          options.pingMinIntervalMs,
+          options.pingWithoutCalls ?? false,
+        ),
+  ];
+  const sessionPolicies = policies.filter((p) => p.session !== undefined);
   const onSession = (session: http2.ServerHttp2Session) => {
     connections.session(session);
-    for (const policy of policies) policy(session, () => goAway(session));
+    if (sessionPolicies.length === 0) return;
+    const control = sessionControl(session);
+    for (const policy of sessionPolicies) policy.session?.(session, control);
   };
+  const sessionControl = (
+    session: http2.ServerHttp2Session,
+  ): SessionControl => {
+    const closing = (why: ClosedBy) => {
+      if (session.closed || session.destroyed) return false;
+      tell?.({ closed: why, peer: peerOf(session) });
+      return true;
+    };
+    return {
+      goAway: (why) => {
+        if (closing(why)) goAway(session);
+      },
+      goAwayWithError: (why, code, debugData) => {
+        if (!closing(why)) return;
+        session.goaway(
+          code,
+          session.state.lastProcStreamID ?? 0,
+          Buffer.from(debugData),
+        );
+        session.close();
+      },
+      drop: (why) => {
+        if (session.destroyed) return;
+        tell?.({ closed: why, peer: peerOf(session) });
+        // As if the peer had vanished: Node ends every stream with CANCEL.
+        const socket = connections.socketUnder(session);
+        if (socket !== undefined) socket.destroy();
+        else session.destroy();
+      },
+    };
+  };
+  const http1Policies = policies.filter((p) => p.http1Request !== undefined);
+  // Before any other listener, so that a response's headers are not sent yet.
+  const underHttp1Policies = (
+    server: http.Server | http2.Http2SecureServer,
+  ) => {
+    if (http1Policies.length === 0) return;
+    server.prependListener(
+      "request",
+      (req: http.IncomingMessage, res: http.ServerResponse) => {
+        if (req.httpVersionMajor !== 1) return;
+        const control: Http1Control = {
+          drop: (why) => {
+            if (req.socket.destroyed) return;
+            tell?.({ closed: why, peer: req.socket });
+            req.socket.destroy();
+          },
+        };
+        for (const policy of http1Policies)
+          policy.http1Request?.(req, res, control);
+      },
+    );
+  };
+  const refuse = (why: RefusedBy, peer: Peer) => tell?.({ refused: why, peer });
   const claim = options.claimStream;
   const serveHttp2 = (server: http2.Http2Server | http2.Http2SecureServer) => {
     server.on("session", onSession);
@@ -135,8 +258,19 @@ export function createListener(
       // Stryker disable next-line ConditionalExpression: equivalent, src/server.ts sets every one of them
       if (value !== undefined) Object.assign(server, { [key]: value });
     }
-    server.on("connection", connections.socket);
+    const admit = capConnections(
+      server,
+      options.maxConnections ?? 0,
+      options.maxConnectionsPerAddress ?? 0,
+      refuse,
+    );
+    // Before the TLS server's own listener, which would start a handshake.
+    server.prependListener("connection", (socket: net.Socket) => {
+      if (admit(socket)) connections.socket(socket);
+    });
+    server.prependListener("secureConnection", connections.secureConnection);
     serveHttp2(server);
+    underHttp1Policies(server);
     return { server, http2Server: server, http1Server: undefined, ...tracked };
   }
   const http1Server = http.createServer(options.http1 ?? {}, handler);
@@ -145,15 +279,32 @@ export function createListener(
   // "listening"; this one never listens (its sockets come from the sniffer).
   http1Server.emit("listening");
   http1Server.on("request", connections.response);
+  underHttp1Policies(http1Server);
   const http2Server = http2.createServer(options.http2 ?? {}, handler);
   serveHttp2(http2Server);
   const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? 10_000;
   const server = net.createServer((socket) => {
+    if (!admit(socket)) return;
     connections.socket(socket);
     sniff(socket, firstBytesTimeoutMs, (isHttp2) => {
       if (isHttp2) connections.handOff(socket, http2Server);
       else http1Server.emit("connection", socket);
     });
   });
+  const admit = capConnections(
+    server,
+    options.maxConnections ?? 0,
+    options.maxConnectionsPerAddress ?? 0,
+    refuse,
+  );
   return { server, http2Server, http1Server, ...tracked };
+}
+
+/** A session's peer, read before it goes with the socket. */
+function peerOf(session: http2.ServerHttp2Session): Peer {
+  const socket = session.socket;
+  return {
+    remoteAddress: socket?.remoteAddress,
+    remotePort: socket?.remotePort,
+  };
 }

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import * as net from "node:net";
-import { Arrivals } from "../support/arrivals.js";
-import { defaultWaitMs } from "../support/wait.js";
+import { Arrivals } from "./arrivals.js";
+import { defaultWaitMs } from "./wait.js";
 
 /** HTTP/2 frame types (RFC 9113, 6). */
 export const frameType = {
@@ -12,11 +12,13 @@ export const frameType = {
   ping: 6,
   goaway: 7,
   windowUpdate: 8,
+  continuation: 9,
 } as const;
 
-const endStream = 0x1;
-const ack = 0x1;
-const endHeaders = 0x4;
+/** Frame flags (RFC 9113, 6). */
+export const endStream = 0x1;
+export const ack = 0x1;
+export const endHeaders = 0x4;
 
 /** One frame as it came off the wire. */
 export interface Frame {
@@ -69,21 +71,37 @@ export class RawH2Client {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on("error", () => {});
-    this.closed = once(socket, "close").then(() => undefined);
+    // Not events.once: it rejects on "error", and a broken connection is
+    // one that closes, here.
+    this.closed = new Promise((resolve) =>
+      socket.once("close", () => resolve()),
+    );
     void this.closed.then(() => this.#arrivals.end("connection closed"));
     socket.on("data", (chunk: Buffer) => this.#read(chunk));
   }
 
-  /** Connect with prior knowledge (h2c), and send the preface and an empty SETTINGS unless told not to. */
+  /**
+   * Connect with prior knowledge (h2c), from `localAddress` if given, and
+   * send the preface and a SETTINGS frame (empty unless `settings` lists
+   * identifier and value pairs) unless told not to.
+   */
   static async connect(
     url: string,
-    options: { preface?: boolean } = {},
+    options: {
+      preface?: boolean;
+      localAddress?: string;
+      settings?: [number, number][];
+    } = {},
   ): Promise<RawH2Client> {
     const { hostname, port } = new URL(url);
-    const socket = net.connect(Number(port), hostname);
+    const socket = net.connect({
+      port: Number(port),
+      host: hostname,
+      localAddress: options.localAddress,
+    });
     await once(socket, "connect");
     const client = new RawH2Client(socket);
-    if (options.preface ?? true) client.sendPreface();
+    if (options.preface ?? true) client.sendPreface(options.settings);
     return client;
   }
 
@@ -94,12 +112,12 @@ export class RawH2Client {
     return client;
   }
 
-  /** The client connection preface and an empty SETTINGS frame (RFC 9113, 3.4). */
-  sendPreface(): void {
+  /** The client connection preface and a SETTINGS frame with `settings`, identifier and value pairs (RFC 9113, 3.4). */
+  sendPreface(settings: [number, number][] = []): void {
     this.socket.write(
       Buffer.concat([
         Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"),
-        frame(frameType.settings, 0, 0, Buffer.alloc(0)),
+        frame(frameType.settings, 0, 0, settingsPayload(settings)),
       ]),
     );
   }
@@ -111,21 +129,32 @@ export class RawH2Client {
     headers: Record<string, string>,
     body: Buffer,
   ): void {
-    const block = Buffer.concat(
-      Object.entries({
-        ":method": "POST",
-        ":scheme": "http",
-        ":path": path,
-        ":authority": "localhost",
-        ...headers,
-      }).map(([name, value]) => literal(name, value)),
-    );
-    this.socket.write(
-      Buffer.concat([
-        frame(frameType.headers, endHeaders, streamId, block),
-        frame(frameType.data, endStream, streamId, body),
-      ]),
-    );
+    this.socket.write(requestFrames(streamId, path, headers, body));
+  }
+
+  /** Open a POST on `streamId` and leave its request open: HEADERS alone, then `body` if given, without END_STREAM. */
+  open(
+    streamId: number,
+    path: string,
+    headers: Record<string, string>,
+    body?: Buffer,
+  ): void {
+    const frames = [
+      frame(
+        frameType.headers,
+        endHeaders,
+        streamId,
+        headerBlock(path, headers),
+      ),
+    ];
+    if (body !== undefined)
+      frames.push(frame(frameType.data, 0, streamId, body));
+    this.socket.write(Buffer.concat(frames));
+  }
+
+  /** Send a PING (not an ACK) with `payload` (8 bytes). */
+  ping(payload: Buffer = Buffer.alloc(8)): void {
+    this.socket.write(frame(frameType.ping, 0, 0, payload));
   }
 
   /** Acknowledge a PING the server sent. */
@@ -138,7 +167,10 @@ export class RawH2Client {
    * `match` accepts; rejects if the socket closes first, or once `ms` have
    * passed without one.
    */
-  next(match: (f: Frame) => boolean, ms = defaultWaitMs): Promise<Frame> {
+  next(
+    match: (f: Frame, index: number) => boolean,
+    ms = defaultWaitMs,
+  ): Promise<Frame> {
     return this.#arrivals.first(match, ms);
   }
 
@@ -172,8 +204,47 @@ export class RawH2Client {
   }
 }
 
+/** A SETTINGS frame's payload: each identifier (2 bytes) and value (4 bytes). */
+export function settingsPayload(settings: [number, number][]): Buffer {
+  const payload = Buffer.alloc(6 * settings.length);
+  for (const [i, [id, value]] of settings.entries()) {
+    payload.writeUInt16BE(id, 6 * i);
+    payload.writeUInt32BE(value, 6 * i + 2);
+  }
+  return payload;
+}
+
+/** A whole POST on `streamId`, as bytes: HEADERS, then DATA with `body` ending the stream. */
+export function requestFrames(
+  streamId: number,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+): Buffer {
+  return Buffer.concat([
+    frame(frameType.headers, endHeaders, streamId, headerBlock(path, headers)),
+    frame(frameType.data, endStream, streamId, body),
+  ]);
+}
+
+/** A POST's header block: the pseudo-headers for `path`, then `headers`, each a literal. */
+export function headerBlock(
+  path: string,
+  headers: Record<string, string>,
+): Buffer {
+  return Buffer.concat(
+    Object.entries({
+      ":method": "POST",
+      ":scheme": "http",
+      ":path": path,
+      ":authority": "localhost",
+      ...headers,
+    }).map(([name, value]) => literal(name, value)),
+  );
+}
+
 /** A frame: 9-byte header (length, type, flags, stream id), then the payload. */
-function frame(
+export function frame(
   type: number,
   flags: number,
   streamId: number,
@@ -188,7 +259,7 @@ function frame(
 }
 
 /** An HPACK literal header field without indexing, new name, no Huffman coding (RFC 7541, 6.2.2). */
-function literal(name: string, value: string): Buffer {
+export function literal(name: string, value: string): Buffer {
   return Buffer.concat([
     Buffer.from([0]),
     hpackString(name),
@@ -196,13 +267,14 @@ function literal(name: string, value: string): Buffer {
   ]);
 }
 
-function hpackString(s: string): Buffer {
+/** An HPACK string literal, no Huffman coding (RFC 7541, 5.2). */
+export function hpackString(s: string): Buffer {
   const bytes = Buffer.from(s, "latin1");
   return Buffer.concat([hpackInteger(bytes.length, 7), bytes]);
 }
 
 /** An HPACK integer with an N-bit prefix (RFC 7541, 5.1), the prefix's other bits zero. */
-function hpackInteger(n: number, prefixBits: number): Buffer {
+export function hpackInteger(n: number, prefixBits: number): Buffer {
   const max = 2 ** prefixBits - 1;
   if (n < max) return Buffer.from([n]);
   const out = [max];
