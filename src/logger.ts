@@ -44,7 +44,19 @@ const logBatchBytes = 4096;
 /** How long lines may wait for a batch to fill, in milliseconds. */
 const logFlushMs = 100;
 
+/**
+ * The process's one stdout destination: servers in one process (tests, a
+ * program embedding several) share stdout, so they share its batch, which
+ * keeps their lines in order and registers one exit hook, not one per server.
+ */
+let stdout: LineBatch | undefined;
+
 function stdoutDestination(): DestinationStream {
+  stdout ??= openStdout();
+  return stdout;
+}
+
+function openStdout(): LineBatch {
   // Lines come in batches (LineBatch): each is written as it comes, or
   // appended to what waits while a write is in progress. In bytes: a pipe
   // that takes part of a write (a log collector that reads slowly) gets the
@@ -133,6 +145,7 @@ export class LineBatch extends EventEmitter implements DestinationStream {
   end(): void {
     this.#hand();
     process.off("exit", this.#flushOnExit);
+    if (stdout === this) stdout = undefined;
     this.#out.once("close", () => this.emit("close"));
     this.#out.end();
   }

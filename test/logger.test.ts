@@ -51,3 +51,23 @@ setInterval(() => {}, 60_000);`,
   const line = await within(child.nextLine(), 5_000, "the lone line");
   assert.equal((JSON.parse(line) as { msg: string }).msg, "alone");
 });
+
+test("loggers on stdout share one batch: their lines stay in order, and the process gains no exit hook for each more", async (t) => {
+  const lines = await logFrom(
+    t,
+    `process.on("warning", (w) => { console.error(w.name); process.exitCode = 3; });
+const logs = [createLogger()];
+const afterOne = process.listenerCount("exit");
+for (let i = 1; i < 20; i++) logs.push(createLogger());
+logs.forEach((log, i) => log.info("logger " + i));
+logs[0].info("exit hooks added by 19 more: " + (process.listenerCount("exit") - afterOne));
+process.exit();`,
+  );
+  assert.deepEqual(
+    lines.map((l) => l.msg),
+    [
+      ...Array.from({ length: 20 }, (_, i) => `logger ${i}`),
+      "exit hooks added by 19 more: 0",
+    ],
+  );
+});
