@@ -33,6 +33,7 @@ import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,
   envelopes,
+  grpcHeaders,
   helloReply,
   helloRequest,
   rawH2,
@@ -44,8 +45,6 @@ import { assertTook, until, within } from "./support/wait.js";
 // What a handler sees and what the application's interceptors do, on the
 // fast path and through connect's handlers: the same, seen from inside the
 // handler. (test/fast-path.test.ts compares what clients get.)
-
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
 /** A server with the engine (`enabled`) in front of connect's adapter, both with `options`, as src/server.ts wires them. */
 async function serve(

@@ -20,7 +20,7 @@ import { createGreeter } from "../src/services/greeter.js";
 import { createHealth } from "../src/services/health.js";
 import { ServingStatus } from "../src/services/serving-status.js";
 import { RawH2Client } from "./support/h2-frames.js";
-import { envelope, helloRequest } from "./support/raw.js";
+import { envelope, grpcHeaders, helloRequest } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { testTransport } from "./support/transports.js";
 import { until, within } from "./support/wait.js";
@@ -32,8 +32,6 @@ import { until, within } from "./support/wait.js";
  * refused and say SERVING. The benchmark (bench/overload.ts) measures what
  * it does for the calls admitted under load.
  */
-
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
 /** The health service's Check request for the whole server (service ""), enveloped. */
 const healthCheck = envelope(new Uint8Array(0));

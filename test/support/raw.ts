@@ -164,6 +164,12 @@ export async function rawH1(
   }
 }
 
+/** The headers of a gRPC request in protobuf (gRPC's PROTOCOL-HTTP2.md), beside :path. */
+export const grpcHeaders = {
+  "content-type": "application/grpc",
+  te: "trailers",
+};
+
 /** A HelloRequest in the protobuf binary encoding. */
 export function helloRequest(name: string): Uint8Array {
   return toBinary(HelloRequestSchema, create(HelloRequestSchema, { name }));
