@@ -296,6 +296,19 @@ function grpcProbes(
   });
 }
 
+/** Start the server with `config`, as the manifests set it, on free loopback ports and silent; closed after the test. */
+async function startConfigured(t: TestContext, config: Config) {
+  const server = await startServer({
+    ...config,
+    port: 0,
+    host: "127.0.0.1",
+    adminPort: 0,
+    logLevel: "silent",
+  });
+  t.after(() => server.close());
+  return server;
+}
+
 /**
  * Send each probe's Check as the kubelet does (grpc.health.v1 over h2c with
  * prior knowledge) to a real server started with the Deployment's settings:
@@ -311,14 +324,7 @@ async function checkProbes(t: TestContext, m: Manifests): Promise<void> {
       `${name} probes port ${probe.grpc.port}, but the server serves health on its API port ${config.port} (PORT)`,
     );
   }
-  const server = await startServer({
-    ...config,
-    port: 0,
-    host: "127.0.0.1",
-    adminPort: 0,
-    logLevel: "silent",
-  });
-  t.after(() => server.close());
+  const server = await startConfigured(t, config);
   const health = createClient(
     Health,
     createGrpcTransport({ baseUrl: server.url }),
@@ -1200,14 +1206,7 @@ test("Each probe of the TLS overlay, sent as the kubelet sends it, gets 200 from
   const m = new Manifests(await kustomizeBuild(t, tlsDir));
   const config = serverConfig(await withSecretFiles(t, m));
   assert.ok(config.tls, "the overlay's settings turn TLS on");
-  const server = await startServer({
-    ...config,
-    port: 0,
-    host: "127.0.0.1",
-    adminPort: 0,
-    logLevel: "silent",
-  });
-  t.after(() => server.close());
+  const server = await startConfigured(t, config);
   assert.match(server.url, /^https:/);
   const adminUrl = new URL(server.metricsUrl ?? "").origin;
   // What the base's gRPC probe would do: cleartext HTTP/2 to the API port, refused.
