@@ -76,56 +76,43 @@ interface Case {
 const greeter = "src/main.js";
 const grpcJs = "bench/servers/grpc-js.js";
 const fastify = "bench/servers/fastify.js";
+/** A variant of a server: what its table name adds, and the environment that makes it. */
+type Variant = [label: string, env: Record<string, string>];
+const logWarn: Variant = ["LOG_LEVEL=warn", { LOG_LEVEL: "warn" }];
+const engineOff: Variant = ["engine off", { ENGINE: "off" }];
+/** connect-greeter on `scenario`, as it is or as `variant` sets it. */
+const ours = (scenario: Scenario, variant?: Variant): Case =>
+  variant === undefined
+    ? { server: "connect-greeter", script: greeter, scenario }
+    : {
+        server: `connect-greeter, ${variant[0]}`,
+        script: greeter,
+        scenario,
+        env: variant[1],
+      };
+/** fastify serving Connect JSON unary over HTTP/1.1, with or without its logger. */
+const onFastify = (logs: boolean): Case => ({
+  server: `fastify (${logs ? "logs" : "no logs"})`,
+  script: fastify,
+  scenario: "connect-json-unary-h1",
+  env: { FASTIFY_LOGGER: String(logs) },
+});
 /** The cases, by index (PROFILE_CASES). New cases go at the end, so that the indexes quoted in bench/PROFILE.md keep their meaning. */
 const cases: Case[] = [
-  { server: "connect-greeter", script: greeter, scenario: "grpc-unary" },
-  { server: "connect-greeter", script: greeter, scenario: "connect-unary" },
+  ours("grpc-unary"),
+  ours("connect-unary"),
   { server: "@grpc/grpc-js", script: grpcJs, scenario: "grpc-unary" },
-  {
-    server: "connect-greeter, LOG_LEVEL=warn",
-    script: greeter,
-    scenario: "grpc-unary",
-    env: { LOG_LEVEL: "warn" },
-  },
-  { server: "connect-greeter", script: greeter, scenario: "stream" },
+  ours("grpc-unary", logWarn),
+  ours("stream"),
   { server: "@grpc/grpc-js", script: grpcJs, scenario: "stream" },
-  {
-    server: "connect-greeter, engine off",
-    script: greeter,
-    scenario: "grpc-unary",
-    env: { ENGINE: "off" },
-  },
-  {
-    server: "connect-greeter, engine off",
-    script: greeter,
-    scenario: "connect-unary",
-    env: { ENGINE: "off" },
-  },
-  {
-    server: "connect-greeter",
-    script: greeter,
-    scenario: "connect-json-unary-h1",
-  },
-  {
-    server: "connect-greeter, LOG_LEVEL=warn",
-    script: greeter,
-    scenario: "connect-json-unary-h1",
-    env: { LOG_LEVEL: "warn" },
-  },
-  {
-    server: "fastify (logs)",
-    script: fastify,
-    scenario: "connect-json-unary-h1",
-    env: { FASTIFY_LOGGER: "true" },
-  },
-  {
-    server: "fastify (no logs)",
-    script: fastify,
-    scenario: "connect-json-unary-h1",
-    env: { FASTIFY_LOGGER: "false" },
-  },
-  { server: "connect-greeter", script: greeter, scenario: "grpc-web-unary" },
-  { server: "connect-greeter", script: greeter, scenario: "connect-stream" },
+  ours("grpc-unary", engineOff),
+  ours("connect-unary", engineOff),
+  ours("connect-json-unary-h1"),
+  ours("connect-json-unary-h1", logWarn),
+  onFastify(true),
+  onFastify(false),
+  ours("grpc-web-unary"),
+  ours("connect-stream"),
 ];
 
 const nameOf = (c: Case) => `${c.server}, ${labelOf(c.scenario)}`;

@@ -32,6 +32,7 @@ import { authSettings } from "./support/auth.js";
 import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,
+  grpcHeaders,
   helloRequest,
   type RawH2Options,
   type RawResponse,
@@ -83,8 +84,6 @@ async function authServer(
   });
   return { server, log };
 }
-
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
 function sayHello(authorization?: string): RawH2Options {
   return {

@@ -346,10 +346,8 @@ for (const protocol of protocols) {
       test(`a ${protocol} server stream over ${http} whose client stops reading and then leaves ends its call, through ${engine ? "the engine" : "connect's handler"}: the handler is stopped, nothing is left in flight, and the call is logged canceled`, {
         timeout: 60_000,
       }, async (t) => {
-        let stopped!: () => void;
-        const handlerStopped = new Promise<void>((resolve) => {
-          stopped = resolve;
-        });
+        const { promise: handlerStopped, resolve: stopped } =
+          Promise.withResolvers<void>();
         const log = new LogCapture();
         const server = await startTestServer(t, {
           engine,

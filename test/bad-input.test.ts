@@ -10,6 +10,7 @@ import {
   envelope,
   envelopes,
   fromBase64Text,
+  grpcHeaders,
   helloReply,
   helloRequest,
   rawH1,
@@ -29,8 +30,6 @@ import {
 //   errors, as amended by RFC 003; streaming errors in the end-of-stream
 //   message with HTTP 200), as connect-es implements it
 //   (protocol-connect/http-status.js).
-
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
 /** Bytes that are no HelloRequest: field 15, wire type 7 (invalid), then nothing. */
 const notProtobuf = Buffer.from([0xff, 0xff, 0xff, 0xff]);

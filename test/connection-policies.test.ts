@@ -7,14 +7,22 @@ import type { RunningServer } from "../src/server.js";
 import { ageJitter } from "../src/transport/age.js";
 import { grpcJsGreeter, sayHello } from "./support/grpc-js.js";
 import {
-  type Frame,
+  endsStream,
   frameType,
   goawayLastStreamId,
+  goawayNotice,
+  isFinalGoaway,
+  isGoaway,
+  isGoawayNotice,
+  isPing,
+  isPingAck,
   RawH2Client,
+  requestHello,
+  sayHelloRaw,
   showFrame,
 } from "./support/h2-frames.js";
 import { LogCapture } from "./support/log-capture.js";
-import { envelope, helloRequest } from "./support/raw.js";
+import { envelope, grpcHeaders, helloRequest } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
 import { assertTook, until, within } from "./support/wait.js";
@@ -26,20 +34,6 @@ import { assertTook, until, within } from "./support/wait.js";
  * raw HTTP/2 clients where the frames matter and grpc-js where a real peer's
  * reading of them does.
  */
-
-const notice = 2 ** 31 - 1;
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
-const isGoaway = (f: Frame) => f.type === frameType.goaway;
-const isNotice = (f: Frame) => isGoaway(f) && goawayLastStreamId(f) === notice;
-const isFinalGoaway = (f: Frame) =>
-  isGoaway(f) && goawayLastStreamId(f) !== notice;
-const isPing = (f: Frame) => f.type === frameType.ping && !(f.flags & 1);
-const isPingAck = (f: Frame) =>
-  f.type === frameType.ping && (f.flags & 1) === 1;
-const endsStream = (id: number) => (f: Frame) =>
-  f.streamId === id &&
-  (f.type === frameType.rstStream ||
-    (f.type === frameType.headers && (f.flags & 1) === 1));
 
 /** How late a timer may fire on a loaded two-core machine, and a round trip on it. */
 const slackMs = 400;
@@ -53,23 +47,6 @@ async function rawClient(t: TestContext, url: string): Promise<RawH2Client> {
 /** A Chat left open on `streamId`: its handler waits for the client's next message. */
 function openChat(client: RawH2Client, streamId: number): void {
   client.open(streamId, "/Greeter/Chat", grpcHeaders);
-}
-
-/** SayHello(`name`) on `streamId`; resolves once the stream ended, failing unless with the reply. */
-async function sayHelloRaw(
-  client: RawH2Client,
-  streamId: number,
-  name: string,
-): Promise<void> {
-  client.request(
-    streamId,
-    "/Greeter/SayHello",
-    grpcHeaders,
-    envelope(helloRequest(name)),
-  );
-  const end = await client.next(endsStream(streamId));
-  assert.equal(end.type, frameType.headers, showFrame(end));
-  assert.match(client.data(streamId).toString("latin1"), new RegExp(name));
 }
 
 function closedLines(log: LogCapture, reason: string) {
@@ -99,7 +76,7 @@ test("a connection past its maximum age gets the two-step GOAWAY at the age ±10
   const ages = await Promise.all(
     clients.map(async ({ client, openedAt }) => {
       const first = await client.next(isGoaway, ageMs * 1.1 + 2 * slackMs);
-      assert.equal(goawayLastStreamId(first), notice, showFrame(first));
+      assert.equal(goawayLastStreamId(first), goawayNotice, showFrame(first));
       return first.at - openedAt;
     }),
   );
@@ -121,12 +98,7 @@ test("a connection past its maximum age gets the two-step GOAWAY at the age ±10
 
   const { client } = clients[0] as { client: RawH2Client };
   // What a client does that picked this connection before reading the GOAWAY.
-  client.request(
-    1,
-    "/Greeter/SayHello",
-    grpcHeaders,
-    envelope(helloRequest("late")),
-  );
+  requestHello(client, 1, "late");
   const ping = await client.next(isPing);
   client.ackPing(ping);
   const final = await client.next(isFinalGoaway);
@@ -153,7 +125,7 @@ test("calls on a connection past its age run on for the grace (one started after
   });
   const client = await rawClient(t, server.url);
   openChat(client, 1);
-  const first = await client.next(isNotice, ageMs * 1.1 + 2 * slackMs);
+  const first = await client.next(isGoawayNotice, ageMs * 1.1 + 2 * slackMs);
   client.request(
     3,
     "/Greeter/StreamHello",
@@ -613,7 +585,7 @@ test("FIRST_CALL_TIMEOUT_MS: an HTTP/2 connection that starts no call gets the t
   const openedAt = performance.now();
   const used = await rawClient(t, server.url);
   await sayHelloRaw(used, 1, "used");
-  const first = await unused.next(isNotice, firstCallMs + slackMs);
+  const first = await unused.next(isGoawayNotice, firstCallMs + slackMs);
   assertTook(
     first.at - openedAt,
     firstCallMs,

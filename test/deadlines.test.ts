@@ -13,6 +13,7 @@ import { pushable } from "./support/pushable.js";
 import {
   envelope,
   envelopes,
+  grpcHeaders,
   helloReply,
   helloRequest,
   rawH1,
@@ -151,11 +152,6 @@ for (const protocol of protocols) {
     },
   );
 }
-
-const grpcHeaders = {
-  "content-type": "application/grpc",
-  te: "trailers",
-};
 
 test(
   "the server ends a gRPC StreamHello at the grpc-timeout a client sent, with grpc-status 4 in the trailers",

@@ -33,6 +33,7 @@ import { LogCapture } from "./support/log-capture.js";
 import {
   envelope,
   envelopes,
+  grpcHeaders,
   helloReply,
   helloRequest,
   rawH2,
@@ -44,8 +45,6 @@ import { assertTook, until, within } from "./support/wait.js";
 // What a handler sees and what the application's interceptors do, on the
 // fast path and through connect's handlers: the same, seen from inside the
 // handler. (test/fast-path.test.ts compares what clients get.)
-
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
 /** A server with the engine (`enabled`) in front of connect's adapter, both with `options`, as src/server.ts wires them. */
 async function serve(
@@ -418,10 +417,7 @@ test("a procedure registered alone with router.rpc takes the fast path; one regi
 
 test("the shutdown signal ends the calls the fast path runs with its reason, and a call arriving after it ends at once", async (t) => {
   const shutdown = new AbortController();
-  let started!: () => void;
-  const running = new Promise<void>((resolve) => {
-    started = resolve;
-  });
+  const { promise: running, resolve: started } = Promise.withResolvers<void>();
   const { url, engine } = await serve(
     t,
     true,
@@ -1056,10 +1052,8 @@ test("an interceptor that replaces the request's signal, context values or servi
 test("behind an interceptor, a client that cancels a server stream stops the fast path's handler at its next step", async (t) => {
   // (Through connect's handlers such a handler is left suspended.)
   for (const enabled of [true]) {
-    let stopped!: () => void;
-    const finished = new Promise<void>((resolve) => {
-      stopped = resolve;
-    });
+    const { promise: finished, resolve: stopped } =
+      Promise.withResolvers<void>();
     const passThrough: Interceptor = (next) => (req) => next(req);
     const { url } = await serve(
       t,
@@ -1260,10 +1254,8 @@ for (const [what, servedBy, headers, body] of engineOrConnect) {
 test("a server stream whose client goes away while the handler waits to write stops the handler and is reported canceled with the reason the stream gave, on both paths", async (t) => {
   const reported = [];
   for (const engine of [true, false]) {
-    let stopped!: () => void;
-    const finished = new Promise<void>((resolve) => {
-      stopped = resolve;
-    });
+    const { promise: finished, resolve: stopped } =
+      Promise.withResolvers<void>();
     const log = new LogCapture();
     const server = await startTestServer(t, {
       engine,
@@ -1344,10 +1336,7 @@ test("a handler may replace its context values (a plain JavaScript handler can),
 
 test("a Connect call whose client leaves before the answer is written ends quietly: nothing is logged as a failure", async (t) => {
   const log = new LogCapture();
-  let answered!: () => void;
-  const done = new Promise<void>((resolve) => {
-    answered = resolve;
-  });
+  const { promise: done, resolve: answered } = Promise.withResolvers<void>();
   const server = await startTestServer(t, {
     logDestination: log.destination,
     logLevel: "info",

@@ -45,6 +45,7 @@ import {
 } from "./support/parity.js";
 import {
   envelope,
+  grpcHeaders,
   helloRequest,
   type RawRequest,
   type RawResponse,
@@ -59,8 +60,6 @@ import {
   testTransport,
 } from "./support/transports.js";
 import { until } from "./support/wait.js";
-
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
 test("ENGINE and --engine switch the fast path, on by default", () => {
   assert.equal(loadConfig([], {}).engine, true);

@@ -22,13 +22,18 @@ import {
   writeSome,
 } from "../src/transport/goaway.js";
 import {
-  type Frame,
-  frameType,
+  answered,
   goawayLastStreamId,
+  goawayNotice,
+  isFinalGoaway,
+  isGoaway,
+  isPing,
   RawH2Client,
+  requestHello,
+  sayHelloRaw,
   showFrame,
 } from "./support/h2-frames.js";
-import { envelope, helloRequest } from "./support/raw.js";
+import { envelope } from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { selfSignedCert } from "./support/tls.js";
 import { until } from "./support/wait.js";
@@ -42,53 +47,12 @@ import { until } from "./support/wait.js";
  * took, so that no request in flight is refused.
  */
 
-const notice = 2 ** 31 - 1;
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
-const isGoaway = (f: Frame) => f.type === frameType.goaway;
-const isFinalGoaway = (f: Frame) =>
-  f.type === frameType.goaway && goawayLastStreamId(f) !== notice;
-const isPing = (f: Frame) => f.type === frameType.ping && !(f.flags & 1);
-const endsStream = (id: number) => (f: Frame) =>
-  f.streamId === id &&
-  (f.type === frameType.rstStream ||
-    (f.type === frameType.headers && (f.flags & 1) === 1));
-
-/** Send SayHello(`name`) on `streamId` and wait for the stream's end; fails unless it was answered in full. */
-async function sayHello(
-  client: RawH2Client,
-  streamId: number,
-  name: string,
-): Promise<void> {
-  client.request(
-    streamId,
-    "/Greeter/SayHello",
-    grpcHeaders,
-    envelope(helloRequest(name)),
-  );
-  await answered(client, streamId, name);
-}
-
-/** Wait for the end of `streamId`; fails unless it ended with trailers after the reply to `name`. */
-async function answered(
-  client: RawH2Client,
-  streamId: number,
-  name: string,
-): Promise<void> {
-  const end = await client.next(endsStream(streamId));
-  assert.equal(
-    end.type,
-    frameType.headers,
-    `stream ${streamId} was reset: ${showFrame(end)}`,
-  );
-  assert.match(client.data(streamId).toString("latin1"), new RegExp(name));
-}
-
 /** A server, and a raw HTTP/2 client whose first SayHello it answered; `session` is the server's side of the connection. */
 async function answeredClient(t: TestContext) {
   const server = await startTestServer(t);
   const client = await RawH2Client.connect(server.url);
   t.after(() => client.socket.destroy());
-  await sayHello(client, 1, "first");
+  await sayHelloRaw(client, 1, "first");
   const [session] = server.listener.sessions;
   assert.ok(session, "the server's session");
   return { server, client, session };
@@ -105,19 +69,14 @@ test("shutdown() first sends a GOAWAY that refuses no stream; a request sent rig
   const shutdownAt = performance.now();
   const result = server.shutdown(5000);
   const first = await client.next(isGoaway);
-  assert.equal(goawayLastStreamId(first), notice, showFrame(first));
+  assert.equal(goawayLastStreamId(first), goawayNotice, showFrame(first));
   // The session's SETTINGS were acknowledged: nothing to wait for.
   assert.ok(
     first.at - shutdownAt < goAwayNoticeMs / 2,
     `notice ${first.at - shutdownAt} ms after shutdown()`,
   );
   // What a balancer does that picked this connection before reading the GOAWAY.
-  client.request(
-    3,
-    "/Greeter/SayHello",
-    grpcHeaders,
-    envelope(helloRequest("late")),
-  );
+  requestHello(client, 3, "late");
   const ping = await client.next(isPing);
   assert.equal(
     client.frames.filter(isGoaway).length,
@@ -194,12 +153,7 @@ test("a connection accepted before shutdown() whose HTTP/2 preface comes after i
   assert.equal(await connectError(server.url), "ECONNREFUSED");
   // The session is made only now, after the drain began.
   client.sendPreface();
-  client.request(
-    1,
-    "/Greeter/SayHello",
-    grpcHeaders,
-    envelope(helloRequest("just in time")),
-  );
+  requestHello(client, 1, "just in time");
   const ping = await client.next(isPing);
   client.ackPing(ping);
   await answered(client, 1, "Hello, just in time!");
@@ -209,7 +163,7 @@ test("a connection accepted before shutdown() whose HTTP/2 preface comes after i
   assert.equal(sequence[0], "SETTINGS", sequence.join(", "));
   assert.equal(
     goawayLastStreamId(await client.next(isGoaway)),
-    notice,
+    goawayNotice,
     sequence.join(", "),
   );
   await client.closed;
@@ -222,17 +176,12 @@ test("an HTTP/2 connection closed for being idle is closed in the same two steps
   const server = await startTestServer(t, { idleTimeoutMs: 300 });
   const client = await RawH2Client.connect(server.url);
   t.after(() => client.socket.destroy());
-  await sayHello(client, 1, "first");
+  await sayHelloRaw(client, 1, "first");
   const answeredAt = performance.now();
   const first = await client.next(isGoaway);
-  assert.equal(goawayLastStreamId(first), notice, showFrame(first));
+  assert.equal(goawayLastStreamId(first), goawayNotice, showFrame(first));
   assert.ok(first.at - answeredAt >= 250, `${first.at - answeredAt} ms`);
-  client.request(
-    3,
-    "/Greeter/SayHello",
-    grpcHeaders,
-    envelope(helloRequest("reused")),
-  );
+  requestHello(client, 3, "reused");
   client.ackPing(await client.next(isPing));
   await answered(client, 3, "Hello, reused!");
   const final = await client.next(isFinalGoaway);
@@ -255,7 +204,7 @@ test("over TLS, where the server cannot write a notice beside nghttp2, the final
   assert.equal(socket.alpnProtocol, "h2");
   const client = RawH2Client.over(socket);
   t.after(() => socket.destroy());
-  await sayHello(client, 1, "first");
+  await sayHelloRaw(client, 1, "first");
   const result = server.shutdown(5000);
   const ping = await client.next(isPing);
   // Frames written together arrive together: a GOAWAY sent with the PING

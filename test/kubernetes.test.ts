@@ -296,6 +296,19 @@ function grpcProbes(
   });
 }
 
+/** Start the server with `config`, as the manifests set it, on free loopback ports and silent; closed after the test. */
+async function startConfigured(t: TestContext, config: Config) {
+  const server = await startServer({
+    ...config,
+    port: 0,
+    host: "127.0.0.1",
+    adminPort: 0,
+    logLevel: "silent",
+  });
+  t.after(() => server.close());
+  return server;
+}
+
 /**
  * Send each probe's Check as the kubelet does (grpc.health.v1 over h2c with
  * prior knowledge) to a real server started with the Deployment's settings:
@@ -311,14 +324,7 @@ async function checkProbes(t: TestContext, m: Manifests): Promise<void> {
       `${name} probes port ${probe.grpc.port}, but the server serves health on its API port ${config.port} (PORT)`,
     );
   }
-  const server = await startServer({
-    ...config,
-    port: 0,
-    host: "127.0.0.1",
-    adminPort: 0,
-    logLevel: "silent",
-  });
-  t.after(() => server.close());
+  const server = await startConfigured(t, config);
   const health = createClient(
     Health,
     createGrpcTransport({ baseUrl: server.url }),
@@ -665,18 +671,24 @@ async function schemaProblems(m: Manifests): Promise<string[]> {
   return problems;
 }
 
+/** The kinds of the objects in `m`, sorted. */
+const kindsOf = (m: Manifests) => m.list.map((x) => `${x.object.kind}`).sort();
+
+/** The kinds the base manifests hold, sorted. */
+const baseKinds = [
+  "Deployment",
+  "GRPCRoute",
+  "HTTPRoute",
+  "HorizontalPodAutoscaler",
+  "PodDisruptionBudget",
+  "Service",
+];
+
 // The manifests as they are.
 
 test("Every manifest is valid against its Kubernetes or Gateway API schema (kubernetes-models, ajv)", async () => {
   const m = await load();
-  assert.deepEqual(m.list.map((x) => `${x.object.kind}`).sort(), [
-    "Deployment",
-    "GRPCRoute",
-    "HTTPRoute",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "Service",
-  ]);
+  assert.deepEqual(kindsOf(m), baseKinds);
   assert.deepEqual(await schemaProblems(m), []);
 });
 
@@ -1131,15 +1143,7 @@ function httpProbes(
 
 test("The TLS overlay renders with kustomize into valid objects with no unknown fields; the Secret is mounted where TLS_CERT and TLS_KEY point, the probes are HTTP on the admin port, a BackendTLSPolicy covers the Service's port, and the base's checks still pass", async (t) => {
   const m = new Manifests(await kustomizeBuild(t, tlsDir));
-  assert.deepEqual(m.list.map((x) => x.object.kind).sort(), [
-    "BackendTLSPolicy",
-    "Deployment",
-    "GRPCRoute",
-    "HTTPRoute",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "Service",
-  ]);
+  assert.deepEqual(kindsOf(m), ["BackendTLSPolicy", ...baseKinds]);
   assert.deepEqual(await schemaProblems(m), []);
   assert.deepEqual(await unknownFields(t, m.list), []);
   const mounted = await withSecretFiles(t, m);
@@ -1202,14 +1206,7 @@ test("Each probe of the TLS overlay, sent as the kubelet sends it, gets 200 from
   const m = new Manifests(await kustomizeBuild(t, tlsDir));
   const config = serverConfig(await withSecretFiles(t, m));
   assert.ok(config.tls, "the overlay's settings turn TLS on");
-  const server = await startServer({
-    ...config,
-    port: 0,
-    host: "127.0.0.1",
-    adminPort: 0,
-    logLevel: "silent",
-  });
-  t.after(() => server.close());
+  const server = await startConfigured(t, config);
   assert.match(server.url, /^https:/);
   const adminUrl = new URL(server.metricsUrl ?? "").origin;
   // What the base's gRPC probe would do: cleartext HTTP/2 to the API port, refused.

@@ -20,7 +20,13 @@ import { createGreeter } from "../src/services/greeter.js";
 import { createHealth } from "../src/services/health.js";
 import { ServingStatus } from "../src/services/serving-status.js";
 import { RawH2Client } from "./support/h2-frames.js";
-import { envelope, helloRequest } from "./support/raw.js";
+import {
+  envelope,
+  type GrpcCallResult,
+  grpcCall,
+  grpcHeaders,
+  helloRequest,
+} from "./support/raw.js";
 import { startTestServer } from "./support/server.js";
 import { testTransport } from "./support/transports.js";
 import { until, within } from "./support/wait.js";
@@ -32,8 +38,6 @@ import { until, within } from "./support/wait.js";
  * refused and say SERVING. The benchmark (bench/overload.ts) measures what
  * it does for the calls admitted under load.
  */
-
-const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
 /** The health service's Check request for the whole server (service ""), enveloped. */
 const healthCheck = envelope(new Uint8Array(0));
@@ -60,42 +64,6 @@ function busyGreeter(busyMs: number) {
       createHealth({ status: new ServingStatus(), services: ["Greeter"] }),
     );
   };
-}
-
-/** What a gRPC call on `session` got: grpc-status, grpc-message and the body. */
-function grpcCall(
-  session: http2.ClientHttp2Session,
-  path: string,
-  body: Buffer,
-): Promise<{ status: string; message: string; data: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      ...grpcHeaders,
-    });
-    const chunks: Buffer[] = [];
-    let status = "none";
-    let message = "";
-    const read = (h: http2.IncomingHttpHeaders) => {
-      if (h["grpc-status"] !== undefined) {
-        status = String(h["grpc-status"]);
-        message = decodeURIComponent(String(h["grpc-message"] ?? ""));
-      }
-    };
-    stream.on("response", read);
-    stream.on("trailers", read);
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("error", reject);
-    stream.on("close", () =>
-      resolve({
-        status,
-        message,
-        data: Buffer.concat(chunks).toString("latin1"),
-      }),
-    );
-    stream.end(body);
-  });
 }
 
 function h2Session(
@@ -235,10 +203,7 @@ for (const engine of [true, false]) {
 const busyMs = 200;
 
 /** The calls the worker of `test/load-shedding/client.ts` made, by name, and what each got. */
-type WorkerResults = Record<
-  string,
-  { status: string; message: string; data: string } | undefined
->;
+type WorkerResults = Record<string, GrpcCallResult | undefined>;
 
 async function runWorker(url: string, holdMs: number): Promise<WorkerResults> {
   const worker = new Worker(

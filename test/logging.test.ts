@@ -250,10 +250,8 @@ test("LOG_LEVEL=warn suppresses the lines of successful and client-error calls, 
 
 test("a handler that returns after its client went away is logged as canceled, not ok", async (t) => {
   const log = new LogCapture();
-  let handlerStarted = () => {};
-  const started = new Promise<void>((resolve) => {
-    handlerStarted = resolve;
-  });
+  const { promise: started, resolve: handlerStarted } =
+    Promise.withResolvers<void>();
   const server = await startTestServer(t, {
     logDestination: log.destination,
     logLevel: "info",

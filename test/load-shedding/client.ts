@@ -6,44 +6,13 @@
  */
 import * as http2 from "node:http2";
 import { parentPort, workerData } from "node:worker_threads";
-import { envelope, helloRequest } from "../support/raw.js";
+import { envelope, grpcCall, helloRequest } from "../support/raw.js";
 
 const { url, holdMs } = workerData as { url: string; holdMs: number };
 const session = http2.connect(url);
 session.on("error", () => {});
 
-function call(path: string, body: Buffer) {
-  return new Promise<{ status: string; message: string; data: string }>(
-    (resolve) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": path,
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      const chunks: Buffer[] = [];
-      let status = "none";
-      let message = "";
-      const read = (h: http2.IncomingHttpHeaders) => {
-        if (h["grpc-status"] === undefined) return;
-        status = String(h["grpc-status"]);
-        message = decodeURIComponent(String(h["grpc-message"] ?? ""));
-      };
-      stream.on("response", read);
-      stream.on("trailers", read);
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("error", () => {});
-      stream.on("close", () =>
-        resolve({
-          status,
-          message,
-          data: Buffer.concat(chunks).toString("latin1"),
-        }),
-      );
-      stream.end(body);
-    },
-  );
-}
+const call = (path: string, body: Buffer) => grpcCall(session, path, body);
 
 const hello = (name: string) =>
   call("/Greeter/SayHello", envelope(helloRequest(name)));

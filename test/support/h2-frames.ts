@@ -1,6 +1,8 @@
+import assert from "node:assert/strict";
 import { once } from "node:events";
 import * as net from "node:net";
 import { Arrivals } from "./arrivals.js";
+import { envelope, grpcHeaders, helloRequest } from "./raw.js";
 import { defaultWaitMs } from "./wait.js";
 
 /** HTTP/2 frame types (RFC 9113, 6). */
@@ -34,6 +36,29 @@ export interface Frame {
 export function goawayLastStreamId(frame: Frame): number {
   return frame.payload.readUInt32BE(0) & 0x7fffffff;
 }
+
+/**
+ * The last stream id of the first GOAWAY of a graceful shutdown, 2^31-1: a
+ * notice that refuses no stream (RFC 9113, 6.8).
+ */
+export const goawayNotice = 2 ** 31 - 1;
+
+export const isGoaway = (f: Frame) => f.type === frameType.goaway;
+/** The first GOAWAY of a graceful shutdown, which refuses no stream. */
+export const isGoawayNotice = (f: Frame) =>
+  isGoaway(f) && goawayLastStreamId(f) === goawayNotice;
+/** A GOAWAY that names the last stream the server took. */
+export const isFinalGoaway = (f: Frame) =>
+  isGoaway(f) && goawayLastStreamId(f) !== goawayNotice;
+export const isPing = (f: Frame) =>
+  f.type === frameType.ping && !(f.flags & ack);
+export const isPingAck = (f: Frame) =>
+  f.type === frameType.ping && (f.flags & ack) === ack;
+/** The frame that ends stream `id`: its RST_STREAM, or HEADERS with END_STREAM (trailers). */
+export const endsStream = (id: number) => (f: Frame) =>
+  f.streamId === id &&
+  (f.type === frameType.rstStream ||
+    (f.type === frameType.headers && (f.flags & endStream) === endStream));
 
 /** A frame in the notation of the reports: `GOAWAY last=3 NO_ERROR`, `DATA s=1 END_STREAM`... */
 export function showFrame(frame: Frame): string {
@@ -285,4 +310,43 @@ export function hpackInteger(n: number, prefixBits: number): Buffer {
   }
   out.push(rest);
   return Buffer.from(out);
+}
+
+/** Send SayHello(`name`) in gRPC on `streamId`, ending the stream, without waiting for the answer. */
+export function requestHello(
+  client: RawH2Client,
+  streamId: number,
+  name: string,
+): void {
+  client.request(
+    streamId,
+    "/Greeter/SayHello",
+    grpcHeaders,
+    envelope(helloRequest(name)),
+  );
+}
+
+/** Send SayHello(`name`) on `streamId` and wait for the stream's end; fails unless it was answered in full. */
+export async function sayHelloRaw(
+  client: RawH2Client,
+  streamId: number,
+  name: string,
+): Promise<void> {
+  requestHello(client, streamId, name);
+  await answered(client, streamId, name);
+}
+
+/** Wait for the end of `streamId`; fails unless it ended with trailers after the reply to `name`. */
+export async function answered(
+  client: RawH2Client,
+  streamId: number,
+  name: string,
+): Promise<void> {
+  const end = await client.next(endsStream(streamId));
+  assert.equal(
+    end.type,
+    frameType.headers,
+    `stream ${streamId} was reset: ${showFrame(end)}`,
+  );
+  assert.match(client.data(streamId).toString("latin1"), new RegExp(name));
 }

@@ -164,6 +164,55 @@ export async function rawH1(
   }
 }
 
+/** The headers of a gRPC request in protobuf (gRPC's PROTOCOL-HTTP2.md), beside :path. */
+export const grpcHeaders = {
+  "content-type": "application/grpc",
+  te: "trailers",
+};
+
+/** What a gRPC call got: grpc-status ("none" if it came in no headers), grpc-message and the body. */
+export interface GrpcCallResult {
+  status: string;
+  message: string;
+  data: string;
+}
+
+/** A gRPC call to `path` on `session` with `body`, read to its end; rejects if the stream errs. */
+export function grpcCall(
+  session: http2.ClientHttp2Session,
+  path: string,
+  body: Buffer,
+): Promise<GrpcCallResult> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      ...grpcHeaders,
+    });
+    const chunks: Buffer[] = [];
+    let status = "none";
+    let message = "";
+    const read = (h: http2.IncomingHttpHeaders) => {
+      if (h["grpc-status"] !== undefined) {
+        status = String(h["grpc-status"]);
+        message = decodeURIComponent(String(h["grpc-message"] ?? ""));
+      }
+    };
+    stream.on("response", read);
+    stream.on("trailers", read);
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    stream.on("close", () =>
+      resolve({
+        status,
+        message,
+        data: Buffer.concat(chunks).toString("latin1"),
+      }),
+    );
+    stream.end(body);
+  });
+}
+
 /** A HelloRequest in the protobuf binary encoding. */
 export function helloRequest(name: string): Uint8Array {
   return toBinary(HelloRequestSchema, create(HelloRequestSchema, { name }));
