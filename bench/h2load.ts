@@ -57,16 +57,12 @@ export interface H2loadOptions {
   warmUpSeconds?: number;
   /** Total requests (-n), instead of a duration. */
   requests?: number;
-  /** Requests started per second on each connection (--rps): an open loop; none: a closed loop. */
-  rps?: number;
   /** CPUs to pin h2load to (taskset -c list). */
   cpus: string | undefined;
 }
 
 /** What h2load measured. */
 export interface H2loadResult {
-  /** Requests started. */
-  started: number;
   /** Requests completed with a 2xx status. */
   succeeded: number;
   failed: number;
@@ -82,8 +78,6 @@ export interface H2loadResult {
   meanMs: number;
   /** CPU seconds h2load itself used, to tell when the load generator is the limit. */
   clientCpuSeconds: number;
-  /** Each request that finished, from h2load's per-request log: its HTTP status and latency. */
-  log: { status: number; ms: number }[];
   clientWallSeconds: number;
 }
 
@@ -117,7 +111,6 @@ export async function h2load(options: H2loadOptions): Promise<H2loadResult> {
     } else {
       args.push("-n", String(options.requests ?? 1000));
     }
-    if (options.rps !== undefined) args.push("--rps", String(options.rps));
     for (const [name, value] of Object.entries(options.headers)) {
       args.push("-H", `${name}: ${value}`);
     }
@@ -140,19 +133,14 @@ export async function h2load(options: H2loadOptions): Promise<H2loadResult> {
     if (!requests || !finished) {
       throw new Error(`cannot parse h2load output:\n${run.stdout}`);
     }
-    // Each line: start time, status, latency in microseconds.
-    const logged = readFileSync(logFile, "utf8")
+    const durations = readFileSync(logFile, "utf8")
       .split("\n")
       .filter((line) => line !== "")
-      .map((line) => {
-        const [, status, us] = line.split("\t");
-        return { status: Number(status), ms: Number(us) / 1000 };
-      });
-    const durations = logged.map((r) => r.ms).sort((a, b) => a - b);
+      .map((line) => Number(line.split("\t")[2]) / 1000)
+      .sort((a, b) => a - b);
     const mean =
       durations.reduce((sum, d) => sum + d, 0) / Math.max(1, durations.length);
     return {
-      started: Number(requests[3]),
       succeeded: Number(requests[4]),
       failed: Number(requests[5]),
       errored: Number(requests[6]),
@@ -166,7 +154,6 @@ export async function h2load(options: H2loadOptions): Promise<H2loadResult> {
       meanMs: mean,
       clientCpuSeconds: run.cpuSeconds,
       clientWallSeconds: run.wallSeconds,
-      log: logged,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -25,12 +25,17 @@
  * overload.md there, and prints the table.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { num } from "./env.js";
-import { h2load } from "./h2load.js";
 import { memoryBytes } from "./proc.js";
 import { startServerProcess } from "./server-process.js";
 import { percentile } from "./stats.js";
@@ -82,47 +87,69 @@ interface Run {
   servedPerSec: number;
 }
 
-/** Run h2load against `url` for OVERLOAD_SECONDS and sort its calls into admitted (200) and refused (503). */
-async function load(
+/** Run h2load against `url` and read its per-request log. */
+function h2load(
   url: string,
   options: { connections: number; streams: number; rps?: number },
-): Promise<Run> {
-  const run = await h2load({
-    url,
-    path: "/Greeter/SayHello",
-    headers: { "content-type": "application/proto" },
-    body,
-    connections: options.connections,
-    streams: options.streams,
-    rps: options.rps,
-    seconds,
-    warmUpSeconds: 0,
-    cpus: clientCpus,
-  });
-  const latencies = (status: number) =>
-    run.log
-      .filter((r) => r.status === status)
-      .map((r) => r.ms)
-      .sort((a, b) => a - b);
-  const ok = latencies(200);
-  const no = latencies(503);
-  return {
-    arrivalsPerSec: run.started / seconds,
-    admitted: ok.length,
-    refused: no.length,
-    other: run.started - ok.length - no.length,
-    admittedP50Ms: percentile(ok, 0.5),
-    admittedP99Ms: percentile(ok, 0.99),
-    refusedP99Ms: percentile(no, 0.99),
-    servedPerSec: ok.length / seconds,
-  };
+): Run {
+  const dir = mkdtempSync(join(tmpdir(), "bench-overload-"));
+  try {
+    const bodyFile = join(dir, "body");
+    const log = join(dir, "log");
+    writeFileSync(bodyFile, body);
+    const args = [
+      "-c",
+      String(options.connections),
+      "-m",
+      String(options.streams),
+      "-t",
+      "1",
+      "-D",
+      String(seconds),
+      "-d",
+      bodyFile,
+      "-H",
+      "content-type: application/proto",
+      "--log-file",
+      log,
+      ...(options.rps === undefined ? [] : ["--rps", String(options.rps)]),
+      `${url}/Greeter/SayHello`,
+    ];
+    const text = execFileSync(
+      clientCpus === undefined ? "h2load" : "taskset",
+      clientCpus === undefined ? args : ["-c", clientCpus, "h2load", ...args],
+      { encoding: "utf8", maxBuffer: 1 << 24 },
+    );
+    const started = Number(/(\d+) started/.exec(text)?.[1] ?? 0);
+    const ok: number[] = [];
+    const no: number[] = [];
+    for (const line of readFileSync(log, "utf8").split("\n")) {
+      const [, status, us] = line.split("\t");
+      if (status === "200") ok.push(Number(us) / 1000);
+      else if (status === "503") no.push(Number(us) / 1000);
+    }
+    ok.sort((a, b) => a - b);
+    no.sort((a, b) => a - b);
+    return {
+      arrivalsPerSec: started / seconds,
+      admitted: ok.length,
+      refused: no.length,
+      other: started - ok.length - no.length,
+      admittedP50Ms: percentile(ok, 0.5),
+      admittedP99Ms: percentile(ok, 0.99),
+      refusedP99Ms: percentile(no, 0.99),
+      servedPerSec: ok.length / seconds,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Start a fresh server, run `measure` against it, and read its peak memory. */
 async function withServer<T>(
   server: keyof typeof servers,
   env: Record<string, string>,
-  measure: (url: string) => Promise<T>,
+  measure: (url: string) => T,
 ): Promise<T & { peakRssMb: number }> {
   const child = await startServerProcess(
     servers[server].args,
@@ -136,7 +163,7 @@ async function withServer<T>(
     serverCpus,
   );
   try {
-    const result = await measure(child.url);
+    const result = measure(child.url);
     return {
       ...result,
       peakRssMb: memoryBytes(child.pid, "VmHWM") / 2 ** 20,
@@ -163,11 +190,11 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const server of which as (keyof typeof servers)[]) {
     const capacity = await withServer(server, {}, (url) =>
-      load(url, { connections: 4, streams: 16 }),
+      h2load(url, { connections: 4, streams: 16 }),
     );
     const capacityPerSec = capacity.servedPerSec;
     const unloaded = await withServer(server, {}, (url) =>
-      load(url, {
+      h2load(url, {
         connections: 16,
         streams: 1000,
         rps: Math.max(1, Math.round(capacityPerSec / 10 / 16)),
@@ -179,7 +206,7 @@ async function main(): Promise<void> {
     for (const factor of factors) {
       for (const shedding of Object.keys(modes) as (keyof typeof modes)[]) {
         const run = await withServer(server, modes[shedding], (url) =>
-          load(url, {
+          h2load(url, {
             connections: 16,
             streams: 1000,
             rps: Math.round((factor * capacityPerSec) / 16),
