@@ -24,7 +24,8 @@ export default group("engine", {
     "test/compression.test.ts",
   ],
   testTimeoutMs: 5_000,
-  // Not set yet: the engine has not been run since its rewrite. Set it to
+  // Not set yet: no run of the engine's 1,753 mutants since its rewrite has
+  // reached its end (about two hours on a busy two-core machine). Set it to
   // the first full run's score once its survivors are killed or accepted.
   breakBelow: null,
 });
