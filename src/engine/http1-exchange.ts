@@ -91,11 +91,29 @@ export class Http1Exchange extends NodeExchange implements Exchange {
     chunk: Uint8Array | undefined,
     trailers: OutgoingHttpHeaders | undefined,
   ): void {
-    if (trailers !== undefined) this.res.addTrailers(trailers);
-    if (chunk === undefined) this.res.end();
-    else this.res.end(chunk);
+    const res = this.res;
+    if (trailers !== undefined) res.addTrailers(trailers);
+    if (chunk === undefined) {
+      res.end();
+    } else if (trailers === undefined && chunk.byteLength <= oneWriteBytes) {
+      // Node sends the head and a string body in one write
+      // (OutgoingMessage._send prepends the head to a string), a Buffer body
+      // as a second buffer of a writev: one system call less per call.
+      // latin1 maps each byte to one character, so the bytes go as they are.
+      res.end(
+        Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString(
+          "latin1",
+        ),
+        "latin1",
+      );
+    } else {
+      res.end(chunk);
+    }
   }
 }
+
+/** Bodies up to this size are copied into a string to go out with their head in one write. */
+const oneWriteBytes = 16 * 1024;
 
 /**
  * Why a client that left ended its call, as connect-node's
