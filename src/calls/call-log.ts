@@ -50,35 +50,18 @@ export function callLog(
   const base = out[pino.symbols.chindingsSym] as string;
   const debug = logger.isLevelEnabled("debug");
   /** `,"procedure":"/Greeter/SayHello"`, once per procedure. */
-  const procedures = new WeakMap<Procedure, string>();
-  /** `,"httpVersion":"2.0","peer":"127.0.0.1:5555"`, once per connection. */
-  const connections = new WeakMap<Connection, string>();
+  const procedureField = madeOnce(
+    (procedure: Procedure) => `,"procedure":${JSON.stringify(procedure.path)}`,
+  );
   /** `,"principal":"alice"`, once per principal (a verified token's is shared by its calls). */
-  const principals = new WeakMap<Principal, string>();
-  const procedureField = (procedure: Procedure) => {
-    let text = procedures.get(procedure);
-    if (text === undefined) {
-      text = `,"procedure":${JSON.stringify(procedure.path)}`;
-      procedures.set(procedure, text);
-    }
-    return text;
-  };
-  const principalField = (principal: Principal) => {
-    let text = principals.get(principal);
-    if (text === undefined) {
-      text = `,"principal":${JSON.stringify(principal.id)}`;
-      principals.set(principal, text);
-    }
-    return text;
-  };
-  const connectionFields = (connection: Connection) => {
-    let text = connections.get(connection);
-    if (text === undefined) {
-      text = `,"httpVersion":${JSON.stringify(connection.httpVersion)},"peer":${JSON.stringify(connection.peer)}`;
-      connections.set(connection, text);
-    }
-    return text;
-  };
+  const principalField = madeOnce(
+    (principal: Principal) => `,"principal":${JSON.stringify(principal.id)}`,
+  );
+  /** `,"httpVersion":"2.0","peer":"127.0.0.1:5555"`, once per connection. */
+  const connectionFields = madeOnce(
+    (connection: Connection) =>
+      `,"httpVersion":${JSON.stringify(connection.httpVersion)},"peer":${JSON.stringify(connection.peer)}`,
+  );
   const message = (call: Call, msg: string) => {
     logger.debug(
       { procedure: call.procedure.path, peer: call.connection.peer },
@@ -160,4 +143,19 @@ function levelOf(code: Code | undefined): Level {
     default:
       return "error";
   }
+}
+
+/** `make`, each key's text made once and kept while the key lives. */
+function madeOnce<K extends object>(
+  make: (key: K) => string,
+): (key: K) => string {
+  const made = new WeakMap<K, string>();
+  return (key) => {
+    let text = made.get(key);
+    if (text === undefined) {
+      text = make(key);
+      made.set(key, text);
+    }
+    return text;
+  };
 }
