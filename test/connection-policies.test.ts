@@ -123,6 +123,7 @@ test("calls on a connection past its age run on for the grace (one started after
     logLevel: "info",
     logDestination: log.destination,
   });
+  const openedAt = performance.now();
   const client = await rawClient(t, server.url);
   openChat(client, 1);
   const first = await client.next(isGoawayNotice, ageMs * 1.1 + 2 * slackMs);
@@ -139,11 +140,20 @@ test("calls on a connection past its age run on for the grace (one started after
   assert.equal(streamed.type, frameType.headers, showFrame(streamed));
   assert.match(client.data(3).toString("latin1"), /Hello Bob, message 4/);
   await within(client.closed, graceMs + slackMs, "the dropped connection");
+  const droppedAt = performance.now();
+  // The grace starts when the server sends its first GOAWAY, which this
+  // client reads some time later on a loaded machine: the grace is surely
+  // over the shortest jittered age plus the grace after the connection
+  // opened, and at most the grace (and the slack) after the GOAWAY came.
   assertTook(
-    performance.now() - first.at,
-    graceMs,
-    graceMs + slackMs,
-    "from the first GOAWAY to the dropped connection",
+    droppedAt - openedAt,
+    ageMs * (1 - ageJitter) + graceMs,
+    ageMs * (1 + ageJitter) + graceMs + 3 * slackMs,
+    "from the connection's start to its drop",
+  );
+  assert.ok(
+    droppedAt - first.at <= graceMs + slackMs,
+    `from the first GOAWAY to the dropped connection took ${droppedAt - first.at} ms, more than ${graceMs + slackMs} ms`,
   );
   assert.ok(
     !client.frames.some(endsStream(1)),
@@ -267,11 +277,20 @@ test("keepalive: the server PINGs every connection each KEEPALIVE_TIME_MS, drops
   const ping = await silent.next(isPing, timeMs + slackMs);
   assertTook(ping.at - openedAt, timeMs, timeMs + slackMs, "the first PING");
   await within(silent.closed, timeoutMs + slackMs, "the dropped connection");
+  const droppedAt = performance.now();
+  // The server's timeout starts when it sends the PING, which this client
+  // reads some time later on a loaded machine: the timeout is surely over
+  // KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS after the connection opened,
+  // and at most KEEPALIVE_TIMEOUT_MS (and the slack) after the PING came.
   assertTook(
-    performance.now() - ping.at,
-    timeoutMs,
-    timeoutMs + slackMs,
-    "from the unanswered PING to the dropped connection",
+    droppedAt - openedAt,
+    timeMs + timeoutMs,
+    timeMs + timeoutMs + 2 * slackMs,
+    "from the connection's start to its drop",
+  );
+  assert.ok(
+    droppedAt - ping.at <= timeoutMs + slackMs,
+    `from the unanswered PING to the dropped connection took ${droppedAt - ping.at} ms, more than ${timeoutMs + slackMs} ms`,
   );
   const chat = await log.waitFor((l) => l.msg === "finished call");
   assert.equal(chat.procedure, "/Greeter/Chat");
